@@ -1,0 +1,39 @@
+# The README's two commands: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+FLASK := $(PY) -m flask --app wsgi
+PORT ?= 5000
+export PORT
+
+.PHONY: run test install dev-keys lint bench clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+instance/keys/private.pem: | $(VENV)/.installed
+	$(FLASK) token keygen instance/keys
+
+dev-keys: instance/keys/private.pem
+
+# Set up everything and run web + worker (embedded PostgreSQL unless DATABASE_URL is set).
+run: install dev-keys
+	$(FLASK) db upgrade
+	$(FLASK) demo seed --port $(PORT)
+	@echo "database: $$($(FLASK) db url)"
+	DATABASE_URL="$$($(FLASK) db url)" PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start web worker
+
+# Set up everything and run the whole test suite (embedded PostgreSQL unless TEST_DATABASE_URL is set).
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(PY) bench/api.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

@@ -1,0 +1,55 @@
+"""``python -m jobs``: the worker, restarted when it dies.
+
+The Procrastinate worker exits when it loses its database; neither a bare
+Procfile nor honcho restarts a process, so this entry point does: it runs the
+worker as a child process and starts it again (with a short backoff) until it
+is told to stop. SIGTERM/SIGINT are passed to the child for a graceful stop.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from pdam.queue import QUEUES
+
+
+def worker_command() -> list[str]:
+    concurrency = os.environ.get("WORKER_CONCURRENCY", "4")
+    return [
+        sys.executable, "-m", "procrastinate", "--app=jobs.app", "worker",
+        "--queues=" + ",".join(QUEUES), f"--concurrency={concurrency}",
+        "--name=" + os.environ.get("WORKER_NAME", f"worker-{os.getpid()}"),
+    ]
+
+
+def main() -> int:
+    stopping = False
+    child: subprocess.Popen | None = None
+
+    def stop(signum, _frame):
+        nonlocal stopping
+        stopping = True
+        if child and child.poll() is None:
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    backoff = 1.0
+    while not stopping:
+        started = time.monotonic()
+        child = subprocess.Popen(worker_command())
+        code = child.wait()
+        if stopping:
+            return 0
+        backoff = 1.0 if time.monotonic() - started > 60 else min(backoff * 2, 30.0)
+        print(f"worker exited with {code}; restarting in {backoff:.0f}s", file=sys.stderr, flush=True)
+        time.sleep(backoff)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""The embedded PostgreSQL server used when ``DATABASE_URL`` is not set.
+
+pgserver ships real PostgreSQL binaries in a wheel, so a machine with only
+Python gets a real server (never SQLite). The server keeps running after the
+process that started it exits; the next process reuses it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DATABASE_NAME = "pdam"
+
+
+def start(data_dir: Path, database: str = DATABASE_NAME, keep_running: bool = True) -> str:
+    """Start (or reuse) the server in ``data_dir``; return a libpq URL to ``database``."""
+    data_dir = Path(data_dir).resolve()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    # pgserver keeps its lock file in the runtime dir; give it one it can use.
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir.parent))
+    import warnings
+
+    import pgserver
+    import psycopg
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = pgserver.get_server(data_dir, cleanup_mode=None if keep_running else "stop")
+    admin_url = server.get_uri()
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("select 1 from pg_database where datname = %s", (database,)).fetchone()
+        if not exists:
+            conn.execute(f'create database "{database}"')
+    url = server.get_uri(database)
+    log.info("embedded PostgreSQL at %s", url)
+    return url

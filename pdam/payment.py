@@ -1,0 +1,161 @@
+"""Payment acceptance: validate against the inquiry, record, enqueue posting.
+
+Everything happens on the caller's transaction: the payment, its periods and
+its posting job commit together or not at all. The database has the last
+word on duplicates (unique partner+pid, unique inq, one live payment per
+bill period, unique nob); the checks here give the partner a precise answer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from . import errors, inquiry, queue
+
+WIB = ZoneInfo("Asia/Jakarta")
+POST_TASK = "posting.post_payment"
+
+PAYMENT_COLUMNS = (
+    "id, partner_code, pid, customer_id, inquiry_token, amount, periods, merchant, pat, nob,"
+    " accepted_at, status, posted_at, paid_total, paid_periods, problem_periods, reversed_at,"
+    " stuck_at, stuck_reason, callback_url, callback_token, request_authorization,"
+    " (floor(extract(epoch from accepted_at) * 1000))::bigint as pts"
+)
+
+BY_PID = sa.text(f"select {PAYMENT_COLUMNS} from payment where partner_code = :partner and pid = :pid")
+
+DUPLICATES = sa.text(
+    "select (select nob from payment where inquiry_token = :inq) as inq_nob,"
+    " array(select period from payment_period where customer_id = :cid"
+    "       and period = any(:periods) and live order by period) as taken"
+)
+
+INSERT = sa.text(
+    "with n as ("
+    " insert into nob_counter (partner_code, day, last_value) values (:partner, :day, 1)"
+    " on conflict (partner_code, day) do update set last_value = nob_counter.last_value + 1"
+    "   where nob_counter.last_value < 9999"
+    " returning last_value)"
+    " insert into payment (partner_code, pid, customer_id, inquiry_token, amount, periods,"
+    "   merchant, pat, nob, accepted_at, callback_url, callback_token, request_authorization)"
+    " select :partner, :pid, :cid, :inq, :amo, :periods, :mer, :pat,"
+    "   :prefix || lpad(n.last_value::text, 4, '0'), :now, :callback_url, :callback_token, :auth"
+    " from n"
+    f" returning {PAYMENT_COLUMNS}"
+)
+
+INSERT_PERIODS = sa.text(
+    "insert into payment_period (payment_id, customer_id, period)"
+    " select :id, :cid, unnest(cast(:periods as text[]))"
+)
+
+
+@dataclass(frozen=True)
+class Callback:
+    """Where and how to report this payment (X-Async, X-Async-Token, Authorization)."""
+
+    url: str | None = None
+    token: str | None = None
+    authorization: str | None = None
+
+
+@dataclass(frozen=True)
+class Accepted:
+    payment: dict
+    replayed: bool
+
+
+def receipt_prefix(partner_code: str, when: dt.datetime) -> tuple[dt.date, str]:
+    """The WIB day of ``when`` and the nob prefix: partner code + ``YYMMDD``."""
+    day = when.astimezone(WIB).date()
+    return day, f"{partner_code}{day:%y%m%d}"
+
+
+def new_pat() -> str:
+    return secrets.token_hex(10).upper()
+
+
+def _same_request(payment, cid: str, req: dict) -> bool:
+    return (
+        payment.customer_id == cid
+        and payment.inquiry_token == req["inq"]
+        and payment.amount == req["amo"]
+        and sorted(payment.periods) == sorted(req["per"])
+        and payment.merchant == req["mer"]
+    )
+
+
+def accept(
+    conn: sa.Connection,
+    partner_code: str,
+    cid: str,
+    req: dict,
+    callback: Callback,
+    now: dt.datetime,
+) -> Accepted:
+    """Record a payment for ``req`` (a loaded PaymentRequest) and enqueue its posting."""
+    # 1. The partner's pid: an idempotent replay or a conflict, before any inq check.
+    existing = conn.execute(BY_PID, {"partner": partner_code, "pid": req["pid"]}).one_or_none()
+    if existing is not None:
+        if _same_request(existing, cid, req):
+            return Accepted(existing._asdict(), replayed=True)
+        raise errors.Conflict(f"pid {req['pid']} was already used for another payment")
+
+    # 2. The inquiry: known, alive and this partner's.
+    inq = inquiry.find(conn, partner_code, req["inq"], now)
+    if inq is None:
+        raise errors.NotFound("inquiry token unknown or expired")
+
+    # 3. The payment must match what the inquiry showed.
+    if inq.customer_id != cid:
+        raise errors.Gone("the inquiry was made for another customer")
+    shown = {bill["period"]: bill["total"] for bill in inq.snapshot["bills"]}
+    unknown = [p for p in req["per"] if p not in shown]
+    if unknown:
+        raise errors.Gone(f"periods not in the inquiry: {', '.join(unknown)}")
+    expected = sum(shown[p] for p in req["per"])
+    if req["amo"] != expected:
+        raise errors.Gone(f"amo does not match the bills of the inquiry (expected {expected})")
+
+    # 4. Other duplicates: the inquiry already paid, or a period already being paid.
+    periods = sorted(req["per"])
+    dup = conn.execute(DUPLICATES, {"inq": req["inq"], "cid": cid, "periods": periods}).one()
+    if dup.inq_nob:
+        raise errors.Conflict("this inquiry already has a payment")
+    if dup.taken:
+        raise errors.Conflict(f"periods already paid or being paid: {', '.join(dup.taken)}")
+
+    # 5. Record, allocate the receipt number and enqueue: one transaction.
+    day, prefix = receipt_prefix(partner_code, now)
+    payment = conn.execute(
+        INSERT,
+        {
+            "partner": partner_code,
+            "day": day,
+            "prefix": prefix,
+            "pid": req["pid"],
+            "cid": cid,
+            "inq": req["inq"],
+            "amo": req["amo"],
+            "periods": periods,
+            "mer": req["mer"],
+            "pat": new_pat(),
+            "now": now,
+            "callback_url": callback.url,
+            "callback_token": callback.token,
+            "auth": callback.authorization if callback.url else None,
+        },
+    ).one_or_none()
+    if payment is None:
+        raise errors.ServiceUnavailable(
+            f"receipt numbers for partner {partner_code} on {day:%Y-%m-%d} (WIB) are used up;"
+            " no payment can be recorded until the next day"
+        )
+    conn.execute(INSERT_PERIODS, {"id": payment.id, "cid": cid, "periods": periods})
+    queue.defer(conn, POST_TASK, queue=queue.POSTING_QUEUE, payment_id=payment.id)
+    return Accepted(payment._asdict(), replayed=False)

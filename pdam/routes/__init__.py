@@ -1,0 +1,12 @@
+"""Blueprints: one per resource, thin views (parse -> one call -> dump)."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register_blueprints(app: Flask) -> None:
+    from . import health, tagihan
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(tagihan.bp)

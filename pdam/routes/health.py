@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+from flask import Blueprint
+
+from .. import db, health
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/health")
+def get_health():
+    return health.check(db.connection())

@@ -1,0 +1,39 @@
+"""``/tagihan/<cid>``: inquiry (GET) and payment (POST)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, request
+
+from .. import clock, db, inquiry, payment, schemas, webhook_url
+from ..auth import current_partner, partner_required
+
+bp = Blueprint("tagihan", __name__)
+
+
+@bp.get("/tagihan/<cid>")
+@partner_required
+def get_bills(cid):
+    cfg = current_app.config
+    with db.transaction() as conn:
+        result = inquiry.inquire(
+            conn, db.ledger_connection(), current_partner().code, schemas.check_cid(cid),
+            clock.now(), cfg["INQUIRY_TTL_SECONDS"],
+        )
+    headers = {"X-Cross-Site": result["token"], "X-Message": cfg["INQUIRY_MESSAGE"]}
+    return schemas.InquiryResponse().dump(result), 200, headers
+
+
+@bp.post("/tagihan/<cid>")
+@partner_required
+def pay(cid):
+    cid = schemas.check_cid(cid)
+    req = schemas.load(schemas.PaymentRequest(), request.get_json(silent=True))
+    callback = webhook_url.callback_from(request.headers)
+    result = db.run(payment.accept, current_partner().code, cid, req, callback, clock.now())
+    body = schemas.PaymentAccepted().dump(
+        {**result.payment, "message": current_app.config["PAYMENT_MESSAGE"]}
+    )
+    headers = {"X-Advice-Url": f"/status/{cid}?nob={body['data']['nob']}"}
+    if result.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return body, 202, headers

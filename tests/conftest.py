@@ -1,0 +1,183 @@
+"""Test fixtures: real PostgreSQL, schema built once, a fresh database per test.
+
+The server is ``TEST_DATABASE_URL`` when set (CI's second leg), else an
+embedded pgserver under ``instance/test-pgdata``. The migrations run once per
+session into a template database; each test gets its own copy
+(``create database ... template``), so tests may commit, run concurrent
+requests and start worker processes without seeing each other.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import os
+from pathlib import Path
+
+import jwt as pyjwt
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from pdam import create_app, migrations, tokens
+
+ROOT = Path(__file__).resolve().parent.parent
+ISSUER = "pdam-test"
+_counter = itertools.count()
+
+
+def url_for_database(server_url: str, name: str) -> str:
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        return url.replace("postgres://", "postgresql://", 1)
+    from pdam import embedded
+
+    return embedded.start(ROOT / "instance" / "test-pgdata", database="postgres", keep_running=False)
+
+
+def _admin(server_url: str) -> psycopg.Connection:
+    return psycopg.connect(server_url, autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def template_db(server_url):
+    name = f"pdam_tpl_{os.getpid()}"
+    with _admin(server_url) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+        conn.execute(f'create database "{name}"')
+    migrations.upgrade(url_for_database(server_url, name))
+    yield name
+    with _admin(server_url) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def database_url(server_url, template_db):
+    """A fresh, migrated database for this test only."""
+    name = f"pdam_t_{os.getpid()}_{next(_counter)}"
+    with _admin(server_url) as conn:
+        conn.execute(f'create database "{name}" template "{template_db}"')
+    yield url_for_database(server_url, name)
+    with _admin(server_url) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory) -> dict:
+    out = {}
+    for name, alg in (("ES256", "ES256"), ("RS256", "RS256"), ("other", "ES256")):
+        folder = tmp_path_factory.mktemp(name)
+        private, public = tokens.keygen(folder, alg)
+        out[name] = {"private": private.read_text(), "public": public.read_text(), "dir": folder}
+    return out
+
+
+@pytest.fixture
+def app_config(database_url, keys) -> dict:
+    return {
+        "TESTING": True,
+        "DATABASE_URL": database_url,
+        "BILLING_DATABASE_URL": None,
+        "PDAM_JWT_ALGORITHM": "ES256",
+        "PDAM_JWT_PUBLIC_KEY": keys["ES256"]["public"],
+        "JWT_PRIVATE_KEY_FILE": str(keys["ES256"]["dir"] / "private.pem"),
+        "JWT_ISSUER": ISSUER,
+        "DB_POOL_SIZE": 10,
+        "WEBHOOK_ALLOW_PRIVATE_NETWORKS": True,
+    }
+
+
+@pytest.fixture
+def make_app(app_config):
+    apps = []
+
+    def factory(**overrides):
+        app = create_app({**app_config, **overrides})
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        app.extensions["pdam.db"].dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def run_sql(database_url):
+    """Run SQL on the test database outside the app (committed at once)."""
+
+    def run(sql: str, params=None):
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            cur = conn.execute(sql, params)
+            return cur.fetchall() if cur.description else cur.rowcount
+
+    return run
+
+
+def sign(keys, claims: dict, alg: str = "ES256", key: str | None = None, headers=None) -> str:
+    return pyjwt.encode(claims, key or keys[alg]["private"], algorithm=alg, headers=headers)
+
+
+@pytest.fixture
+def issue_token(app, keys):
+    """Issue a token through the domain code the CLI uses (recorded jti)."""
+
+    def issue(code: str = "00", days: int = 30, now: dt.datetime | None = None) -> str:
+        now = (now or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0)
+        from pdam import db
+
+        with app.app_context(), db.transaction() as conn:
+            return tokens.issue(
+                conn,
+                code=code,
+                private_key=keys["ES256"]["private"],
+                algorithm="ES256",
+                issuer=ISSUER,
+                now=now,
+                expires=now + dt.timedelta(days=days),
+            )
+
+    return issue
+
+
+@pytest.fixture
+def add_partner(app):
+    from pdam import db, partners
+
+    def add(code: str = "00", name: str = "BANK1"):
+        with app.app_context(), db.transaction() as conn:
+            partners.add(conn, code, name)
+
+    return add
+
+
+@pytest.fixture
+def partner_headers(add_partner, issue_token):
+    """Authorization headers of an active partner ``00`` (BANK1)."""
+    add_partner("00", "BANK1")
+    return {"Authorization": f"Bearer {issue_token('00')}"}
+
+
+@pytest.fixture
+def auth_for(add_partner, issue_token):
+    """Headers for another partner: ``auth_for("96", "BANK2")``."""
+
+    def make(code: str, name: str = "OTHER") -> dict:
+        add_partner(code, name)
+        return {"Authorization": f"Bearer {issue_token(code)}"}
+
+    return make

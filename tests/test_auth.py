@@ -1,0 +1,182 @@
+"""Contract section 1: every bad token is 401, a deactivated partner 403."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import secrets
+
+import pytest
+
+from tests.conftest import ISSUER, sign
+
+PROTECTED = "/tagihan/010101010101"
+
+
+def now_ts() -> int:
+    return int(dt.datetime.now(dt.timezone.utc).timestamp())
+
+
+def claims(**overrides):
+    base = {
+        "name": "BANK1",
+        "sub": "00",
+        "iat": now_ts() - 10,
+        "exp": now_ts() + 3600,
+        "iss": ISSUER,
+        "jti": secrets.token_hex(16),
+    }
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+@pytest.fixture
+def known(run_sql, add_partner):
+    """Record a jti the way the CLI does, so only the claim under test differs."""
+    add_partner("00", "BANK1")
+
+    def record(c: dict) -> dict:
+        run_sql(
+            "insert into api_token (jti, partner_code, issued_at, expires_at)"
+            " values (%s, %s, now() - interval '1 hour', now() + interval '1 day')",
+            (c["jti"], c.get("sub", "00")),
+        )
+        return c
+
+    return record
+
+
+def get(client, token):
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    return client.get(PROTECTED, headers=headers)
+
+
+def assert_401(res):
+    assert res.status_code == 401, res.json
+    assert res.json["error"] == 401
+    assert res.json["message"]
+
+
+def b64(obj) -> str:
+    return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+
+def test_valid_token_passes_auth(client, partner_headers):
+    res = client.get(PROTECTED, headers=partner_headers)
+    # Authenticated: the route answers (no customer yet -> 404), not 401.
+    assert res.status_code == 404
+    assert res.json == {"error": 404, "message": "customer not found"}
+
+
+def test_missing_header(client):
+    assert_401(client.get(PROTECTED))
+
+
+@pytest.mark.parametrize("value", ["Bearer", "Bearer abc", "Bearer a.b.c", "Basic Zm9vOmJhcg==", "Bearer " + "x" * 40])
+def test_malformed(client, value):
+    assert_401(client.get(PROTECTED, headers={"Authorization": value}))
+
+
+def test_bad_signature(client, keys, known):
+    # A well-formed ES256 token, signed by a key the service does not trust.
+    assert_401(get(client, sign(keys, known(claims()), key=keys["other"]["private"])))
+
+
+def test_alg_none(client, known):
+    c = known(claims())
+    token = f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(c)}."
+    assert_401(get(client, token))
+
+
+def test_hs256_signed_with_public_key(client, keys, known):
+    import hashlib, hmac
+
+    c = known(claims())
+    head = b64({"alg": "HS256", "typ": "JWT"})
+    body = b64(c)
+    mac = hmac.new(keys["ES256"]["public"].encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    token = f"{head}.{body}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+    assert_401(get(client, token))
+
+
+def test_algorithm_not_configured(client, keys, known):
+    # RS256 is a good algorithm, but this deployment pins ES256.
+    assert_401(get(client, sign(keys, known(claims()), alg="RS256")))
+
+
+def test_expired(client, keys, known):
+    assert_401(get(client, sign(keys, known(claims(exp=now_ts() - 1)))))
+
+
+def test_not_yet_valid(client, keys, known):
+    assert_401(get(client, sign(keys, known(claims(nbf=now_ts() + 600)))))
+
+
+def test_wrong_issuer(client, keys, known):
+    assert_401(get(client, sign(keys, known(claims(iss="somebody-else")))))
+
+
+@pytest.mark.parametrize("claim", ["jti", "exp", "iss", "sub", "iat", "name"])
+def test_missing_claim(client, keys, known, claim):
+    c = claims()
+    known(dict(c))
+    c.pop(claim)
+    assert_401(get(client, sign(keys, c)))
+
+
+def test_malformed_jti(client, keys, known):
+    assert_401(get(client, sign(keys, claims(jti="NOT-HEX"))))
+
+
+def test_unrecorded_jti(client, keys, add_partner):
+    add_partner("00", "BANK1")
+    assert_401(get(client, sign(keys, claims())))
+
+
+def test_unknown_partner(client, keys, known):
+    c = claims()
+    known(c)
+    assert_401(get(client, sign(keys, {**c, "sub": "77"})))
+
+
+def test_revoked_also_after_new_app(client, make_app, keys, known, app):
+    from pdam import db, tokens
+
+    c = known(claims())
+    token = sign(keys, c)
+    assert get(client, token).status_code == 404
+    with app.app_context(), db.transaction() as conn:
+        tokens.revoke(conn, c["jti"], "lost laptop", dt.datetime.now(dt.timezone.utc))
+    res = get(client, token)
+    assert_401(res)
+    assert res.json["message"] == "Token has been revoked"
+    assert_401(get(make_app().test_client(), token))
+
+
+def test_deactivated_partner_is_403(client, app, partner_headers):
+    from pdam import db, partners
+
+    with app.app_context(), db.transaction() as conn:
+        partners.set_active(conn, "00", False)
+    res = client.get(PROTECTED, headers=partner_headers)
+    assert res.status_code == 403
+    assert res.json == {"error": 403, "message": "Partner is deactivated"}
+
+
+def test_rs256_by_configuration(make_app, keys, add_partner, run_sql):
+    app = make_app(PDAM_JWT_ALGORITHM="RS256", PDAM_JWT_PUBLIC_KEY=keys["RS256"]["public"])
+    add_partner("00", "BANK1")
+    c = claims()
+    run_sql(
+        "insert into api_token (jti, partner_code, issued_at, expires_at)"
+        " values (%s, '00', now(), now() + interval '1 day')",
+        (c["jti"],),
+    )
+    client = app.test_client()
+    assert get(client, sign(keys, c, alg="RS256")).status_code == 404
+    assert_401(get(client, sign(keys, c, alg="ES256")))
+
+
+def test_health_needs_no_token(client):
+    assert client.get("/health").status_code == 200

@@ -1,0 +1,3 @@
+from pdam import create_app
+
+app = create_app()
