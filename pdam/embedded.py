@@ -20,8 +20,11 @@ def start(data_dir: Path, database: str = DATABASE_NAME, keep_running: bool = Tr
     """Start (or reuse) the server in ``data_dir``; return a libpq URL to ``database``."""
     data_dir = Path(data_dir).resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    # pgserver keeps its lock file in the runtime dir; give it one it can use.
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir.parent))
+    # pgserver keeps its lock file in the runtime dir; give it a private one.
+    runtime = data_dir.parent / "run"
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     import warnings
 
     import pgserver

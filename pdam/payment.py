@@ -35,17 +35,18 @@ DUPLICATES = sa.text(
     "       and period = any(:periods) and live order by period) as taken"
 )
 
-INSERT = sa.text(
-    "with n as ("
-    " insert into nob_counter (partner_code, day, last_value) values (:partner, :day, 1)"
+ALLOCATE_NOB = sa.text(
+    "insert into nob_counter (partner_code, day, last_value) values (:partner, :day, 1)"
     " on conflict (partner_code, day) do update set last_value = nob_counter.last_value + 1"
     "   where nob_counter.last_value < 9999"
-    " returning last_value)"
-    " insert into payment (partner_code, pid, customer_id, inquiry_token, amount, periods,"
+    " returning last_value"
+)
+
+INSERT = sa.text(
+    "insert into payment (partner_code, pid, customer_id, inquiry_token, amount, periods,"
     "   merchant, pat, nob, accepted_at, callback_url, callback_token, request_authorization)"
-    " select :partner, :pid, :cid, :inq, :amo, :periods, :mer, :pat,"
-    "   :prefix || lpad(n.last_value::text, 4, '0'), :now, :callback_url, :callback_token, :auth"
-    " from n"
+    " values (:partner, :pid, :cid, :inq, :amo, :periods, :mer, :pat, :nob, :now,"
+    "   :callback_url, :callback_token, :auth)"
     f" returning {PAYMENT_COLUMNS}"
 )
 
@@ -70,10 +71,18 @@ class Accepted:
     replayed: bool
 
 
-def receipt_prefix(partner_code: str, when: dt.datetime) -> tuple[dt.date, str]:
-    """The WIB day of ``when`` and the nob prefix: partner code + ``YYMMDD``."""
+def allocate_nob(conn: sa.Connection, partner_code: str, when: dt.datetime) -> str:
+    """The next receipt number: partner code + WIB ``YYMMDD`` + the partner's daily
+    sequence. The counter row stays locked until the caller's transaction ends, so
+    numbers are never shared (a rolled-back payment leaves a gap, never a duplicate)."""
     day = when.astimezone(WIB).date()
-    return day, f"{partner_code}{day:%y%m%d}"
+    last = conn.execute(ALLOCATE_NOB, {"partner": partner_code, "day": day}).scalar()
+    if last is None:
+        raise errors.ServiceUnavailable(
+            f"receipt numbers of partner {partner_code} for {day:%Y-%m-%d} (WIB) are used up;"
+            " no payment can be recorded until the next day"
+        )
+    return f"{partner_code}{day:%y%m%d}{last:04d}"
 
 
 def new_pat() -> str:
@@ -131,13 +140,11 @@ def accept(
         raise errors.Conflict(f"periods already paid or being paid: {', '.join(dup.taken)}")
 
     # 5. Record, allocate the receipt number and enqueue: one transaction.
-    day, prefix = receipt_prefix(partner_code, now)
     payment = conn.execute(
         INSERT,
         {
             "partner": partner_code,
-            "day": day,
-            "prefix": prefix,
+            "nob": allocate_nob(conn, partner_code, now),
             "pid": req["pid"],
             "cid": cid,
             "inq": req["inq"],
@@ -150,12 +157,7 @@ def accept(
             "callback_token": callback.token,
             "auth": callback.authorization if callback.url else None,
         },
-    ).one_or_none()
-    if payment is None:
-        raise errors.ServiceUnavailable(
-            f"receipt numbers for partner {partner_code} on {day:%Y-%m-%d} (WIB) are used up;"
-            " no payment can be recorded until the next day"
-        )
+    ).one()
     conn.execute(INSERT_PERIODS, {"id": payment.id, "cid": cid, "periods": periods})
     queue.defer(conn, POST_TASK, queue=queue.POSTING_QUEUE, payment_id=payment.id)
     return Accepted(payment._asdict(), replayed=False)

@@ -181,3 +181,48 @@ def auth_for(add_partner, issue_token):
         return {"Authorization": f"Bearer {issue_token(code)}"}
 
     return make
+
+
+CSV_HEADER = (
+    "cid,nama,alamat,golongan,bill_id,periode,meter_awal,meter_akhir,pakai,"
+    "air,administrasi,ppn_administrasi,denda,angsuran\n"
+)
+CONTRACT_CUSTOMER = "010101010101"
+CONTRACT_BILL = (
+    "010101010101,Semar Badranaya,Jl. Perjuangan No. 102,10R - Rumah Tangga 10,"
+    "1234202005,202005,496,501,10,50000,8000,800,30000,0\n"
+)
+
+
+@pytest.fixture
+def seed_bills(app):
+    """Load bills through the importer: ``seed_bills(csv_lines)`` or ``seed_bills.simple(cid, periods)``."""
+    import io
+
+    from pdam import billing, db
+
+    def seed(lines: str):
+        rows = billing.parse_csv(io.StringIO(CSV_HEADER + lines))
+        with app.app_context(), db.ledger_transaction() as conn:
+            billing.import_rows(conn, rows)
+
+    def simple(cid: str, periods, water: int = 40000, late_fee: int = 0):
+        seed(
+            "".join(
+                f"{cid},Pelanggan {cid},Jl. Test,10R,{cid}{p},{p},0,10,10,{water},8000,800,{late_fee},0\n"
+                for p in periods
+            )
+        )
+
+    seed.simple = simple
+    return seed
+
+
+@pytest.fixture
+def inquire(client):
+    def run(cid: str, headers: dict):
+        res = client.get(f"/tagihan/{cid}", headers=headers)
+        assert res.status_code == 200, res.json
+        return res.json, res.headers["X-Cross-Site"]
+
+    return run

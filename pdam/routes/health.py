@@ -10,3 +10,9 @@ bp = Blueprint("health", __name__)
 @bp.get("/health")
 def get_health():
     return health.check(db.connection())
+
+
+@bp.get("/health/live")
+def get_liveness():
+    """The process answers; no dependency is checked (load balancers, benchmarks)."""
+    return {"status": "ok"}
