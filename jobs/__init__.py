@@ -15,7 +15,7 @@ flask_app = create_app()
 
 app = procrastinate.App(
     connector=procrastinate.PsycopgConnector(conninfo=flask_app.config["RESOLVED_DATABASE_URL"]),
-    import_paths=["jobs.tasks"],
+    import_paths=["jobs.posting", "jobs.maintenance"],
     worker_defaults={
         # A worker silent for STALLED_JOB_SECONDS counts as dead; its jobs are retried.
         "update_heartbeat_interval": max(1.0, flask_app.config["STALLED_JOB_SECONDS"] / 6),

@@ -220,6 +220,20 @@ def bills_import(file):
     )
 
 
+# -- payment ---------------------------------------------------------------
+
+
+@payment_cli.command("requeue")
+@click.argument("nob")
+@reports_errors
+def payment_requeue(nob):
+    """Re-queue a payment stuck in posting."""
+    from . import posting
+
+    job_id = run_in_transaction(posting.requeue, nob)
+    click.echo(f"payment {nob} queued for posting (job {job_id})")
+
+
 def init_app(app: Flask) -> None:
     from . import demo
 

@@ -81,7 +81,8 @@ UNAVAILABLE = (
 )
 
 
-def _unavailable(exc: BaseException) -> bool:
+def is_transient(exc: BaseException) -> bool:
+    """A failure that can pass: connection lost, pool exhausted, deadlock, lock timeout..."""
     if isinstance(exc, UNAVAILABLE):
         return True
     import procrastinate.exceptions
@@ -107,7 +108,7 @@ def handle(exc: BaseException):
         default = type(exc).description
         message = exc.description if exc.description and exc.description != default else exc.name
         headers = {k: v for k, v in exc.get_headers() if k.lower() in ("allow", "retry-after")}
-    elif _unavailable(exc):
+    elif is_transient(exc):
         log.warning("dependency unavailable: %s", type(exc).__name__)
         status, message = 503, ServiceUnavailable.__doc__
         headers = {"Retry-After": "5"}

@@ -161,3 +161,33 @@ def accept(
     conn.execute(INSERT_PERIODS, {"id": payment.id, "cid": cid, "periods": periods})
     queue.defer(conn, POST_TASK, queue=queue.POSTING_QUEUE, payment_id=payment.id)
     return Accepted(payment._asdict(), replayed=False)
+
+
+def find(
+    conn: sa.Connection,
+    partner_code: str,
+    cid: str,
+    *,
+    nob: str | None = None,
+    pid: str | None = None,
+    pat: str | None = None,
+    inq: str | None = None,
+) -> dict:
+    """One payment of this partner and customer, by nob or pid (+pat or +inq); else 404.
+
+    Another partner's payment is indistinguishable from one that does not exist.
+    """
+    row = conn.execute(
+        sa.text(
+            f"select {PAYMENT_COLUMNS} from payment"
+            " where partner_code = :partner and customer_id = :cid"
+            " and (cast(:nob as text) is null or nob = :nob)"
+            " and (cast(:pid as text) is null or pid = :pid)"
+            " and (cast(:pat as text) is null or pat = :pat)"
+            " and (cast(:inq as text) is null or inquiry_token = :inq)"
+        ),
+        {"partner": partner_code, "cid": cid, "nob": nob, "pid": pid, "pat": pat, "inq": inq},
+    ).one_or_none()
+    if row is None:
+        raise errors.NotFound("payment not found")
+    return row._asdict()

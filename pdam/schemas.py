@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates, validates_schema
 
 from . import errors
 
@@ -90,6 +90,25 @@ def check_cid(cid: str) -> str:
     if not CID_RE.match(cid):
         raise errors.BadRequest("cid must be digits only", errors={"cid": ["Digits only, 1 to 20."]})
     return cid
+
+
+class StatusQuery(Schema):
+    """``nob``, or ``pid``, or ``pid`` + ``pat``, or ``pid`` + ``inq``."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    nob = fields.String(validate=validate.Regexp(r"^[0-9]{12}$"))
+    pid = fields.String(validate=validate.Length(min=1, max=50))
+    pat = fields.String(validate=validate.Regexp(r"^[0-9A-Fa-f]{20}$"))
+    inq = fields.String(validate=validate.Regexp(r"^[0-9a-f]{32}$"))
+
+    @validates_schema
+    def _one_key(self, data, **kwargs):
+        if not data.get("nob") and not data.get("pid"):
+            raise ValidationError("Give nob, or pid (optionally with pat or inq).", "nob")
+        if (data.get("pat") or data.get("inq")) and not data.get("pid"):
+            raise ValidationError("pat and inq go with pid.", "pid")
 
 
 # -- responses ------------------------------------------------------------------
@@ -179,3 +198,13 @@ class PaymentAccepted(Schema):
     message = fields.String()
     data = fields.Function(lambda p: PaymentData().dump(p))
     meta = fields.Function(lambda p: Meta().dump({**p, "paid_total": None, "paid_periods": None, "problem_periods": None}))
+
+
+class PaymentStatus(Schema):
+    """GET /status (and webhook bodies): the payment's state with the full meta."""
+
+    status = fields.String()
+    code = fields.Integer()
+    message = fields.String()
+    data = fields.Function(lambda p: StatusData().dump(p))
+    meta = fields.Function(lambda p: Meta().dump(p))

@@ -226,3 +226,81 @@ def inquire(client):
         return res.json, res.headers["X-Cross-Site"]
 
     return run
+
+
+@pytest.fixture
+def post_queued(app):
+    """Run the posting job of every queued payment in this process, as the worker would
+    (the job rows stay: posting an already final payment changes nothing)."""
+    from pdam import posting
+
+    def run(attempt: int = 1):
+        import psycopg
+
+        with psycopg.connect(app.config["RESOLVED_DATABASE_URL"], autocommit=True) as conn:
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    "select (args->>'payment_id')::bigint from procrastinate_jobs"
+                    " where task_name = 'posting.post_payment' and status = 'todo' order by id"
+                )
+            ]
+        results = []
+        for payment_id in ids:
+            with app.app_context():
+                results.append(posting.run_job(payment_id, attempt))
+        return results
+
+    return run
+
+
+@pytest.fixture
+def start_worker(database_url, app_config):
+    """Start real worker processes (``python -m jobs``, as the Procfile does) on this test's database."""
+    import signal
+    import subprocess
+    import sys
+
+    procs = []
+
+    def start(supervised: bool = True, **env_overrides) -> subprocess.Popen:
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "JWT_PUBLIC_KEY": app_config["PDAM_JWT_PUBLIC_KEY"],
+            "JWT_ISSUER": ISSUER,
+            "WORKER_CONCURRENCY": "4",
+            "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "1",
+            **{k: str(v) for k, v in env_overrides.items()},
+        }
+        cmd = [sys.executable, "-m", "jobs"] if supervised else [
+            sys.executable, "-m", "procrastinate", "--app=jobs.app", "worker",
+            "--queues=posting,webhooks,maintenance", "--concurrency=4",
+        ]
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=10)
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` s."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)

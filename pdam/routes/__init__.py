@@ -6,7 +6,8 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import health, tagihan
+    from . import health, status, tagihan
 
     app.register_blueprint(health.bp)
     app.register_blueprint(tagihan.bp)
+    app.register_blueprint(status.bp)
