@@ -263,7 +263,7 @@ def start_worker(database_url, app_config):
 
     procs = []
 
-    def start(supervised: bool = True, **env_overrides) -> subprocess.Popen:
+    def start(supervised: bool = True, log: Path | None = None, **env_overrides) -> subprocess.Popen:
         env = {
             **os.environ,
             "DATABASE_URL": database_url,
@@ -277,8 +277,10 @@ def start_worker(database_url, app_config):
             sys.executable, "-m", "procrastinate", "--app=jobs.app", "worker",
             "--queues=posting,webhooks,maintenance", "--concurrency=4",
         ]
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+        out = log.open("w") if log else subprocess.DEVNULL
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        if log:
+            out.close()  # the child has its own copy
         procs.append(proc)
         return proc
 
@@ -304,3 +306,14 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+@pytest.fixture
+def private_server(tmp_path_factory):
+    """A PostgreSQL server of this test's own, to stop and start (see tests/pgcontrol.py)."""
+    from tests.pgcontrol import PrivateServer
+
+    server = PrivateServer(tmp_path_factory.mktemp("pg"))
+    server.start()
+    yield server
+    server.destroy()
