@@ -13,6 +13,8 @@ graceful_timeout = 20
 # each worker gets fresh connections because engines connect lazily after fork.
 preload_app = True
 accesslog = None
+# No shared control socket: several web processes may run on one host.
+control_socket_disable = True
 
 
 def post_fork(server, worker):

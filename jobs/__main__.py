@@ -14,11 +14,12 @@ import subprocess
 import sys
 import time
 
+from pdam import config
 from pdam.queue import QUEUES
 
 
 def worker_command() -> list[str]:
-    concurrency = os.environ.get("WORKER_CONCURRENCY", "4")
+    concurrency = config.load()["WORKER_CONCURRENCY"]
     return [
         sys.executable, "-m", "procrastinate", "--app=jobs.app", "worker",
         "--queues=" + ",".join(QUEUES), f"--concurrency={concurrency}",
