@@ -1,4 +1,4 @@
-"""Maintenance tasks: inquiry clean-up and stalled-job recovery."""
+"""Maintenance tasks: inquiry clean-up, stalled-job recovery and a no-op for queue checks."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 
 from procrastinate.jobs import Status
 
-from pdam import payment, posting, queue
+from pdam import payment, posting, queue, webhooks
 
 from . import app, flask_app
 
@@ -34,8 +34,9 @@ async def recover_stalled(timestamp: int) -> int:
     """Retry jobs whose worker stopped heartbeating (killed, lost its host).
 
     Procrastinate's stalled path ignores the task's retry strategy, so the
-    maximum is enforced here: past STALLED_MAX_RETRIES the job is failed and a
-    posting job's payment flagged stuck for operators.
+    maximum is enforced here: past STALLED_MAX_RETRIES the job is failed, a
+    posting job's payment flagged stuck and a webhook delivery marked failed,
+    both visible to operators.
     """
     manager = app.job_manager
     stalled = await manager.get_stalled_jobs(seconds_since_heartbeat=cfg["STALLED_JOB_SECONDS"])
@@ -46,13 +47,23 @@ async def recover_stalled(timestamp: int) -> int:
             continue
         log.error("stalled job %s failed after %s attempts", job.id, job.attempts)
         await manager.finish_job(job, status=Status.FAILED, delete_job=False)
-        if job.task_name == payment.POST_TASK:
-            await asyncio.to_thread(_flag_stuck, job.task_kwargs["payment_id"], job.attempts)
+        await asyncio.to_thread(_give_up, job.task_name, job.task_kwargs, job.attempts)
     return len(stalled)
 
 
-def _flag_stuck(payment_id: int, attempts: int) -> None:
+@app.task(name="maintenance.noop", queue=queue.MAINTENANCE_QUEUE)
+def noop() -> None:
+    """Do nothing: checks the queue end to end and is the baseline of ``bench/worker.py``
+    (a sync task, run in a thread like the posting task, so only the domain work differs)."""
+
+
+def _give_up(task_name: str, kwargs: dict, attempts: int) -> None:
+    """Leave a visible trace of a job given up by stalled-job recovery."""
     from pdam import clock, db
 
+    reason = f"its worker died {attempts} times during the job"
     with flask_app.app_context(), db.transaction() as conn:
-        posting.flag_stuck(conn, payment_id, "worker died during posting too often", attempts, clock.now())
+        if task_name == payment.POST_TASK:
+            posting.flag_stuck(conn, kwargs["payment_id"], reason, attempts, clock.now())
+        elif task_name == webhooks.DELIVER_TASK:
+            webhooks.give_up(conn, kwargs["delivery_id"], reason)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import csv
+import operator
 import re
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 import sqlalchemy as sa
 
@@ -31,6 +32,11 @@ class ImportResult:
     updated: int
 
 
+def _is_amount(value: str) -> bool:
+    """ASCII digits (``str.isdigit`` alone takes "²" or Arabic-Indic digits) up to MAX_AMOUNT."""
+    return value.isascii() and value.isdigit() and (len(value) < 16 or int(value) <= MAX_AMOUNT)
+
+
 def _row_errors(row: dict) -> list[str]:
     problems = []
     if not CID_RE.match(row["cid"]):
@@ -42,39 +48,95 @@ def _row_errors(row: dict) -> list[str]:
     if not PERIOD_RE.match(row["periode"]):
         problems.append("periode must be YYYYMM")
     for name in AMOUNTS:
-        value = row[name]
-        if not value.isdigit() or int(value) > MAX_AMOUNT:
+        if not _is_amount(row[name]):
             problems.append(f"{name} must be a whole non-negative number")
     return problems
 
 
-def parse_csv(lines: Iterable[str], progress: Callable[[int], None] = lambda n: None) -> Iterator[tuple]:
-    """Validate every line; yield ``(line_no, values...)``. Raises BadRequest naming lines."""
-    reader = csv.DictReader(lines)
-    missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+#: Progress is reported every this many lines (a progress bar redraw per line costs more than the line).
+PROGRESS_EVERY = 1000
+
+
+def count_lines(binary_lines: Iterable[bytes]) -> int:
+    """Lines after the header, checking that each one is UTF-8 (BadRequest naming the first
+    that is not, before anything is parsed)."""
+    count = 0
+    for count, line in enumerate(binary_lines, 1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise errors.BadRequest(f"line {count}: not UTF-8 text ({exc.reason}); nothing imported") from None
+    return max(count - 1, 0)
+
+
+def parse_csv(lines: Iterable[str], progress: Callable[[int], None] = lambda n: None) -> list[tuple]:
+    """Validate every line; return ``(line_no, values...)`` tuples. Raises BadRequest naming lines.
+
+    The common case (a valid line) takes one pass of cheap string checks; only a
+    line that fails them is examined again to name every problem.
+    """
+    reader = csv.reader(lines)
+    try:
+        return _parse(reader, progress)
+    except UnicodeDecodeError as exc:  # decoding runs ahead of the parser: no line number
+        raise errors.BadRequest(f"not UTF-8 text ({exc.reason}); nothing imported") from None
+    except csv.Error as exc:
+        raise errors.BadRequest(f"line {reader.line_num}: {exc}; nothing imported") from None
+
+
+def _parse(reader, progress: Callable[[int], None]) -> list[tuple]:
+    header = next(reader, None) or []
+    missing = [c for c in COLUMNS if c not in header]
     if missing:
         raise errors.BadRequest(f"line 1: missing columns: {', '.join(missing)}")
+    width = len(header)
+    index = [header.index(c) for c in COLUMNS]
+    needed = max(index) + 1
+    pick = operator.itemgetter(*index)
     problems: list[str] = []
     rows = []
     seen: dict[tuple[str, str], int] = {}
-    for row in reader:
-        line = reader.line_num
-        progress(1)
-        if None in row or any(row[c] is None for c in COLUMNS):
-            problems.append(f"line {line}: expected {len(COLUMNS)} columns")
+    pending = 0
+    for raw in reader:
+        pending += 1
+        if pending == PROGRESS_EVERY:
+            progress(pending)
+            pending = 0
+        if not raw:  # a blank line, as csv.DictReader skips it
             continue
-        row = {k: (v or "").strip() for k, v in row.items() if k in COLUMNS}
-        bad = _row_errors(row)
-        key = (row["cid"], row["periode"])
-        if not bad and key in seen:
-            bad = [f"bill for cid {key[0]} periode {key[1]} already on line {seen[key]}"]
-        seen.setdefault(key, line)
+        line = reader.line_num
+        if len(raw) > width or len(raw) < needed:
+            problems.append(f"line {line}: expected {len(COLUMNS)} columns")
+            if len(problems) >= MAX_REPORTED_ERRORS:
+                break
+            continue
+        values = list(map(str.strip, pick(raw)))
+        cid, nama, bill_id, periode = values[0], values[1], values[4], values[5]
+        amounts = values[6:]
+        digits = "".join(amounts)
+        ok = (
+            CID_RE.match(cid) is not None
+            and 0 < len(nama) <= 200
+            and 0 < len(bill_id) <= 40
+            and PERIOD_RE.match(periode) is not None
+            and digits.isascii()
+            and digits.isdigit()
+            and all(amounts)  # none empty
+            and max(map(len, amounts)) < 16  # below MAX_AMOUNT; longer ones take the full check
+        )
+        bad = [] if ok else _row_errors(dict(zip(COLUMNS, values)))
+        key = (cid, periode)
+        if not bad:
+            first = seen.setdefault(key, line)
+            if first != line:
+                bad = [f"bill for cid {cid} periode {periode} already on line {first}"]
         if bad:
             problems.append(f"line {line}: " + "; ".join(bad))
             if len(problems) >= MAX_REPORTED_ERRORS:
                 break
             continue
-        rows.append((line, *(row[c] for c in COLUMNS)))
+        rows.append((line, *values))
+    progress(pending)
     if problems:
         raise errors.BadRequest("nothing imported:\n" + "\n".join(problems))
     return rows
@@ -82,7 +144,19 @@ def parse_csv(lines: Iterable[str], progress: Callable[[int], None] = lambda n: 
 
 def import_rows(conn: sa.Connection, rows: list[tuple]) -> ImportResult:
     """Load validated rows in the caller's transaction: all or nothing."""
+    stage_rows(conn, rows)
+    return apply_staged(conn, len(rows))
+
+
+def stage_rows(
+    conn: sa.Connection, rows: list[tuple], progress: Callable[[int], None] = lambda n: None
+) -> None:
+    """COPY validated rows into a temporary table of the caller's transaction (dropped at its
+    end); ``progress(n)`` is told every PROGRESS_EVERY rows sent."""
     raw = driver_connection(conn)
+    # A bulk load is not a request: the service's statement timeout (DB_STATEMENT_TIMEOUT_MS)
+    # would cut a large file's upsert short. lock_timeout still applies.
+    conn.execute(sa.text("set local statement_timeout = 0"))
     conn.execute(
         sa.text(
             "create temporary table bill_import ("
@@ -95,16 +169,27 @@ def import_rows(conn: sa.Connection, rows: list[tuple]) -> ImportResult:
     with raw.cursor().copy(
         "copy bill_import (line, " + ", ".join(COLUMNS) + ") from stdin"
     ) as copy:
-        for row in rows:
-            copy.write_row(row)
+        for start in range(0, len(rows), PROGRESS_EVERY):
+            for row in rows[start : start + PROGRESS_EVERY]:
+                copy.write_row(row)
+            progress(min(PROGRESS_EVERY, len(rows) - start))
+
+
+def apply_staged(conn: sa.Connection, count: int) -> ImportResult:
+    """Check the staged rows against the ledger and apply them, or refuse them all."""
+    # A bill of the file that exists paid, or whose bill_id or (cid, periode) belongs to
+    # another bill. Two equi-joins (hash joins) rather than one join on "a or b", which
+    # PostgreSQL can only run as a nested loop of index probes, one per imported row.
     conflicts = conn.execute(
         sa.text(
             "select i.line, i.cid, i.periode, b.paid_by, b.bill_no, b.customer_id, b.period"
-            " from bill_import i join bill b"
-            "   on (b.customer_id = i.cid and b.period = i.periode) or b.bill_no = i.bill_id"
-            " where b.paid_by is not null"
-            "    or b.bill_no <> i.bill_id or b.customer_id <> i.cid or b.period <> i.periode"
-            " order by i.line limit :n"
+            " from bill_import i join bill b on b.customer_id = i.cid and b.period = i.periode"
+            " where b.paid_by is not null or b.bill_no <> i.bill_id"
+            " union"
+            " select i.line, i.cid, i.periode, b.paid_by, b.bill_no, b.customer_id, b.period"
+            " from bill_import i join bill b on b.bill_no = i.bill_id"
+            " where b.paid_by is not null or b.customer_id <> i.cid or b.period <> i.periode"
+            " order by line limit :n"
         ),
         {"n": MAX_REPORTED_ERRORS},
     ).all()
@@ -148,7 +233,7 @@ def import_rows(conn: sa.Connection, rows: list[tuple]) -> ImportResult:
             "        count(*) filter (where not inserted) as updated from up"
         )
     ).one()
-    if counts.inserted + counts.updated != len(rows):
+    if counts.inserted + counts.updated != count:
         # A bill was paid between the check and the upsert: refuse the whole file.
         raise errors.Conflict("nothing imported: a bill in the file was paid during the import")
-    return ImportResult(customers, len(rows), counts.inserted, counts.updated)
+    return ImportResult(customers, count, counts.inserted, counts.updated)

@@ -31,7 +31,7 @@ def utcnow() -> dt.datetime:
 
 
 def reports_errors(command):
-    """Turn domain errors into a clear message and exit code 1."""
+    """Turn domain errors (and an unreachable database) into a clear message and exit code 1."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -39,6 +39,12 @@ def reports_errors(command):
             return command(*args, **kwargs)
         except errors.PdamError as exc:
             raise click.ClickException(exc.message) from None
+        except Exception as exc:
+            if not errors.is_transient(exc):
+                raise
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            message = f"database unavailable or too slow, the command did not complete: {reason}"
+            raise click.ClickException(message) from None
 
     return wrapper
 
@@ -99,6 +105,7 @@ def partner_activate(code):
 
 
 @partner_cli.command("list")
+@reports_errors
 def partner_list():
     """List partners."""
     rows = run_in_transaction(partners.all_partners)
@@ -206,14 +213,16 @@ def token_revoke(token_or_jti, reason):
 @reports_errors
 def bills_import(file):
     """Load customers and unpaid bills from a CSV file, all or nothing."""
-    with file.open(newline="", encoding="utf-8-sig") as fh:
-        total = max(sum(1 for _ in fh) - 1, 0)
+    with file.open("rb") as fh:
+        total = billing.count_lines(fh)
     with file.open(newline="", encoding="utf-8-sig") as fh:
         with click.progressbar(length=total, label="checking", file=sys.stderr) as bar:
             rows = billing.parse_csv(fh, progress=bar.update)
-    click.echo(f"writing {len(rows)} bills ...", err=True)
     with db.ledger_transaction() as conn:
-        result = billing.import_rows(conn, rows)
+        with click.progressbar(length=len(rows), label="sending ", file=sys.stderr) as bar:
+            billing.stage_rows(conn, rows, progress=bar.update)
+        click.echo(f"applying {len(rows)} bills to the ledger (one transaction) ...", err=True)
+        result = billing.apply_staged(conn, len(rows))
     click.echo(
         f"imported {result.bills} bills of {result.customers} customers"
         f" ({result.inserted} new, {result.updated} updated)"
@@ -232,6 +241,24 @@ def payment_requeue(nob):
 
     job_id = run_in_transaction(posting.requeue, nob)
     click.echo(f"payment {nob} queued for posting (job {job_id})")
+
+
+# -- webhook ---------------------------------------------------------------
+
+
+@webhook_cli.command("resend")
+@click.argument("nob")
+@reports_errors
+def webhook_resend(nob):
+    """Send a payment's last callback again (same event, body and X-Event-Id)."""
+    from . import webhooks
+
+    sent = run_in_transaction(webhooks.resend, nob)
+    click.echo(
+        f"payment {nob}: last callback ({sent.event}, delivery {sent.resend_of}) queued again"
+        f" as delivery {sent.delivery_id} (job {sent.job_id}): a new delivery of the same event,"
+        f" same body and X-Event-Id {sent.event_id}"
+    )
 
 
 def init_app(app: Flask) -> None:

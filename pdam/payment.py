@@ -160,6 +160,10 @@ def accept(
     ).one()
     conn.execute(INSERT_PERIODS, {"id": payment.id, "cid": cid, "periods": periods})
     queue.defer(conn, POST_TASK, queue=queue.POSTING_QUEUE, payment_id=payment.id)
+    if callback.url:
+        from . import webhooks  # the `created` callback, in this same transaction
+
+        webhooks.enqueue(conn, payment.id, "created", now)
     return Accepted(payment._asdict(), replayed=False)
 
 

@@ -15,7 +15,7 @@ import logging
 import sqlalchemy as sa
 from flask import current_app
 
-from . import clock, db, errors
+from . import clock, db, errors, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,7 @@ def post(conn: sa.Connection, ledger: sa.Connection, payment_id: int, now: dt.da
         )
     if problems:
         conn.execute(RECORD_PROBLEMS, {"payment_id": payment_id, "periods": problems})
+    webhooks.enqueue(conn, payment_id, status, now)  # the final callback, with the outcome
     return status
 
 
