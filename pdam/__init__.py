@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: settings from the environment, overridden by ``config``."""
-    from . import auth, cli, db, errors, queue
+    from . import auth, cli, db, errors, logs, queue
     from . import config as config_module
     from .routes import register_blueprints
 
@@ -22,8 +22,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False
     app.json.compact = True
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("procrastinate.blueprints").setLevel(logging.WARNING)  # "Adding tasks ..." noise
 
     errors.init_app(app)
+    logs.init_app(app)
     db.init_app(app)
     queue.init_app(app)
     auth.init_app(app)

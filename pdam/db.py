@@ -36,6 +36,9 @@ def make_engine(url: str, cfg: dict, **kwargs) -> sa.Engine:
     return sa.create_engine(
         config_module.sqlalchemy_url(url),
         connect_args={"connect_timeout": cfg["DB_CONNECT_TIMEOUT"], "options": options},
+        # Error messages (and so logged tracebacks) name the statement, never its parameters:
+        # those include tokens (a payment keeps the request's Authorization for its callbacks).
+        hide_parameters=True,
         **kwargs,
     )
 

@@ -11,11 +11,12 @@ import re
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates, validates_schema
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import errors
 
-PERIOD_RE = re.compile(r"^[0-9]{4}(0[1-9]|1[0-2])$")
-CID_RE = re.compile(r"^[0-9]{1,20}$")
+PERIOD_RE = re.compile(r"^[0-9]{4}(0[1-9]|1[0-2])\Z")
+CID_RE = re.compile(r"^[0-9]{1,20}\Z")
 
 
 class StrictInteger(fields.Integer):
@@ -28,6 +29,22 @@ class StrictInteger(fields.Integer):
         if isinstance(value, bool):
             raise self.make_error("invalid")
         return super()._validated(value)
+
+
+#: What PostgreSQL cannot store in text: NUL, and lone surrogates (a JSON "\ud800" escape).
+UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
+
+
+class Text(fields.String):
+    """A string PostgreSQL can store: no NUL character and no lone surrogate, else 400."""
+
+    default_error_messages = {"unstorable": "Must not contain NUL characters or lone surrogates."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if UNSTORABLE_RE.search(text):
+            raise self.make_error("unstorable")
+        return text
 
 
 class Period(fields.Field):
@@ -55,7 +72,7 @@ class Merchant(fields.Field):
         if isinstance(value, int) and value < 0:
             raise self.make_error("invalid")
         text = str(value)
-        if not 1 <= len(text) <= 4:
+        if not 1 <= len(text) <= 4 or UNSTORABLE_RE.search(text):
             raise self.make_error("invalid")
         return text
 
@@ -64,16 +81,41 @@ class PaymentRequest(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    inq = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{32}$"))
+    inq = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{32}\Z"))
     amo = StrictInteger(required=True, validate=validate.Range(min=0, max=10**15))
     per = fields.List(Period(), required=True, validate=validate.Length(min=1, max=120))
     mer = Merchant(required=True)
-    pid = fields.String(required=True, validate=validate.Length(min=1, max=50))
+    pid = Text(required=True, validate=validate.Length(min=1, max=50))
 
     @validates("per")
     def _unique(self, value, **kwargs):
         if len(set(value)) != len(value):
             raise ValidationError("Periods must not repeat.")
+
+
+def json_body(request) -> Any:
+    """The request's JSON body; None (answered 400 by ``load``) when it is not JSON, also when it
+    nests deeper than the parser's recursion limit (that raised RecursionError: a 500).
+
+    A streamed (chunked) body larger than MAX_CONTENT_LENGTH is 413 like one whose
+    Content-Length says so: werkzeug stops reading it at the limit without an error, so a
+    byte left after the limit is what tells (the server terminates the stream, so that
+    read cannot hang).
+    """
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:
+        body = None
+    limit = request.max_content_length
+    if (
+        limit is not None
+        and request.content_length is None
+        and request.environ.get("wsgi.input_terminated")
+        and len(request.get_data(cache=True)) >= limit
+        and request.environ["wsgi.input"].read(1)
+    ):
+        raise RequestEntityTooLarge()
+    return body
 
 
 def load(schema: Schema, data: Any) -> dict:
@@ -98,10 +140,10 @@ class StatusQuery(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    nob = fields.String(validate=validate.Regexp(r"^[0-9]{12}$"))
-    pid = fields.String(validate=validate.Length(min=1, max=50))
-    pat = fields.String(validate=validate.Regexp(r"^[0-9A-Fa-f]{20}$"))
-    inq = fields.String(validate=validate.Regexp(r"^[0-9a-f]{32}$"))
+    nob = fields.String(validate=validate.Regexp(r"^[0-9]{12}\Z"))
+    pid = Text(validate=validate.Length(min=1, max=50))
+    pat = fields.String(validate=validate.Regexp(r"^[0-9A-Fa-f]{20}\Z"))
+    inq = fields.String(validate=validate.Regexp(r"^[0-9a-f]{32}\Z"))
 
     @validates_schema
     def _one_key(self, data, **kwargs):
@@ -208,3 +250,104 @@ class PaymentStatus(Schema):
     message = fields.String()
     data = fields.Function(lambda p: StatusData().dump(p))
     meta = fields.Function(lambda p: Meta().dump(p))
+
+
+# -- reversal and reconciliation ---------------------------------------------------
+
+
+class ReversalQuery(Schema):
+    """``DELETE /tagihan/<cid>?pid=&pat=``: both required."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    pid = Text(required=True, validate=validate.Length(min=1, max=50))
+    pat = fields.String(required=True, validate=validate.Regexp(r"^[0-9A-Fa-f]{20}\Z"))
+
+
+class WibDate(fields.Field):
+    """A WIB calendar day as ``YYYY-MM-DD`` or ``YYYYMMDD``; loaded as a ``date``."""
+
+    default_error_messages = {"invalid": "Not a valid date (YYYY-MM-DD or YYYYMMDD)."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        import datetime as dt
+
+        if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{8}", value):
+            raise self.make_error("invalid")
+        digits = value.replace("-", "")
+        try:
+            return dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+        except ValueError:
+            raise self.make_error("invalid") from None
+
+
+class QueryInteger(fields.Integer):
+    """A query-string integer: ASCII digits only (no sign, no spaces, no decimals)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not re.fullmatch(r"[0-9]{1,9}", value):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+AUDIT_MAX_LIMIT = 1000
+
+
+class AuditQuery(Schema):
+    """``GET /audit``: ``tgl`` (default yesterday WIB), ``page`` >= 1, ``limit`` 0 (all)..1000."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    tgl = WibDate(load_default=None)
+    page = QueryInteger(load_default=1, validate=validate.Range(min=1))
+    limit = QueryInteger(load_default=10, validate=validate.Range(min=0, max=AUDIT_MAX_LIMIT))
+    format = fields.String(load_default=None, validate=validate.OneOf(["json", "csv"]))
+
+
+class AuditRow(Schema):
+    """One reconciliation row: a bill paid on that day (the ``reconciliation`` view's columns)."""
+
+    class Meta:
+        ordered = True
+
+    no = fields.Integer()
+    id = fields.String()
+    nob = fields.String()
+    nopel = fields.String()
+    periode = fields.String()
+    rid = fields.Integer()
+    pid = fields.String()
+    mer = fields.String()
+    rev = fields.Integer()
+    air = fields.Integer()
+    administrasi = fields.Integer()
+    administrasi_angsuran = fields.Integer()
+    ppn_administrasi = fields.Integer()
+    denda = fields.Integer()
+    angsuran = fields.Integer()
+    materai = fields.Integer()
+    registrasi = fields.Integer()
+    biaya_pemasangan = fields.Integer()
+    ppn_pemasangan = fields.Integer()
+    biaya_jarak = fields.Integer()
+
+
+class AuditMeta(Schema):
+    class Meta:
+        ordered = True
+
+    page = fields.Integer()
+    limit = fields.Integer()
+    total = fields.Integer()
+    tanggal = fields.Date()
+
+
+class AuditResponse(Schema):
+    class Meta:
+        ordered = True
+
+    status = fields.Constant("success")
+    meta = fields.Nested(AuditMeta)
+    data = fields.List(fields.Nested(AuditRow))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from . import errors
 from .payment import Callback
 
 MAX_URL_LENGTH = 2048
+#: Never stored nor sent on: PostgreSQL refuses NUL, HTTP clients refuse the rest.
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def check_url(url: str) -> str:
@@ -24,12 +27,19 @@ def check_url(url: str) -> str:
     return url
 
 
+def _header(headers, name: str) -> str | None:
+    value = headers.get(name)
+    if value and CONTROL_RE.search(value):
+        raise errors.BadRequest(f"{name} must not contain control characters")
+    return value
+
+
 def callback_from(headers) -> Callback:
-    url = headers.get("X-Async")
+    url = _header(headers, "X-Async")
     if url is None or url == "":
         return Callback()
     return Callback(
         url=check_url(url),
-        token=headers.get("X-Async-Token") or None,
+        token=_header(headers, "X-Async-Token") or None,
         authorization=headers.get("Authorization"),
     )

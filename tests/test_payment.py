@@ -317,3 +317,15 @@ def test_nob_sequence_used_up_is_503(client, partner_headers, bills, inquire, ru
     assert res.status_code == 503
     assert "receipt numbers of partner 00" in res.json["message"] and "used up" in res.json["message"]
     assert run_sql("select count(*) from payment") == [(0,)]
+
+
+@pytest.mark.parametrize("path", [f"/tagihan/{CID}%0A", f"/status/{CID}%0A?nob=001111110001"])
+def test_trailing_newline_is_not_a_valid_cid(client, partner_headers, path):
+    res = client.get(path, headers=partner_headers)
+    assert res.status_code == 400 and "cid" in res.json["errors"]
+
+
+def test_trailing_newline_is_not_a_valid_inq(client, partner_headers, bills, inquire):
+    _, inq = inquire(CID, partner_headers)
+    res = pay(client, partner_headers, inq + "\n")
+    assert res.status_code == 400 and "inq" in res.json["errors"]

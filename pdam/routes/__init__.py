@@ -6,8 +6,10 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import health, status, tagihan
+    from . import audit, docs, health, status, tagihan
 
     app.register_blueprint(health.bp)
     app.register_blueprint(tagihan.bp)
     app.register_blueprint(status.bp)
+    app.register_blueprint(audit.bp)
+    app.register_blueprint(docs.bp)

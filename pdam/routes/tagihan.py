@@ -1,10 +1,10 @@
-"""``/tagihan/<cid>``: inquiry (GET) and payment (POST)."""
+"""``/tagihan/<cid>``: inquiry (GET), payment (POST) and reversal (DELETE)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, current_app, request
 
-from .. import clock, db, inquiry, payment, schemas, webhook_url
+from .. import clock, db, inquiry, payment, reversal, schemas, webhook_url
 from ..auth import current_partner, partner_required
 
 bp = Blueprint("tagihan", __name__)
@@ -27,7 +27,7 @@ def get_bills(cid):
 @partner_required
 def pay(cid):
     cid = schemas.check_cid(cid)
-    req = schemas.load(schemas.PaymentRequest(), request.get_json(silent=True))
+    req = schemas.load(schemas.PaymentRequest(), schemas.json_body(request))
     callback = webhook_url.callback_from(request.headers)
     result = db.run(payment.accept, current_partner().code, cid, req, callback, clock.now())
     body = schemas.PaymentAccepted().dump(
@@ -37,3 +37,15 @@ def pay(cid):
     if result.replayed:
         headers["Idempotent-Replayed"] = "true"
     return body, 202, headers
+
+
+@bp.delete("/tagihan/<cid>")
+@partner_required
+def reverse(cid):
+    cid = schemas.check_cid(cid)
+    query = schemas.load(schemas.ReversalQuery(), request.args.to_dict())
+    row = reversal.reverse_and_commit(current_partner().code, cid, query["pid"], query["pat"], clock.now())
+    body = schemas.PaymentStatus().dump(
+        {**row, "status": reversal.STATUS, "code": reversal.CODE, "message": reversal.MESSAGE}
+    )
+    return body, reversal.CODE
