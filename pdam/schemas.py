@@ -15,8 +15,18 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import errors
 
-PERIOD_RE = re.compile(r"^[0-9]{4}(0[1-9]|1[0-2])\Z")
-CID_RE = re.compile(r"^[0-9]{1,20}\Z")
+PERIOD_RE = re.compile(r"^[0-9]{4}(0[1-9]|1[0-2])$")
+CID_RE = re.compile(r"^[0-9]{1,20}$")
+
+
+class Pattern(validate.Regexp):
+    """A regexp the whole value must match: unlike ``re.match`` with ``$``, a trailing
+    newline is refused. The pattern itself stays the documented (ECMA) one."""
+
+    def __call__(self, value):
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
 
 
 class StrictInteger(fields.Integer):
@@ -56,7 +66,7 @@ class Period(fields.Field):
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise self.make_error("invalid")
         text = str(value)
-        if not PERIOD_RE.match(text):
+        if not PERIOD_RE.fullmatch(text):
             raise self.make_error("invalid")
         return text
 
@@ -81,7 +91,7 @@ class PaymentRequest(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    inq = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{32}\Z"))
+    inq = fields.String(required=True, validate=Pattern(r"^[0-9a-f]{32}$"))
     amo = StrictInteger(required=True, validate=validate.Range(min=0, max=10**15))
     per = fields.List(Period(), required=True, validate=validate.Length(min=1, max=120))
     mer = Merchant(required=True)
@@ -129,7 +139,7 @@ def load(schema: Schema, data: Any) -> dict:
 
 
 def check_cid(cid: str) -> str:
-    if not CID_RE.match(cid):
+    if not CID_RE.fullmatch(cid):
         raise errors.BadRequest("cid must be digits only", errors={"cid": ["Digits only, 1 to 20."]})
     return cid
 
@@ -140,10 +150,10 @@ class StatusQuery(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    nob = fields.String(validate=validate.Regexp(r"^[0-9]{12}\Z"))
+    nob = fields.String(validate=Pattern(r"^[0-9]{12}$"))
     pid = Text(validate=validate.Length(min=1, max=50))
-    pat = fields.String(validate=validate.Regexp(r"^[0-9A-Fa-f]{20}\Z"))
-    inq = fields.String(validate=validate.Regexp(r"^[0-9a-f]{32}\Z"))
+    pat = fields.String(validate=Pattern(r"^[0-9A-Fa-f]{20}$"))
+    inq = fields.String(validate=Pattern(r"^[0-9a-f]{32}$"))
 
     @validates_schema
     def _one_key(self, data, **kwargs):
@@ -262,7 +272,7 @@ class ReversalQuery(Schema):
         unknown = EXCLUDE
 
     pid = Text(required=True, validate=validate.Length(min=1, max=50))
-    pat = fields.String(required=True, validate=validate.Regexp(r"^[0-9A-Fa-f]{20}\Z"))
+    pat = fields.String(required=True, validate=Pattern(r"^[0-9A-Fa-f]{20}$"))
 
 
 class WibDate(fields.Field):
