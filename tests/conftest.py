@@ -317,3 +317,21 @@ def private_server(tmp_path_factory):
     server.start()
     yield server
     server.destroy()
+
+
+class Clock:
+    """The app's clock, moved by the test (``clock.at = ...``); starts at 2020-08-26 10:00 WIB."""
+
+    def __init__(self):
+        from zoneinfo import ZoneInfo
+
+        self.at = dt.datetime(2020, 8, 26, 10, 0, tzinfo=ZoneInfo("Asia/Jakarta"))
+
+    def __call__(self) -> dt.datetime:
+        return self.at
+
+
+@pytest.fixture
+def clock():
+    """Use with ``make_app(CLOCK=clock)``."""
+    return Clock()

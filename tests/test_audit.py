@@ -24,19 +24,6 @@ CUSTOMERS = [f"0101{n:06d}" for n in range(8)]
 PERIODS = ["202001", "202002", "202003", "202004"]
 
 
-class Clock:
-    def __init__(self):
-        self.at = H
-
-    def __call__(self) -> dt.datetime:
-        return self.at
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
 @pytest.fixture
 def app(make_app, clock):
     return make_app(CLOCK=clock)

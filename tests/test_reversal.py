@@ -16,21 +16,6 @@ H = dt.datetime(2020, 8, 26, 10, 0, tzinfo=WIB)
 NEXT_NOON = dt.datetime(2020, 8, 27, 12, 0, tzinfo=WIB)
 
 
-class Clock:
-    """The app's clock, moved by the test (``clock.at = ...``)."""
-
-    def __init__(self):
-        self.at = H
-
-    def __call__(self) -> dt.datetime:
-        return self.at
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
 @pytest.fixture
 def app(make_app, clock):
     return make_app(CLOCK=clock)

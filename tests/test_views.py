@@ -17,19 +17,6 @@ DAY = dt.date(2020, 8, 26)
 VIEWS = ("reconciliation", "daily_recap", "payments_needing_attention")
 
 
-class Clock:
-    def __init__(self):
-        self.at = H
-
-    def __call__(self) -> dt.datetime:
-        return self.at
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
 @pytest.fixture
 def app(make_app, clock):
     return make_app(CLOCK=clock)
