@@ -165,6 +165,17 @@ class StatusQuery(Schema):
 
 # -- responses ------------------------------------------------------------------
 
+_INSTANCES: dict[type, Schema] = {}
+
+
+def _dump(schema_class: type[Schema], obj) -> dict:
+    """Dump with one shared instance per schema class: building a schema costs more than
+    dumping with it, and a nested part is dumped for every bill and every answer."""
+    schema = _INSTANCES.get(schema_class)
+    if schema is None:
+        schema = _INSTANCES[schema_class] = schema_class()
+    return schema.dump(obj)
+
 
 class Customer(Schema):
     id = fields.String()
@@ -186,7 +197,7 @@ class Vat(Schema):
 class Charges(Schema):
     air = fields.Integer(attribute="water")
     administrasi = fields.Integer(attribute="admin_fee")
-    ppn = fields.Function(lambda bill: Vat().dump(bill))
+    ppn = fields.Function(lambda bill: _dump(Vat, bill))
     denda = fields.Integer(attribute="late_fee")
     angsuran = fields.Integer(attribute="installment")
     jumlah = fields.Integer(attribute="total")
@@ -195,8 +206,8 @@ class Charges(Schema):
 class Bill(Schema):
     id = fields.String(attribute="bill_no")
     periode = fields.String(attribute="period")
-    meter = fields.Function(lambda bill: Meter().dump(bill))
-    biaya = fields.Function(lambda bill: Charges().dump(bill))
+    meter = fields.Function(lambda bill: _dump(Meter, bill))
+    biaya = fields.Function(lambda bill: _dump(Charges, bill))
 
 
 class InquiryResponse(Schema):
@@ -248,8 +259,8 @@ class PaymentAccepted(Schema):
 
     status = fields.Constant("accepted")
     message = fields.String()
-    data = fields.Function(lambda p: PaymentData().dump(p))
-    meta = fields.Function(lambda p: Meta().dump({**p, "paid_total": None, "paid_periods": None, "problem_periods": None}))
+    data = fields.Function(lambda p: _dump(PaymentData, p))
+    meta = fields.Function(lambda p: _dump(Meta, {**p, "paid_total": None, "paid_periods": None, "problem_periods": None}))
 
 
 class PaymentStatus(Schema):
@@ -258,8 +269,8 @@ class PaymentStatus(Schema):
     status = fields.String()
     code = fields.Integer()
     message = fields.String()
-    data = fields.Function(lambda p: StatusData().dump(p))
-    meta = fields.Function(lambda p: Meta().dump(p))
+    data = fields.Function(lambda p: _dump(StatusData, p))
+    meta = fields.Function(lambda p: _dump(Meta, p))
 
 
 # -- reversal and reconciliation ---------------------------------------------------
