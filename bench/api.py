@@ -1,0 +1,297 @@
+"""Inquiry and payment acceptance under load, against a trivial route of the same server.
+
+Creates a fresh database (on ``DATABASE_URL``'s server, else the embedded
+one), migrates it, seeds customers through the bills importer, issues partner
+tokens, starts the Procfile's web process (``gunicorn --config
+gunicorn.conf.py wsgi:app``, loopback only) and drives it with closed-loop
+keep-alive clients, one phase at a time:
+
+1. ``GET /health/live``   the trivial route (no database): the machine's ceiling
+2. ``GET /tagihan/<cid>`` inquiry over seeded customers in random order
+3. ``POST /tagihan/<cid>`` payment, each with its own inquiry from phase 2,
+   all from one partner (its receipt-number counter row serialises them)
+4. ``POST /tagihan/<cid>`` payment spread over several partners (inquiries
+   made beforehand, not measured)
+
+Reports requests/s, p50/p99 latency, errors (non-2xx, must be 0) and each
+route's requests/s as a share of the trivial route's in the same run. The
+database is dropped at the end.
+
+    .venv/bin/python bench/api.py [--duration 15] [--clients 32] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+import loadgen  # noqa: E402
+
+TARGET_RATIO = 0.30
+TARGET_P99_MS = 50.0
+MAX_PAYMENTS_PER_PARTNER = 9900  # a partner has 9,999 receipt numbers a day (WIB)
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--duration", type=float, default=15.0, help="seconds per measured phase (15)")
+    p.add_argument("--clients", type=int, default=32, help="concurrent keep-alive clients (32)")
+    p.add_argument("--customers", type=int, default=20000, help="customers to seed, >= 10000 (20000)")
+    p.add_argument("--partners", type=int, default=8, help="partners of the spread payment phase (8)")
+    p.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before the phases (2)")
+    p.add_argument("--no-spread", action="store_true", help="skip the several-partners payment phase")
+    p.add_argument("--seed", type=int, default=1, help="random seed of the customer order")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON ('-' for stdout)")
+    p.add_argument("--log-dir", type=Path, default=common.ROOT / "bench" / "results",
+                   help="where gunicorn's output goes (bench/results)")
+    args = p.parse_args()
+    if args.customers < 10000:
+        p.error("--customers must be at least 10000")
+    return args
+
+
+def summarize(name: str, r: loadgen.PhaseResult, cpu: dict, trivial_rps: float | None) -> dict:
+    lat = sorted(r.latencies)
+    rps = r.requests / r.elapsed if r.elapsed > 0 else 0.0
+    return {
+        "route": name,
+        "requests": r.requests,
+        "seconds": round(r.elapsed, 2),
+        "rps": round(rps, 1),
+        "p50_ms": round(common.percentile(lat, 50) * 1000, 2),
+        "p99_ms": round(common.percentile(lat, 99) * 1000, 2),
+        "max_ms": round(lat[-1] * 1000, 2) if lat else None,
+        "errors": r.errors,
+        "error_samples": r.error_samples,
+        "ratio": round(rps / trivial_rps, 3) if trivial_rps else 1.0,
+        "ran_out": r.exhausted,
+        "client_cpu": round(cpu["client_cores"], 2),
+        "machine_busy": round(cpu["machine_busy"], 2),
+        # CPU milliseconds per request in gunicorn and in PostgreSQL; other = cores used by the rest
+        "web_cpu_ms": round(cpu["cpu_seconds"].get("web", 0.0) * 1000 / max(r.requests, 1), 2),
+        "db_cpu_ms": round(cpu["cpu_seconds"].get("postgres", 0.0) * 1000 / max(r.requests, 1), 2)
+        if common.CpuMeter.postmaster else None,
+        "other_cores": round(cpu["cores"].get("other", 0.0), 2),
+        "lock_waits": cpu["lock_waits"],
+    }
+
+
+LOCK_SAMPLE = (
+    "select state = 'active', wait_event_type = 'Lock', wait_event from pg_stat_activity"
+    " where datname = current_database() and pid <> pg_backend_pid() and backend_type = 'client backend'"
+)
+# Lock kinds: a row (the nob counter row, another transaction's row) or an object
+# (PostgreSQL serialises the commits of transactions that sent NOTIFY: the queue's job trigger).
+LOCK_KINDS = {"transactionid": "row", "tuple": "row", "object": "notify"}
+
+
+async def sample_lock_waits(url: str, stop: asyncio.Event) -> dict:
+    """Share of busy database sessions waiting for a lock, by kind, sampled every 20 ms."""
+    import psycopg
+
+    active = 0
+    waits: dict[str, int] = {}
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        while not stop.is_set():
+            for is_active, is_lock, event in await (await conn.execute(LOCK_SAMPLE)).fetchall():
+                active += bool(is_active)
+                if is_lock:
+                    kind = LOCK_KINDS.get(event, "other")
+                    waits[kind] = waits.get(kind, 0) + 1
+            await asyncio.sleep(0.02)
+    return {kind: round(n / active, 3) for kind, n in waits.items()} if active else {}
+
+
+async def measure(web, items, args, duration, on_response=None) -> tuple[loadgen.PhaseResult, dict]:
+    cpu = common.CpuMeter({"web": web.pid})
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(sample_lock_waits(args.url, stop))
+    start = time.perf_counter()
+    r = await loadgen.run(web.port, items, clients=args.clients, duration=duration, on_response=on_response)
+    usage = cpu.stop(time.perf_counter() - start)
+    stop.set()
+    usage["lock_waits"] = await sampler
+    return r, usage
+
+
+def token_collector(store: dict):
+    """on_response for inquiries: keep the X-Cross-Site token per (partner, cid)."""
+
+    def collect(status: int, head: bytes, ctx) -> None:
+        if status == 200:
+            i = head.find(b"\r\nx-cross-site:")
+            j = head.find(b"\r\n", i + 2)
+            store[ctx] = head[i + 15 : j if j >= 0 else len(head)].strip().decode()
+
+    return collect
+
+
+async def run_phases(web: common.Web, setup: common.Setup, cids: list[str], args) -> list[dict]:
+    port = web.port
+    auth = {code: f"Bearer {tok}" for code, tok in setup.tokens.items()}
+    single, spread = "01", sorted(c for c in setup.tokens if c != "01")
+    index = {cid: k for k, cid in enumerate(cids)}
+
+    def inquiries(code: str, order):
+        headers = {"Authorization": auth[code]}
+        for cid in order:
+            yield loadgen.request("GET", f"/tagihan/{cid}", port, headers), (code, cid)
+
+    def payments(tokens: dict, limit_per_partner: int):
+        used: dict[str, int] = {}
+        for n, ((code, cid), inq) in enumerate(tokens.items()):
+            if used.get(code, 0) >= limit_per_partner:
+                continue
+            used[code] = used.get(code, 0) + 1
+            body = json.dumps(
+                {"inq": inq, "amo": common.customer_total(index[cid]), "per": [int(p) for p in common.PERIODS],
+                 "mer": common.MERCHANT, "pid": f"bench-{code}-{n}"},
+                separators=(",", ":"),
+            ).encode()
+            headers = {"Authorization": auth[code], "Content-Type": "application/json"}
+            yield loadgen.request("POST", f"/tagihan/{cid}", port, headers, body), cid
+
+    def repeat(req: bytes):
+        while True:
+            yield req, None
+
+    rows: list[dict] = []
+    live = loadgen.request("GET", "/health/live", port)
+    health = loadgen.request("GET", "/health", port)
+
+    order = cids[:]
+    random.Random(args.seed).shuffle(order)
+    single_order = iter(order)
+    tokens: dict = {}
+
+    common.log(f"warm-up {args.warmup:.0f} s (database health check, inquiry)")
+    await loadgen.run(port, repeat(health), clients=args.clients, duration=args.warmup / 2)
+    await loadgen.run(port, inquiries(single, single_order), clients=args.clients, duration=args.warmup / 2,
+                      on_response=token_collector(tokens))
+
+    common.log(f"trivial route: GET /health/live for {args.duration:.0f} s")
+    r, cpu = await measure(web, repeat(live), args, args.duration)
+    rows.append(summarize("GET /health/live (trivial)", r, cpu, None))
+    trivial = rows[0]["rps"]
+
+    common.log(f"inquiry: GET /tagihan/<cid> for {args.duration:.0f} s")
+    r, cpu = await measure(web, inquiries(single, single_order), args, args.duration, token_collector(tokens))
+    rows.append(summarize("GET /tagihan/<cid> (inquiry)", r, cpu, trivial))
+
+    common.log(f"payment, one partner: POST /tagihan/<cid> for {args.duration:.0f} s ({len(tokens)} inquiries ready)")
+    r, cpu = await measure(web, payments(tokens, MAX_PAYMENTS_PER_PARTNER), args, args.duration)
+    rows.append(summarize("POST /tagihan/<cid> (payment, 1 partner)", r, cpu, trivial))
+    paid_single = r.requests
+
+    if not args.no_spread and spread:
+        unused = [cid for cid in order if (single, cid) not in tokens]
+        want = min(len(unused), max(2000, int(paid_single * 1.5)), MAX_PAYMENTS_PER_PARTNER * len(spread))
+        common.log(f"preparing {want} inquiries for {len(spread)} partners (not measured)")
+
+        def spread_inquiries():
+            for n, cid in enumerate(unused[:want]):
+                code = spread[n % len(spread)]
+                yield loadgen.request("GET", f"/tagihan/{cid}", port, {"Authorization": auth[code]}), (code, cid)
+
+        spread_tokens: dict = {}
+        await loadgen.run(port, spread_inquiries(), clients=args.clients, duration=None,
+                          on_response=token_collector(spread_tokens))
+        common.log(f"payment, {len(spread)} partners: POST /tagihan/<cid> for {args.duration:.0f} s")
+        r, cpu = await measure(web, payments(spread_tokens, MAX_PAYMENTS_PER_PARTNER), args, args.duration)
+        rows.append(summarize(f"POST /tagihan/<cid> (payment, {len(spread)} partners)", r, cpu, trivial))
+    return rows
+
+
+def targets(rows: list[dict]) -> list[dict]:
+    checks = []
+    for row in rows[1:3]:
+        checks.append({"check": f"{row['route']}: req/s >= {TARGET_RATIO:.0%} of trivial",
+                       "value": row["ratio"], "ok": row["ratio"] >= TARGET_RATIO})
+        checks.append({"check": f"{row['route']}: p99 < {TARGET_P99_MS:.0f} ms",
+                       "value": row["p99_ms"], "ok": row["p99_ms"] < TARGET_P99_MS})
+    return checks
+
+
+def _waits(waits: dict) -> str:
+    return " ".join(f"{k} {v:.0%}" for k, v in sorted(waits.items())) or "-"
+
+
+def _num(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def print_report(info: dict, rows: list[dict], checks: list[dict]) -> None:
+    print()
+    for k, v in info.items():
+        print(f"{k:>12}: {v}")
+    print()
+    head = f"{'route':<42} {'requests':>8} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'ratio':>6}"
+    head += f" {'web cpu':>7} {'db cpu':>6} {'client':>6} {'others':>6} {'busy':>5}  lock waits"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        note = "  (ran out of inquiries)" if r["ran_out"] else ""
+        print(
+            f"{r['route']:<42} {r['requests']:>8} {r['rps']:>8.0f} {r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f}"
+            f" {r['errors']:>6} {r['ratio']:>6.2f} {r['web_cpu_ms']:>7.2f} {_num(r['db_cpu_ms']):>6}"
+            f" {r['client_cpu']:>6.2f} {r['other_cores']:>6.2f} {r['machine_busy']:>5.0%}  {_waits(r['lock_waits'])}{note}"
+        )
+        for sample in r["error_samples"]:
+            print(f"    error: {sample}")
+    print()
+    print("web cpu / db cpu: CPU ms per request in gunicorn / in the database server (n/a: not on this host);")
+    print("client / others: cores used by the load generator / by every other process; busy: all cores;")
+    print("lock waits: share of busy database sessions found waiting for a row lock (row: the nob counter)")
+    print("or for the NOTIFY commit lock (notify: the job queue's trigger), sampled every 20 ms")
+    for c in checks:
+        print(f"{'PASS' if c['ok'] else 'MISS'}  {c['check']}: {c['value']}")
+
+
+def main() -> int:
+    args = parse_args()
+    codes = ["01"] + ([] if args.no_spread else [f"{n:02d}" for n in range(2, 2 + args.partners)])
+    args.log_dir.mkdir(parents=True, exist_ok=True)
+    weblog = args.log_dir / "api-web.log"
+    weblog.write_bytes(b"")
+    started = time.time()
+    with common.bench_database() as (url, where):
+        args.url = url
+        with common.service_setup(url, codes) as setup:
+            common.log(f"database: {where}")
+            common.log(f"seeding {args.customers} customers ({len(common.PERIODS)} unpaid bills each)")
+            t = time.perf_counter()
+            cids = common.seed_customers(setup, args.customers)
+            common.log(f"seeded in {time.perf_counter() - t:.1f} s; starting gunicorn (log: {weblog})")
+            gconf = common.gunicorn_settings()
+            with common.web(setup, weblog) as web:
+                rows = asyncio.run(run_phases(web, setup, cids, args))
+            settings = common.server_settings(url)
+    checks = targets(rows)
+    info = {
+        "machine": common.machine_description(),
+        "database": f"{where} ({settings})",
+        "web": f"{' '.join(common.WEB_COMMAND)} on 127.0.0.1:{web.port}: {gconf['workers']} workers x"
+               f" {gconf['threads']} threads ({gconf['worker_class']})",
+        "load": f"{args.clients} keep-alive clients, {args.duration:.0f} s per phase, {args.customers} customers",
+        "total time": f"{time.time() - started:.0f} s",
+    }
+    print_report(info, rows, checks)
+    if args.json:
+        doc = json.dumps({"info": info, "rows": rows, "targets": checks}, indent=2)
+        if args.json == "-":
+            print(doc)
+        else:
+            Path(args.json).write_text(doc + "\n")
+    return 1 if any(r["errors"] for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""A small closed-loop HTTP/1.1 load generator on asyncio protocols.
+
+Each client is one keep-alive connection that sends a request, waits for the
+whole answer and sends the next one. Requests are bytes built in advance; a
+response is parsed only as far as the status line and Content-Length (and a
+header the caller asks for). There are no coroutines per request, so one
+process drives a few thousand requests per second with a fraction of a core,
+which matters on a two-core machine where the server shares the CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Optional
+
+Item = tuple[bytes, object]  # (request bytes, context handed back with the response)
+
+
+@dataclass
+class PhaseResult:
+    requests: int = 0
+    errors: int = 0
+    elapsed: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    error_samples: list[str] = field(default_factory=list)
+    reconnects: int = 0
+    exhausted: bool = False  # the phase ran out of requests before its deadline
+
+
+def request(method: str, path: str, port: int, headers: dict[str, str] | None = None, body: bytes = b"") -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    if body or method in ("POST", "PUT", "PATCH"):
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+class _Client(asyncio.Protocol):
+    def __init__(self, phase: "_Phase"):
+        self.phase = phase
+        self.transport: Optional[asyncio.Transport] = None
+        self.buf = bytearray()
+        self.need = -1
+        self.head_len = 0
+        self.head = b""
+        self.status = 0
+        self.ctx: object = None
+        self.t0 = 0.0
+        self.busy = False
+        self.closing = False
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.phase.send_next(self)
+
+    def data_received(self, data):
+        buf = self.buf
+        buf += data
+        while True:
+            if self.need < 0:
+                end = buf.find(b"\r\n\r\n")
+                if end < 0:
+                    return
+                head = bytes(buf[:end]).lower()
+                self.status = int(head[9:12])
+                i = head.find(b"\r\ncontent-length:")
+                if i < 0:
+                    length = 0
+                else:
+                    j = head.find(b"\r\n", i + 2)
+                    length = int(head[i + 17 : j if j >= 0 else len(head)])
+                self.head, self.head_len = head, end + 4
+                self.need = end + 4 + length
+            if len(buf) < self.need:
+                return
+            body = bytes(buf[self.head_len : self.need]) if not 200 <= self.status < 300 else b""
+            del buf[: self.need]
+            self.need = -1
+            self.phase.done(self, body)
+            if not buf:
+                return
+
+    def connection_lost(self, exc):
+        self.phase.lost(self)
+
+
+class _Phase:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        port: int,
+        items: Iterator[Item],
+        deadline: float | None,
+        on_response: Callable[[int, bytes, object], None] | None,
+        clients: int,
+    ):
+        self.loop, self.port, self.items, self.deadline = loop, port, items, deadline
+        self.on_response = on_response
+        self.result = PhaseResult()
+        self.active = clients
+        self.finished = loop.create_future()
+        self.start = time.perf_counter()
+        self.last = self.start
+
+    def send_next(self, c: _Client) -> None:
+        now = time.perf_counter()
+        item = None
+        if self.deadline is None or now < self.deadline:
+            item = next(self.items, None)
+            if item is None:
+                self.result.exhausted = True
+        if item is None:
+            self._retire(c)
+            return
+        c.ctx = item[1]
+        c.busy = True
+        c.t0 = now
+        c.transport.write(item[0])
+
+    def done(self, c: _Client, body: bytes) -> None:
+        now = time.perf_counter()
+        c.busy = False
+        r = self.result
+        r.requests += 1
+        r.latencies.append(now - c.t0)
+        self.last = now
+        if not 200 <= c.status < 300:
+            r.errors += 1
+            if len(r.error_samples) < 5:
+                r.error_samples.append(f"{c.status} {body[:200].decode(errors='replace')}")
+        if self.on_response is not None:
+            self.on_response(c.status, c.head, c.ctx)
+        if b"\r\nconnection: close" in c.head:
+            self._replace(c)
+        else:
+            self.send_next(c)
+
+    def lost(self, c: _Client) -> None:
+        if c.closing:
+            return
+        if c.busy:  # the server dropped a request: an error, and the client reconnects
+            self.result.errors += 1
+            if len(self.result.error_samples) < 5:
+                self.result.error_samples.append("connection lost during a request")
+        self._replace(c)
+
+    def _replace(self, c: _Client) -> None:
+        c.closing = True
+        c.transport.close()
+        self.result.reconnects += 1
+        self.loop.create_task(self._connect())
+
+    async def _connect(self) -> None:
+        try:
+            await self.loop.create_connection(lambda: _Client(self), "127.0.0.1", self.port)
+        except OSError as exc:
+            self.result.errors += 1
+            self.result.error_samples.append(f"cannot connect: {exc}")
+            self._retire(None)
+
+    def _retire(self, c: _Client | None) -> None:
+        if c is not None:
+            c.closing = True
+            c.transport.close()
+        self.active -= 1
+        if self.active == 0 and not self.finished.done():
+            self.result.elapsed = self.last - self.start
+            self.finished.set_result(self.result)
+
+
+async def run(
+    port: int,
+    items: Iterator[Item],
+    *,
+    clients: int,
+    duration: float | None,
+    on_response: Callable[[int, bytes, object], None] | None = None,
+) -> PhaseResult:
+    """Drive ``clients`` keep-alive connections until ``duration`` s passed (or the
+    items ran out; ``duration=None`` means "until they run out")."""
+    loop = asyncio.get_running_loop()
+    start = time.perf_counter()
+    phase = _Phase(loop, port, items, None if duration is None else start + duration, on_response, clients)
+    for _ in range(clients):
+        await phase._connect()
+    return await phase.finished
