@@ -6,7 +6,7 @@ FLASK := $(PY) -m flask --app wsgi
 PORT ?= 5000
 export PORT
 
-.PHONY: run test install dev-keys lint bench clean
+.PHONY: run test install dev-keys bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,11 @@ run: install dev-keys
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Benchmarks (see the README): API load, job server, bills import.
 bench: install
 	$(PY) bench/api.py
+	$(PY) bench/worker.py
+	$(PY) bench/import_bills.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache
