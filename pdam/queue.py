@@ -39,6 +39,10 @@ def defer(
     **task_kwargs: Any,
 ) -> int:
     """Insert the job on ``conn``'s current transaction; return its id."""
+    if not conn.in_transaction():
+        # SQLAlchemy begins lazily: without this, a job deferred before any other
+        # statement would sit outside the transaction the caller commits, and be lost.
+        conn.begin()
     app: procrastinate.App = current_app.extensions["pdam.queue"]
     options: dict[str, Any] = {"queue": queue, "connection": driver_connection(conn)}
     if lock:

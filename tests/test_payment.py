@@ -329,3 +329,12 @@ def test_trailing_newline_is_not_a_valid_inq(client, partner_headers, bills, inq
     _, inq = inquire(CID, partner_headers)
     res = pay(client, partner_headers, inq + "\n")
     assert res.status_code == 400 and "inq" in res.json["errors"]
+
+
+def test_job_deferred_first_in_a_transaction_is_committed(app, run_sql):
+    """queue.defer begins the caller's transaction itself, so the job commits with it."""
+    from pdam import db, queue
+
+    with app.app_context(), db.transaction() as conn:
+        queue.defer(conn, "maintenance.noop", queue=queue.MAINTENANCE_QUEUE)
+    assert run_sql("select count(*) from procrastinate_jobs where task_name = 'maintenance.noop'") == [(1,)]
