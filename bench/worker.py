@@ -185,28 +185,52 @@ async def _http(reader, writer, req: bytes) -> int:
     return status
 
 
+KEEPALIVE_REUSE_S = 4.0  # gunicorn.conf.py closes keep-alive connections idle for 5 s
+
+
 async def steady_payments(port: int, requests: list[tuple[bytes, str]], rate: float, sent_at: dict) -> dict:
     """Send ``requests`` (bytes, pid) open-loop at ``rate`` per second over a pool of
     keep-alive connections (a new one when all are busy); record each send time
-    (epoch seconds) in ``sent_at[pid]``; return HTTP latencies and errors."""
-    pool: list = []
+    (epoch seconds) in ``sent_at[pid]``; return HTTP latencies and errors.
+
+    Like any keep-alive client, a connection idle for longer than the server keeps
+    it is not reused, and a request whose reused connection turns out closed before
+    any answer is sent again once on a new one (a replay with the same ``pid`` is
+    idempotent anyway)."""
+    pool: list = []  # (reader, writer, last used), most recently used last
     latencies: list[float] = []
     errors: list[str] = []
+
+    async def connection():
+        while pool:
+            reader, writer, used = pool.pop()
+            if time.monotonic() - used < KEEPALIVE_REUSE_S:
+                return reader, writer, True
+            writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return reader, writer, False
 
     async def one(req: bytes, pid: str) -> None:
         sent_at[pid] = time.time()
         t = time.perf_counter()
-        conn = pool.pop() if pool else await asyncio.open_connection("127.0.0.1", port)
-        try:
-            status = await _http(*conn, req)
-        except (OSError, asyncio.IncompleteReadError) as exc:
-            errors.append(f"connection: {exc}")
-            conn[1].close()
-            return
+        for attempt in (1, 2):
+            reader, writer, reused = await connection()
+            try:
+                status = await _http(reader, writer, req)
+                break
+            except (OSError, asyncio.IncompleteReadError) as exc:
+                writer.close()
+                closed_idle = isinstance(exc, (ConnectionResetError, BrokenPipeError)) or (
+                    isinstance(exc, asyncio.IncompleteReadError) and not exc.partial
+                )
+                if reused and closed_idle and attempt == 1:
+                    continue
+                errors.append(f"connection: {exc!r}")
+                return
         latencies.append(time.perf_counter() - t)
         if status != 202:
             errors.append(f"status {status}")
-        pool.append(conn)
+        pool.append((reader, writer, time.monotonic()))
 
     tasks = []
     start = time.perf_counter()
@@ -217,7 +241,7 @@ async def steady_payments(port: int, requests: list[tuple[bytes, str]], rate: fl
         tasks.append(asyncio.create_task(one(req, pid)))
     sent = time.perf_counter() - start
     await asyncio.gather(*tasks)
-    for _, writer in pool:
+    for _, writer, _ in pool:
         writer.close()
     lat = sorted(latencies)
     return {
