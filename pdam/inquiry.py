@@ -63,17 +63,6 @@ def inquire(
     return {"token": token, **snapshot}
 
 
-def find(conn: sa.Connection, partner_code: str, token: str, now: dt.datetime):
-    """The live inquiry ``token`` of this partner, or None (unknown, expired or another's)."""
-    return conn.execute(
-        sa.text(
-            "select token, customer_id, snapshot from inquiry"
-            " where token = :token and partner_code = :partner and expires_at > :now"
-        ),
-        {"token": token, "partner": partner_code, "now": now},
-    ).one_or_none()
-
-
 def purge_expired(conn: sa.Connection, now: dt.datetime | None = None) -> int:
     return conn.execute(
         sa.text("delete from inquiry where expires_at <= coalesce(:now, now())"), {"now": now}

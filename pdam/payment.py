@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from . import errors, inquiry, queue
+from . import errors, queue
 
 WIB = ZoneInfo("Asia/Jakarta")
 POST_TASK = "posting.post_payment"
@@ -29,30 +29,42 @@ PAYMENT_COLUMNS = (
 
 BY_PID = sa.text(f"select {PAYMENT_COLUMNS} from payment where partner_code = :partner and pid = :pid")
 
-DUPLICATES = sa.text(
-    "select (select nob from payment where inquiry_token = :inq) as inq_nob,"
+# Everything the checks need, in one round trip: a payment already made with this
+# pid, the live inquiry of this partner, whether the inquiry is already paid and
+# which of the periods are already paid or being paid.
+CHECKS = sa.text(
+    "select (select id from payment where partner_code = :partner and pid = :pid) as existing_id,"
+    " i.customer_id as inq_customer, i.snapshot as inq_snapshot,"
+    " (select nob from payment where inquiry_token = :inq) as inq_nob,"
     " array(select period from payment_period where customer_id = :cid"
     "       and period = any(:periods) and live order by period) as taken"
+    " from (values (1)) as one left join inquiry i"
+    "   on i.token = :inq and i.partner_code = :partner and i.expires_at > :now"
 )
 
-ALLOCATE_NOB = sa.text(
-    "insert into nob_counter (partner_code, day, last_value) values (:partner, :day, 1)"
+# The next receipt number of a partner's WIB day. The counter row stays locked until
+# the transaction ends, so numbers are never shared (a rollback leaves a gap, never a
+# duplicate); no row when the day's 9,999 numbers are used up.
+NOB = (
+    "nob as (insert into nob_counter (partner_code, day, last_value) values (:partner, :day, 1)"
     " on conflict (partner_code, day) do update set last_value = nob_counter.last_value + 1"
     "   where nob_counter.last_value < 9999"
-    " returning last_value"
+    " returning cast(:partner as text) || to_char(day, 'YYMMDD') || lpad(last_value::text, 4, '0') as nob)"
 )
+ALLOCATE_NOB = sa.text(f"with {NOB} select nob from nob")
 
-INSERT = sa.text(
-    "insert into payment (partner_code, pid, customer_id, inquiry_token, amount, periods,"
+# The payment, its receipt number and its periods in one statement. The counter row
+# is locked last, so it is held only for the job insert and the commit that follow.
+RECORD = sa.text(
+    f"with {NOB},"
+    " p as (insert into payment (partner_code, pid, customer_id, inquiry_token, amount, periods,"
     "   merchant, pat, nob, accepted_at, callback_url, callback_token, request_authorization)"
-    " values (:partner, :pid, :cid, :inq, :amo, :periods, :mer, :pat, :nob, :now,"
-    "   :callback_url, :callback_token, :auth)"
-    f" returning {PAYMENT_COLUMNS}"
-)
-
-INSERT_PERIODS = sa.text(
-    "insert into payment_period (payment_id, customer_id, period)"
-    " select :id, :cid, unnest(cast(:periods as text[]))"
+    "   select :partner, :pid, :cid, :inq, :amo, :periods, :mer, :pat, nob.nob, :now,"
+    "   :callback_url, :callback_token, :auth from nob"
+    f"   returning {PAYMENT_COLUMNS}),"
+    " pp as (insert into payment_period (payment_id, customer_id, period)"
+    "   select p.id, :cid, unnest(cast(:periods as text[])) from p)"
+    " select * from p"
 )
 
 
@@ -71,18 +83,25 @@ class Accepted:
     replayed: bool
 
 
+def _wib_day(when: dt.datetime) -> dt.date:
+    return when.astimezone(WIB).date()
+
+
+def _numbers_used_up(partner_code: str, day: dt.date) -> errors.ServiceUnavailable:
+    return errors.ServiceUnavailable(
+        f"receipt numbers of partner {partner_code} for {day:%Y-%m-%d} (WIB) are used up;"
+        " no payment can be recorded until the next day"
+    )
+
+
 def allocate_nob(conn: sa.Connection, partner_code: str, when: dt.datetime) -> str:
     """The next receipt number: partner code + WIB ``YYMMDD`` + the partner's daily
-    sequence. The counter row stays locked until the caller's transaction ends, so
-    numbers are never shared (a rolled-back payment leaves a gap, never a duplicate)."""
-    day = when.astimezone(WIB).date()
-    last = conn.execute(ALLOCATE_NOB, {"partner": partner_code, "day": day}).scalar()
-    if last is None:
-        raise errors.ServiceUnavailable(
-            f"receipt numbers of partner {partner_code} for {day:%Y-%m-%d} (WIB) are used up;"
-            " no payment can be recorded until the next day"
-        )
-    return f"{partner_code}{day:%y%m%d}{last:04d}"
+    sequence (what ``accept`` records, on its own)."""
+    day = _wib_day(when)
+    nob = conn.execute(ALLOCATE_NOB, {"partner": partner_code, "day": day}).scalar()
+    if nob is None:
+        raise _numbers_used_up(partner_code, day)
+    return nob
 
 
 def new_pat() -> str:
@@ -108,22 +127,28 @@ def accept(
     now: dt.datetime,
 ) -> Accepted:
     """Record a payment for ``req`` (a loaded PaymentRequest) and enqueue its posting."""
+    periods = sorted(req["per"])
+    check = conn.execute(
+        CHECKS,
+        {"partner": partner_code, "pid": req["pid"], "inq": req["inq"], "cid": cid, "periods": periods,
+         "now": now},
+    ).one()
+
     # 1. The partner's pid: an idempotent replay or a conflict, before any inq check.
-    existing = conn.execute(BY_PID, {"partner": partner_code, "pid": req["pid"]}).one_or_none()
-    if existing is not None:
+    if check.existing_id is not None:
+        existing = conn.execute(BY_PID, {"partner": partner_code, "pid": req["pid"]}).one()
         if _same_request(existing, cid, req):
             return Accepted(existing._asdict(), replayed=True)
         raise errors.Conflict(f"pid {req['pid']} was already used for another payment")
 
     # 2. The inquiry: known, alive and this partner's.
-    inq = inquiry.find(conn, partner_code, req["inq"], now)
-    if inq is None:
+    if check.inq_customer is None:
         raise errors.NotFound("inquiry token unknown or expired")
 
     # 3. The payment must match what the inquiry showed.
-    if inq.customer_id != cid:
+    if check.inq_customer != cid:
         raise errors.Gone("the inquiry was made for another customer")
-    shown = {bill["period"]: bill["total"] for bill in inq.snapshot["bills"]}
+    shown = {bill["period"]: bill["total"] for bill in check.inq_snapshot["bills"]}
     unknown = [p for p in req["per"] if p not in shown]
     if unknown:
         raise errors.Gone(f"periods not in the inquiry: {', '.join(unknown)}")
@@ -132,19 +157,18 @@ def accept(
         raise errors.Gone(f"amo does not match the bills of the inquiry (expected {expected})")
 
     # 4. Other duplicates: the inquiry already paid, or a period already being paid.
-    periods = sorted(req["per"])
-    dup = conn.execute(DUPLICATES, {"inq": req["inq"], "cid": cid, "periods": periods}).one()
-    if dup.inq_nob:
+    if check.inq_nob:
         raise errors.Conflict("this inquiry already has a payment")
-    if dup.taken:
-        raise errors.Conflict(f"periods already paid or being paid: {', '.join(dup.taken)}")
+    if check.taken:
+        raise errors.Conflict(f"periods already paid or being paid: {', '.join(check.taken)}")
 
-    # 5. Record, allocate the receipt number and enqueue: one transaction.
+    # 5. Record with its receipt number and periods, and enqueue: one transaction.
+    day = _wib_day(now)
     payment = conn.execute(
-        INSERT,
+        RECORD,
         {
             "partner": partner_code,
-            "nob": allocate_nob(conn, partner_code, now),
+            "day": day,
             "pid": req["pid"],
             "cid": cid,
             "inq": req["inq"],
@@ -157,8 +181,9 @@ def accept(
             "callback_token": callback.token,
             "auth": callback.authorization if callback.url else None,
         },
-    ).one()
-    conn.execute(INSERT_PERIODS, {"id": payment.id, "cid": cid, "periods": periods})
+    ).one_or_none()
+    if payment is None:
+        raise _numbers_used_up(partner_code, day)
     queue.defer(conn, POST_TASK, queue=queue.POSTING_QUEUE, payment_id=payment.id)
     if callback.url:
         from . import webhooks  # the `created` callback, in this same transaction
