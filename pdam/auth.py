@@ -8,17 +8,21 @@ revocation check and the partner's state.
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from flask import Flask, current_app, g
+from jwt import algorithms as jwt_algorithms
+from jwt import exceptions as jwt_exceptions
 from flask_jwt_extended import JWTManager, get_current_user, verify_jwt_in_request
 
 from . import db, errors, tokens
 
 JTI_RE = re.compile(r"^[0-9a-f]{32}$")
 CODE_RE = re.compile(r"^[0-9]{2}$")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,19 @@ def load_public_key(cfg) -> str | None:
         return cfg["PDAM_JWT_PUBLIC_KEY"]
     path = Path(cfg["PDAM_JWT_PUBLIC_KEY_FILE"])
     return path.read_text() if path.exists() else None
+
+
+def _parsed(algorithm: str, public_key: str | None):
+    """The public key as the algorithm's key object (parsed once: parsing the PEM text
+    costs more than verifying a signature), or None when it is missing or unusable."""
+    if not public_key:
+        return None
+    try:
+        return jwt_algorithms.get_default_algorithms()[algorithm].prepare_key(public_key)
+    except (ValueError, TypeError, jwt_exceptions.InvalidKeyError) as exc:
+        log.error("the JWT public key is not a usable %s key (%s): every request needing a token gets 503",
+                  algorithm, exc)
+        return None
 
 
 def _reject(message: str):
@@ -61,6 +78,11 @@ def init_app(app: Flask) -> None:
         JWT_VERIFY_SUB=False,
     )
     jwt = JWTManager(app)
+    verifying_key = app.extensions["pdam.jwt_key"] = _parsed(algorithm, public_key)
+
+    @jwt.decode_key_loader
+    def _key(_header, _claims):
+        return verifying_key
 
     @jwt.token_in_blocklist_loader
     def _check(_header, claims) -> bool:
@@ -109,8 +131,8 @@ def partner_required(view):
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        if not current_app.config.get("JWT_PUBLIC_KEY"):
-            raise errors.ServiceUnavailable("token verification key is not configured")
+        if current_app.extensions["pdam.jwt_key"] is None:
+            raise errors.ServiceUnavailable("token verification key is not configured or not usable")
         verify_jwt_in_request()
         if not current_partner().active:
             raise errors.Forbidden("Partner is deactivated")

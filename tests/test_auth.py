@@ -180,3 +180,18 @@ def test_rs256_by_configuration(make_app, keys, add_partner, run_sql):
 
 def test_health_needs_no_token(client):
     assert client.get("/health").status_code == 200
+
+
+@pytest.mark.parametrize("public_key", ["RS256 key", "not a PEM key", ""])
+def test_a_missing_or_unusable_key_is_503_for_every_token(make_app, keys, known, public_key, caplog):
+    """The key is parsed once at start-up. One that is missing or not an ES256 key is a
+    configuration error of the service: 503 with a clear message, never 401 or 500."""
+    key = {"RS256 key": keys["RS256"]["public"], "not a PEM key": "-----BEGIN PUBLIC KEY-----\nxx\n"}.get(public_key, "")
+    app = make_app(PDAM_JWT_PUBLIC_KEY=key, PDAM_JWT_PUBLIC_KEY_FILE="/nonexistent/public.pem")
+    if key:
+        assert "not a usable ES256 key" in caplog.text
+    c = known(claims())
+    for token in (sign(keys, c), sign(keys, c, alg="RS256")):
+        res = get(app.test_client(), token)
+        assert res.status_code == 503
+        assert res.json == {"error": 503, "message": "token verification key is not configured or not usable"}
