@@ -28,29 +28,37 @@ STATUS_MESSAGES = {
 }
 
 LOCK_PAYMENT = sa.text(
-    "select id, customer_id, amount, periods, nob, status from payment where id = :id for update"
+    "select id, customer_id, amount, periods, nob, status, callback_url is not null as has_callback"
+    " from payment where id = :id for update"
 )
 PAY_BILLS = sa.text(
     "update bill set paid_by = :nob, paid_at = case when paid_by is null then :now else paid_at end"
     " where customer_id = :cid and period = any(:periods) and (paid_by is null or paid_by = :nob)"
     " returning id, bill_no, period, water, admin_fee, admin_vat, late_fee, installment, total"
 )
+# The outcome, the bills as paid and the problem periods, in one statement (guarded:
+# nothing changes unless the payment was still ``created``; returns its id if it was).
 FINISH = sa.text(
-    "update payment set status = :status, posted_at = :now, paid_total = :paid_total,"
-    " paid_periods = :paid_periods, problem_periods = :problem_periods,"
-    " stuck_at = null, stuck_reason = null"
-    " where id = :id and status = 'created'"
+    "with finished as ("
+    "  update payment set status = :status, posted_at = :now, paid_total = :paid_total,"
+    "  paid_periods = :paid_periods, problem_periods = :problem_periods,"
+    "  stuck_at = null, stuck_reason = null"
+    "  where id = :id and status = 'created' returning id),"
+    " paid as ("
+    "  update payment_period pp set bill_id = b.bill_id, bill_no = b.bill_no, water = b.water,"
+    "  admin_fee = b.admin_fee, admin_vat = b.admin_vat, late_fee = b.late_fee,"
+    "  installment = b.installment, paid = true"
+    "  from finished, unnest(cast(:paid_periods as text[]), cast(:bill_ids as bigint[]),"
+    "    cast(:bill_nos as text[]), cast(:water as bigint[]), cast(:admin_fee as bigint[]),"
+    "    cast(:admin_vat as bigint[]), cast(:late_fee as bigint[]), cast(:installment as bigint[]))"
+    "    as b(period, bill_id, bill_no, water, admin_fee, admin_vat, late_fee, installment)"
+    "  where pp.payment_id = finished.id and pp.period = b.period),"
+    " problems as ("
+    "  update payment_period pp set paid = false, live = false from finished"
+    "  where pp.payment_id = finished.id and pp.period = any(:problem_periods))"
+    " select id from finished"
 )
-RECORD_BILL = sa.text(
-    "update payment_period set bill_id = :bill_id, bill_no = :bill_no, water = :water,"
-    " admin_fee = :admin_fee, admin_vat = :admin_vat, late_fee = :late_fee,"
-    " installment = :installment, paid = true"
-    " where payment_id = :payment_id and period = :period"
-)
-RECORD_PROBLEMS = sa.text(
-    "update payment_period set paid = false, live = false"
-    " where payment_id = :payment_id and period = any(:periods)"
-)
+BILL_AMOUNTS = ("water", "admin_fee", "admin_vat", "late_fee", "installment")
 
 
 class PaymentMissing(errors.PdamError):
@@ -78,7 +86,8 @@ def post(conn: sa.Connection, ledger: sa.Connection, payment_id: int, now: dt.da
     bills = ledger.execute(
         PAY_BILLS, {"nob": payment.nob, "now": now, "cid": payment.customer_id, "periods": payment.periods}
     ).all()
-    paid = sorted(b.period for b in bills)
+    bills = sorted(bills, key=lambda b: b.period)
+    paid = [b.period for b in bills]
     problems = sorted(set(payment.periods) - set(paid))
     paid_total = sum(b.total for b in bills)
     status = outcome(payment.amount, paid_total, paid, problems)
@@ -91,31 +100,15 @@ def post(conn: sa.Connection, ledger: sa.Connection, payment_id: int, now: dt.da
             "paid_total": paid_total,
             "paid_periods": paid,
             "problem_periods": problems,
+            "bill_ids": [b.id for b in bills],
+            "bill_nos": [b.bill_no for b in bills],
+            **{name: [getattr(b, name) for b in bills] for name in BILL_AMOUNTS},
         },
-    ).rowcount
-    if finished != 1:  # impossible under the row lock; never report a wrong outcome
+    ).scalar()
+    if finished is None:  # impossible under the row lock; never report a wrong outcome
         raise errors.PdamError(f"payment {payment_id} changed under its lock")
-    if bills:
-        conn.execute(
-            RECORD_BILL,
-            [
-                {
-                    "payment_id": payment_id,
-                    "period": b.period,
-                    "bill_id": b.id,
-                    "bill_no": b.bill_no,
-                    "water": b.water,
-                    "admin_fee": b.admin_fee,
-                    "admin_vat": b.admin_vat,
-                    "late_fee": b.late_fee,
-                    "installment": b.installment,
-                }
-                for b in bills
-            ],
-        )
-    if problems:
-        conn.execute(RECORD_PROBLEMS, {"payment_id": payment_id, "periods": problems})
-    webhooks.enqueue(conn, payment_id, status, now)  # the final callback, with the outcome
+    if payment.has_callback:
+        webhooks.enqueue(conn, payment_id, status, now)  # the final callback, with the outcome
     return status
 
 
