@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flask import Flask, current_app, g
+from flask_jwt_extended import JWTManager, get_current_user, verify_jwt_in_request
 from jwt import algorithms as jwt_algorithms
 from jwt import exceptions as jwt_exceptions
-from flask_jwt_extended import JWTManager, get_current_user, verify_jwt_in_request
 
 from . import db, errors, tokens
 

@@ -95,8 +95,8 @@ def _numbers_used_up(partner_code: str, day: dt.date) -> errors.ServiceUnavailab
 
 
 def allocate_nob(conn: sa.Connection, partner_code: str, when: dt.datetime) -> str:
-    """The next receipt number: partner code + WIB ``YYMMDD`` + the partner's daily
-    sequence (what ``accept`` records, on its own)."""
+    """The next receipt number on its own: partner code + WIB ``YYMMDD`` + the
+    partner's daily sequence, from the same ``NOB`` statement ``accept`` records with."""
     day = _wib_day(when)
     nob = conn.execute(ALLOCATE_NOB, {"partner": partner_code, "day": day}).scalar()
     if nob is None:
