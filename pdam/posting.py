@@ -5,6 +5,10 @@ is already final is left alone, so a job that runs twice changes nothing. The
 ledger is changed only by a guarded update keyed by the payment's nob, so a
 retry after a crash between the ledger's commit and ours (separate ledger
 database) recognises "already paid by this payment".
+
+With one database, posting is one statement (lock, pay, outcome, meta); with a
+separate ledger the same SQL runs in three steps, the bills paid in the ledger
+passed to the last one. Either way the outcome rules exist once, in ``FINISH``.
 """
 
 from __future__ import annotations
@@ -27,50 +31,68 @@ STATUS_MESSAGES = {
     "rejected": "paid before",
 }
 
-LOCK_PAYMENT = sa.text(
+# What posting reads of a paid bill, with its SQL type.
+BILL_COLUMNS = {
+    "id": "bigint", "bill_no": "text", "period": "text", "water": "bigint", "admin_fee": "bigint",
+    "admin_vat": "bigint", "late_fee": "bigint", "installment": "bigint", "total": "bigint",
+}
+LOCK_PAYMENT = (
     "select id, customer_id, amount, periods, nob, status, callback_url is not null as has_callback"
     " from payment where id = :id for update"
 )
-PAY_BILLS = sa.text(
-    "update bill set paid_by = :nob, paid_at = case when paid_by is null then :now else paid_at end"
-    " where customer_id = :cid and period = any(:periods) and (paid_by is null or paid_by = :nob)"
-    " returning id, bill_no, period, water, admin_fee, admin_vat, late_fee, installment, total"
+# The bills of payment ``p``'s periods that are unpaid or already paid by it (a retry
+# after a crash between the ledger's commit and ours), paid by it; nothing once it is final.
+PAY_BILLS = (
+    "update bill set paid_by = p.nob, paid_at = case when bill.paid_by is null then :now else bill.paid_at end"
+    " from p where p.status = 'created' and bill.customer_id = p.customer_id and bill.period = any(p.periods)"
+    " and (bill.paid_by is null or bill.paid_by = p.nob)"
+    " returning " + ", ".join(f"bill.{name}" for name in BILL_COLUMNS)
 )
-# The outcome, the bills as paid and the problem periods, in one statement (guarded:
-# nothing changes unless the payment was still ``created``; returns its id if it was).
-FINISH = sa.text(
-    "with finished as ("
-    "  update payment set status = :status, posted_at = :now, paid_total = :paid_total,"
-    "  paid_periods = :paid_periods, problem_periods = :problem_periods,"
+# From payment ``p`` and the bills ``paid`` for it: the outcome (the contract's rules),
+# the payment's meta, the bills as paid and the problem periods. Guarded: nothing
+# changes unless the payment was still ``created``.
+FINISH = (
+    " meta as (select p.id, p.status as was, p.has_callback, p.amount,"
+    "  coalesce((select sum(total) from paid), 0) as paid_total,"
+    "  array(select period from paid order by period) as paid_periods,"
+    "  array(select x from unnest(p.periods) as x where x not in (select period from paid) order by x)"
+    "   as problem_periods from p),"
+    " outcome as (select meta.*, case when cardinality(paid_periods) = 0 then 'rejected'"
+    "  when cardinality(problem_periods) > 0 or paid_total <> amount then 'changed'"
+    "  else 'accepted' end as status from meta),"
+    " finished as (update payment set status = outcome.status, posted_at = :now, paid_total = outcome.paid_total,"
+    "  paid_periods = outcome.paid_periods, problem_periods = outcome.problem_periods,"
     "  stuck_at = null, stuck_reason = null"
-    "  where id = :id and status = 'created' returning id),"
-    " paid as ("
-    "  update payment_period pp set bill_id = b.bill_id, bill_no = b.bill_no, water = b.water,"
-    "  admin_fee = b.admin_fee, admin_vat = b.admin_vat, late_fee = b.late_fee,"
-    "  installment = b.installment, paid = true"
-    "  from finished, unnest(cast(:paid_periods as text[]), cast(:bill_ids as bigint[]),"
-    "    cast(:bill_nos as text[]), cast(:water as bigint[]), cast(:admin_fee as bigint[]),"
-    "    cast(:admin_vat as bigint[]), cast(:late_fee as bigint[]), cast(:installment as bigint[]))"
-    "    as b(period, bill_id, bill_no, water, admin_fee, admin_vat, late_fee, installment)"
-    "  where pp.payment_id = finished.id and pp.period = b.period),"
-    " problems as ("
-    "  update payment_period pp set paid = false, live = false from finished"
-    "  where pp.payment_id = finished.id and pp.period = any(:problem_periods))"
-    " select id from finished"
+    "  from outcome where payment.id = outcome.id and payment.status = 'created'"
+    "  returning payment.id),"
+    " set_paid as (update payment_period pp set bill_id = paid.id, bill_no = paid.bill_no, water = paid.water,"
+    "  admin_fee = paid.admin_fee, admin_vat = paid.admin_vat, late_fee = paid.late_fee,"
+    "  installment = paid.installment, paid = true"
+    "  from finished, paid where pp.payment_id = finished.id and pp.period = paid.period),"
+    " set_problems as (update payment_period pp set paid = false, live = false from finished, outcome"
+    "  where pp.payment_id = finished.id and pp.period = any(outcome.problem_periods))"
+    " select outcome.was, outcome.status, outcome.has_callback, finished.id is not null as finished"
+    " from outcome left join finished on true"
 )
-BILL_AMOUNTS = ("water", "admin_fee", "admin_vat", "late_fee", "installment")
+
+# Same database: the whole posting in one statement (one round trip).
+POST = sa.text(f"with p as ({LOCK_PAYMENT}), paid as ({PAY_BILLS}), {FINISH}")
+# Separate ledger: lock the payment, pay its bills in the ledger, then finish with the
+# bills the ledger returned (passed as arrays).
+LOCK = sa.text(LOCK_PAYMENT)
+PAY_SEPARATE_LEDGER = sa.text(
+    "with p as (select cast(:nob as text) as nob, cast(:customer_id as text) as customer_id,"
+    f" cast(:periods as text[]) as periods, 'created' as status) {PAY_BILLS}"
+)
+FINISH_SEPARATE_LEDGER = sa.text(
+    f"with p as ({LOCK_PAYMENT}), paid as (select * from unnest("
+    + ", ".join(f"cast(:paid_{name} as {kind}[])" for name, kind in BILL_COLUMNS.items())
+    + f") as paid({', '.join(BILL_COLUMNS)})), {FINISH}"
+)
 
 
 class PaymentMissing(errors.PdamError):
     """The payment of this job does not exist"""
-
-
-def outcome(amount: int, paid_total: int, paid: list[str], problems: list[str]) -> str:
-    if not paid:
-        return "rejected"
-    if problems or paid_total != amount:
-        return "changed"
-    return "accepted"
 
 
 def post(conn: sa.Connection, ledger: sa.Connection, payment_id: int, now: dt.datetime) -> str:
@@ -78,38 +100,31 @@ def post(conn: sa.Connection, ledger: sa.Connection, payment_id: int, now: dt.da
 
     With a separate ledger the caller commits ``ledger`` before ``conn``.
     """
-    payment = conn.execute(LOCK_PAYMENT, {"id": payment_id}).one_or_none()
-    if payment is None:
+    if ledger is conn:
+        row = conn.execute(POST, {"id": payment_id, "now": now}).one_or_none()
+    else:
+        row = _post_to_separate_ledger(conn, ledger, payment_id, now)
+    if row is None:
         raise PaymentMissing(f"payment {payment_id} does not exist")
-    if payment.status != "created":
-        return payment.status
-    bills = ledger.execute(
-        PAY_BILLS, {"nob": payment.nob, "now": now, "cid": payment.customer_id, "periods": payment.periods}
-    ).all()
-    bills = sorted(bills, key=lambda b: b.period)
-    paid = [b.period for b in bills]
-    problems = sorted(set(payment.periods) - set(paid))
-    paid_total = sum(b.total for b in bills)
-    status = outcome(payment.amount, paid_total, paid, problems)
-    finished = conn.execute(
-        FINISH,
-        {
-            "id": payment_id,
-            "status": status,
-            "now": now,
-            "paid_total": paid_total,
-            "paid_periods": paid,
-            "problem_periods": problems,
-            "bill_ids": [b.id for b in bills],
-            "bill_nos": [b.bill_no for b in bills],
-            **{name: [getattr(b, name) for b in bills] for name in BILL_AMOUNTS},
-        },
-    ).scalar()
-    if finished is None:  # impossible under the row lock; never report a wrong outcome
+    if row.was != "created":
+        return row.was  # final already: a job that runs twice changes nothing
+    if not row.finished:  # impossible under the row lock; never report a wrong outcome
         raise errors.PdamError(f"payment {payment_id} changed under its lock")
-    if payment.has_callback:
-        webhooks.enqueue(conn, payment_id, status, now)  # the final callback, with the outcome
-    return status
+    if row.has_callback:
+        webhooks.enqueue(conn, payment_id, row.status, now)  # the final callback, with the outcome
+    return row.status
+
+
+def _post_to_separate_ledger(conn: sa.Connection, ledger: sa.Connection, payment_id: int, now: dt.datetime):
+    payment = conn.execute(LOCK, {"id": payment_id}).one_or_none()
+    bills = []
+    if payment is not None and payment.status == "created":
+        bills = ledger.execute(
+            PAY_SEPARATE_LEDGER,
+            {"nob": payment.nob, "customer_id": payment.customer_id, "periods": payment.periods, "now": now},
+        ).all()
+    paid = {f"paid_{name}": [getattr(bill, name) for bill in bills] for name in BILL_COLUMNS}
+    return conn.execute(FINISH_SEPARATE_LEDGER, {"id": payment_id, "now": now, **paid}).one_or_none()
 
 
 def flag_stuck(conn: sa.Connection, payment_id: int, reason: str, attempts: int, now: dt.datetime) -> bool:

@@ -97,3 +97,57 @@ def test_inquiry_answers_503_while_ledger_down(split_app, partner_headers, priva
     finally:
         private_server.start()
     assert split_app.test_client().get(f"/tagihan/{CID}", headers=partner_headers).status_code == 200
+
+
+def ledger_sql(url, sql):
+    with psycopg.connect(url) as conn:
+        conn.execute(sql)
+
+
+# The ledger changes between the inquiry and posting, and the outcome the payment gets.
+OUTCOMES = {
+    "accepted": ("select", ("accepted", 97600, ["202001", "202002"], [])),
+    "changed-denda": (
+        "update bill set late_fee = 5000 where period = '202002'",
+        ("changed", 102600, ["202001", "202002"], []),
+    ),
+    "changed-paid-elsewhere": (
+        "update bill set paid_by = '992001010001', paid_at = now() where period = '202001'",
+        ("changed", 48800, ["202002"], ["202001"]),
+    ),
+    "rejected": (
+        "update bill set paid_by = '992001010001', paid_at = now()",
+        ("rejected", 0, [], ["202001", "202002"]),
+    ),
+}
+
+
+@pytest.mark.parametrize("change, expected", OUTCOMES.values(), ids=OUTCOMES)
+def test_outcomes_with_a_separate_ledger(split_app, partner_headers, ledger, run_sql, change, expected):
+    """The same outcomes and meta as with one database (tests/test_posting.py), and a
+    second run of the job changes nothing."""
+    nob = accept_one(split_app, partner_headers)
+    ledger_sql(ledger, change)
+    before = dict(ledger_rows(ledger))
+    with split_app.app_context():
+        assert posting.run_job(payment_id(split_app), 1) == expected[0]
+    payment = "select status, paid_total, paid_periods, problem_periods from payment"
+    assert run_sql(payment) == [expected]
+    paid, problems = expected[2], expected[3]
+    late_fee = {"202002": 5000} if "late_fee" in change else {}
+    assert ledger_rows(ledger) == sorted({**before, **dict.fromkeys(paid, nob)}.items())
+    assert run_sql("select period, bill_no, late_fee, paid, live from payment_period order by period") == sorted(
+        [(p, f"b{p}", late_fee.get(p, 0), True, True) for p in paid]
+        + [(p, None, None, False, False) for p in problems]
+    )
+    with split_app.app_context():  # the job again: nothing changes
+        assert posting.run_job(payment_id(split_app), 2) == expected[0]
+    assert run_sql(payment) == [expected]
+    assert ledger_rows(ledger) == sorted({**before, **dict.fromkeys(paid, nob)}.items())
+
+
+@pytest.mark.parametrize("separate", [False, True], ids=["one-database", "separate-ledger"])
+def test_a_missing_payment_is_not_retried(make_app, split_app, separate):
+    app = split_app if separate else make_app()
+    with app.app_context(), pytest.raises(posting.PaymentMissing):
+        posting.run_job(987654321, 1)
