@@ -30,6 +30,7 @@ import ipaddress
 import json
 import logging
 import socket
+import threading
 import time
 from dataclasses import dataclass
 
@@ -268,8 +269,9 @@ def private_network_refusal(ip) -> str | None:
 class _GuardedConnectionMixin:
     """Resolve the host here, check every address, connect only to an allowed one."""
 
-    def __init__(self, *args, allow_private: bool = False, **kwargs):
+    def __init__(self, *args, allow_private: bool = False, deadline: Deadline | None = None, **kwargs):
         self.allow_private = allow_private
+        self.deadline = deadline
         super().__init__(*args, **kwargs)
 
     def _new_conn(self) -> socket.socket:
@@ -290,6 +292,8 @@ class _GuardedConnectionMixin:
             try:
                 sock.settimeout(self.timeout)
                 sock.connect(sockaddr)
+                if self.deadline is not None:
+                    self.deadline.watch(sock)
                 return sock
             except OSError as exc:
                 sock.close()
@@ -301,6 +305,49 @@ class _GuardedConnectionMixin:
                 self, f"connection to {host} timed out (connect timeout={self.timeout})"
             ) from last_error
         raise urllib3.exceptions.NewConnectionError(self, f"cannot connect to {host}: {last_error}")
+
+
+class Deadline:
+    """The whole attempt's time limit. A read timeout bounds each read, so a receiver
+    that sends its answer a byte at a time would hold a worker slot for ever; when the
+    time is up this shuts the connection down, and the blocked read returns."""
+
+    def __init__(self, seconds: float):
+        self.expired = False
+        self._sock: socket.socket | None = None
+        self._done = False
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock: socket.socket) -> None:
+        # A duplicate descriptor of the same connection: TLS takes the original over.
+        with self._lock:
+            self._sock = sock.dup()
+            if self.expired:
+                self._shutdown()
+
+    def _shutdown(self) -> None:
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:  # already closed by the other side
+            pass
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            if self._sock is not None:
+                self._shutdown()
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+        with self._lock:
+            self._done = True
+            if self._sock is not None:
+                self._sock.close()
 
 
 class GuardedHTTPConnection(_GuardedConnectionMixin, urllib3.connection.HTTPConnection):
@@ -337,8 +384,8 @@ def _snippet(response) -> str:
 
 
 def send(url: str, raw_body: bytes, headers: dict, *, timeout: float, allow_private: bool) -> Outcome:
-    """POST ``raw_body`` to ``url`` once: bounded connect and read timeouts, no
-    redirects, no proxies, only addresses that pass the guard."""
+    """POST ``raw_body`` to ``url`` once, the whole attempt within ``timeout`` seconds:
+    no redirects, no proxies, only addresses that pass the guard."""
     try:
         parts = parse_url(url)
     except urllib3.exceptions.LocationParseError:
@@ -346,6 +393,7 @@ def send(url: str, raw_body: bytes, headers: dict, *, timeout: float, allow_priv
     if parts.scheme not in ("http", "https") or not parts.host:
         return Outcome("refused", error="refused: only absolute http(s) URLs are called")
     pool_cls = GuardedHTTPSConnectionPool if parts.scheme == "https" else GuardedHTTPConnectionPool
+    deadline = Deadline(timeout)
     pool = pool_cls(
         parts.host,
         parts.port,
@@ -353,6 +401,7 @@ def send(url: str, raw_body: bytes, headers: dict, *, timeout: float, allow_priv
         retries=False,
         maxsize=1,
         allow_private=allow_private,
+        deadline=deadline,
     )
     try:
         response = pool.urlopen(
@@ -384,8 +433,11 @@ def send(url: str, raw_body: bytes, headers: dict, *, timeout: float, allow_priv
     except (urllib3.exceptions.TimeoutError, TimeoutError) as exc:
         return Outcome("retry", error=f"timeout: {exc}")
     except (urllib3.exceptions.HTTPError, OSError) as exc:
+        if deadline.expired:  # the connection was shut down by the deadline
+            return Outcome("retry", error=f"timeout: no complete answer within {timeout} s")
         return Outcome("retry", error=f"connection error: {exc}")
     finally:
+        deadline.cancel()
         pool.close()
 
 

@@ -523,6 +523,50 @@ def test_connection_error_is_retried(client, partner_headers, bill, inquire, app
     assert status == "pending" and error.startswith("connection error")
 
 
+@pytest.fixture
+def dripping_receiver():
+    """A loopback receiver that reads the request, then sends its answer one byte every
+    0.2 s: every read gets a byte well within a 1 s read timeout."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve():
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"z" * 1000:
+                if stop.wait(0.2):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:  # the caller hung up
+                    return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}{HOOK}"
+    stop.set()
+    server.close()
+    thread.join(5)
+
+
+def test_an_answer_dripped_byte_by_byte_is_cut_off_at_the_timeout(
+    make_app, client, partner_headers, bill, inquire, run_sql, dripping_receiver
+):
+    app = make_app(WEBHOOK_TIMEOUT_SECONDS=1)
+    assert pay(client, partner_headers, inquire, dripping_receiver).status_code == 202
+    started = time.monotonic()
+    assert deliver_pending(app, run_sql) == ["RetryLater"]
+    assert time.monotonic() - started < 3  # without the deadline: 200+ s, a byte at a time
+    ((status, error, duration_ms),) = run_sql(
+        "select d.status, a.error, a.duration_ms from webhook_attempt a"
+        " join webhook_delivery d on d.id = a.delivery_id"
+    )
+    assert status == "pending"
+    assert error == "timeout: no complete answer within 1 s"
+    assert 900 <= duration_ms < 3000
+
+
 def test_public_address_passes_the_guard():
     import ipaddress
 
