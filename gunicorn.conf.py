@@ -2,6 +2,8 @@
 
 import os
 
+from pdam.infra.logs import DICT_CONFIG
+
 bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
 worker_class = "gthread"
@@ -9,15 +11,24 @@ threads = int(os.environ.get("WEB_THREADS", "1"))
 keepalive = 5
 timeout = 30
 graceful_timeout = 20
-# Build the app once in the master (starts/reuses the embedded database once);
-# each worker gets fresh connections because engines connect lazily after fork.
+# Build the app once in the master; each worker gets fresh connections (post_fork).
 preload_app = True
 accesslog = None
+# JSON lines, the app's and gunicorn's own (pdam/infra/logs.py).
+logconfig_dict = DICT_CONFIG
 # No shared control socket: several web processes may run on one host.
 control_socket_disable = True
+
+
+def pre_fork(server, worker):
+    """Resolve the database once, in the master (starting the embedded server when
+    DATABASE_URL is not set), not in every worker at once."""
+    from wsgi import app
+
+    app.extensions["pdam.runtime"].database  # noqa: B018
 
 
 def post_fork(server, worker):
     from wsgi import app
 
-    app.extensions["pdam.db"].dispose()
+    app.extensions["pdam.runtime"].dispose()

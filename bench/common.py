@@ -30,7 +30,11 @@ if str(ROOT) not in sys.path:
 import psycopg  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from pdam import billing, config, create_app, db, embedded, migrations, partners, tokens  # noqa: E402
+from pdam import create_app  # noqa: E402
+from pdam.core import billing, partners, tokens  # noqa: E402
+from pdam.infra import embedded, migrations  # noqa: E402
+from pdam.infra import settings as config  # noqa: E402
+from pdam.web import runtime  # noqa: E402
 
 PERIODS = ("202401", "202402")  # every seeded customer owes these two bills
 MERCHANT = "B001"
@@ -104,7 +108,7 @@ def service_setup(url: str, partner_codes: list[str]) -> Iterator[Setup]:
         app = create_app({"DATABASE_URL": url, "BILLING_DATABASE_URL": None, "PDAM_JWT_PUBLIC_KEY": public_key})
         now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
         issued = {}
-        with app.app_context(), db.transaction() as conn:
+        with app.app_context(), runtime.transaction() as conn:
             for code in partner_codes:
                 partners.add(conn, code, f"BENCH{code}")
                 issued[code] = tokens.issue(
@@ -119,7 +123,7 @@ def service_setup(url: str, partner_codes: list[str]) -> Iterator[Setup]:
         try:
             yield Setup(url, app, public_key, issued)
         finally:
-            app.extensions["pdam.db"].dispose()
+            app.extensions["pdam.runtime"].dispose()
 
 
 def customer_id(k: int) -> str:
@@ -149,7 +153,7 @@ def seed_customers(setup: Setup, count: int) -> list[str]:
             )
     out.seek(0)
     rows = billing.parse_csv(out)
-    with setup.app.app_context(), db.ledger_transaction() as conn:
+    with setup.app.app_context(), runtime.ledger_transaction() as conn:
         billing.import_rows(conn, rows)
     with psycopg.connect(setup.url, autocommit=True) as conn:
         conn.execute("analyze")

@@ -31,7 +31,9 @@ if str(ROOT) not in sys.path:
 import psycopg  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from pdam import billing, config, embedded, migrations  # noqa: E402
+from pdam.core import billing  # noqa: E402
+from pdam.infra import embedded, migrations  # noqa: E402
+from pdam.infra import settings as config  # noqa: E402
 
 
 def log(message: str) -> None:

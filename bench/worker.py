@@ -66,45 +66,47 @@ def parse_args() -> argparse.Namespace:
 def record_payments(setup: common.Setup, code: str, keys: range, batch: int = 250) -> None:
     """For each customer index: an inquiry, then ``payment.accept``, which defers the
     posting job in the same transaction (``batch`` payments per transaction)."""
-    from pdam import clock, db, inquiry, payment
+    from pdam.core import inquiry, payments
+    from pdam.web import runtime
 
     keys = list(keys)
     with setup.app.app_context():
         ttl = setup.app.config["INQUIRY_TTL_SECONDS"]
         for start in range(0, len(keys), batch):
-            with db.transaction() as conn:
-                now = clock.now()
+            with runtime.transaction() as conn:
+                now = runtime.now()
                 for k in keys[start : start + batch]:
                     cid = common.customer_id(k)
-                    inq = inquiry.inquire(conn, db.ledger_connection(), code, cid, now, ttl)
-                    req = {"inq": inq["token"], "amo": common.customer_total(k), "per": list(common.PERIODS),
-                           "mer": common.MERCHANT, "pid": f"q-{code}-{k}"}
-                    payment.accept(conn, code, cid, req, payment.Callback(), now)
+                    inq = inquiry.inquire(conn, runtime.ledger_connection(), code, cid, now, ttl)
+                    req = payments.PaymentRequest(
+                        customer_id=cid, inquiry_token=inq.token, amount=common.customer_total(k),
+                        periods=common.PERIODS, merchant=common.MERCHANT, reference=f"q-{code}-{k}",
+                    )
+                    payments.accept(conn, code, req, now)
 
 
 def prepare_inquiries(setup: common.Setup, code: str, keys: range) -> dict[int, str]:
     """Inquiry tokens of ``code`` for the customers ``keys`` (for the latency phase)."""
-    from pdam import clock, db, inquiry
+    from pdam.core import inquiry
+    from pdam.web import runtime
 
     out = {}
-    with setup.app.app_context(), db.transaction() as conn:
-        now = clock.now()
+    with setup.app.app_context(), runtime.transaction() as conn:
+        now = runtime.now()
         for k in keys:
-            inq = inquiry.inquire(conn, db.ledger_connection(), code, common.customer_id(k), now,
+            inq = inquiry.inquire(conn, runtime.ledger_connection(), code, common.customer_id(k), now,
                                   setup.app.config["INQUIRY_TTL_SECONDS"])
-            out[k] = inq["token"]
+            out[k] = inq.token
     return out
 
 
 def defer_noops(setup: common.Setup, count: int) -> None:
-    from pdam import db, queue
+    import procrastinate
 
-    with setup.app.app_context(), db.transaction() as conn:
-        # Begin SQLAlchemy's transaction first: without a statement before it, the job
-        # INSERT on the raw connection would not be committed by db.transaction().
-        conn.begin()
-        deferrer = setup.app.extensions["pdam.queue"].configure_task(
-            "maintenance.noop", queue=queue.MAINTENANCE_QUEUE, connection=db.driver_connection(conn)
+    with psycopg.connect(setup.url) as conn, conn.transaction():
+        # A deferring App of its own (no pool: the connection is given), as pdam.infra.queue does.
+        deferrer = procrastinate.App(connector=procrastinate.SyncPsycopgConnector()).configure_task(
+            "maintenance.noop", queue="maintenance", connection=conn
         )
         deferrer.batch_defer(*({} for _ in range(count)))
 

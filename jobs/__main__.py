@@ -8,23 +8,15 @@ is told to stop. SIGTERM/SIGINT are passed to the child for a graceful stop.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
 
-from pdam import config
-from pdam.queue import QUEUES
 
 
 def worker_command() -> list[str]:
-    concurrency = config.load()["WORKER_CONCURRENCY"]
-    return [
-        sys.executable, "-m", "procrastinate", "--app=jobs.app", "worker",
-        "--queues=" + ",".join(QUEUES), f"--concurrency={concurrency}",
-        "--name=" + os.environ.get("WORKER_NAME", f"worker-{os.getpid()}"),
-    ]
+    return [sys.executable, "-m", "jobs.worker"]
 
 
 def main() -> int:

@@ -7,22 +7,21 @@ import logging
 
 from procrastinate.jobs import Status
 
-from pdam import payment, posting, queue, webhooks
+from pdam.core import inquiry, posting, webhooks
+from pdam.infra import queue
+from pdam.infra.runtime import Runtime
 
-from . import app, flask_app
+from . import app, cfg, runtime
 
 log = logging.getLogger(__name__)
-cfg = flask_app.config
 
 
 @app.periodic(cron="*/5 * * * *")
 @app.task(name="maintenance.purge_inquiries", queue=queue.MAINTENANCE_QUEUE, queueing_lock="purge_inquiries")
 def purge_inquiries(timestamp: int) -> int:
     """Delete expired inquiry snapshots (requests never do it)."""
-    from pdam import db, inquiry
-
-    with flask_app.app_context(), db.transaction() as conn:
-        return inquiry.purge_expired(conn)
+    with runtime.database.engine.begin() as conn:
+        return inquiry.purge_expired(conn, runtime.now())
 
 
 STALLED_CHECK_SECONDS = min(59, max(1, cfg["STALLED_JOB_SECONDS"] // 2))
@@ -47,7 +46,7 @@ async def recover_stalled(timestamp: int) -> int:
             continue
         log.error("stalled job %s failed after %s attempts", job.id, job.attempts)
         await manager.finish_job(job, status=Status.FAILED, delete_job=False)
-        await asyncio.to_thread(_give_up, job.task_name, job.task_kwargs, job.attempts)
+        await asyncio.to_thread(give_up, runtime, job.task_name, job.task_kwargs, job.attempts)
     return len(stalled)
 
 
@@ -57,13 +56,11 @@ def noop() -> None:
     (a sync task, run in a thread like the posting task, so only the domain work differs)."""
 
 
-def _give_up(task_name: str, kwargs: dict, attempts: int) -> None:
+def give_up(rt: Runtime, task_name: str, kwargs: dict, attempts: int) -> None:
     """Leave a visible trace of a job given up by stalled-job recovery."""
-    from pdam import clock, db
-
     reason = f"its worker died {attempts} times during the job"
-    with flask_app.app_context(), db.transaction() as conn:
-        if task_name == payment.POST_TASK:
-            posting.flag_stuck(conn, kwargs["payment_id"], reason, attempts, clock.now())
-        elif task_name == webhooks.DELIVER_TASK:
-            webhooks.give_up(conn, kwargs["delivery_id"], reason)
+    with rt.database.engine.begin() as conn:
+        if task_name == queue.POST_PAYMENT:
+            posting.flag_stuck(conn, kwargs["payment_id"], reason, attempts, rt.now())
+        elif task_name == queue.DELIVER_WEBHOOK:
+            webhooks.give_up(conn, kwargs["delivery_id"], reason, rt.now())

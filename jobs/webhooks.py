@@ -1,28 +1,89 @@
-"""Webhook tasks: deliver a payment's callbacks (X-Async), in order, with retries."""
+"""Webhook delivery: one HTTP attempt of a recorded callback, recorded, with the retry
+decision (the core's delivery state, PeTi's wire format, infra's guarded client)."""
 
 from __future__ import annotations
 
+import logging
+import time
+
 import procrastinate
 
-from pdam import queue, webhooks
+from pdam.core import errors, webhooks
+from pdam.infra import http, queue
+from pdam.infra.db import is_transient
+from pdam.infra.runtime import Runtime
+from pdam.peti import callbacks
 
-from . import app, flask_app
+from . import RetryOnType, app, cfg, runtime
 
-cfg = flask_app.config
-
-
-class WebhookRetry(procrastinate.BaseRetryStrategy):
-    """Retry an attempt the receiver could not take (5xx, timeout, connection error) every
-    WEBHOOK_RETRY_SECONDS, at most WEBHOOK_MAX_ATTEMPTS runs; the domain code records the
-    attempts and gives up at the cap or the deadline (WEBHOOK_DEADLINE_SECONDS)."""
-
-    def get_retry_decision(self, *, exception, job):
-        if not isinstance(exception, webhooks.RetryLater) or job.attempts + 1 >= cfg["WEBHOOK_MAX_ATTEMPTS"]:
-            return None
-        return procrastinate.RetryDecision(retry_in={"seconds": cfg["WEBHOOK_RETRY_SECONDS"]})
+log = logging.getLogger(__name__)
 
 
-@app.task(name=webhooks.DELIVER_TASK, queue=queue.WEBHOOK_QUEUE, pass_context=True, retry=WebhookRetry())
-def deliver(context: procrastinate.JobContext, delivery_id: int) -> str:
-    with flask_app.app_context():
-        return webhooks.deliver(delivery_id, job_attempt=context.job.attempts + 1)
+def deliver(rt: Runtime, delivery_id: int, job_attempt: int = 1) -> str:
+    """One delivery attempt; return delivered/refused (or the status it already had).
+
+    Raises ``RetryLater`` for an attempt to be repeated, ``DeliveryFailed`` when the
+    delivery is given up (both after recording the attempt); a database that cannot be
+    reached is retried like a receiver that cannot (``Retry``, up to the same maximum).
+    No database transaction stays open during the HTTP call.
+    """
+    try:
+        return _attempt(rt, delivery_id, job_attempt)
+    except (errors.Retry, errors.GiveUp):
+        raise
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        raise errors.retry_decision(exc, job_attempt, rt.settings["WEBHOOK_MAX_ATTEMPTS"]) from exc
+
+
+def _attempt(rt: Runtime, delivery_id: int, job_attempt: int) -> str:
+    settings = rt.settings
+    with rt.database.engine.connect() as conn:
+        row = webhooks.load(conn, delivery_id)
+    if row.status != webhooks.PENDING:  # a job run again after it finished: nothing to do
+        return row.status
+
+    raw_body = callbacks.render(row.body)
+    attempted_at = rt.now()
+    started = time.monotonic()
+    outcome = http.send(
+        row.url,
+        raw_body,
+        callbacks.headers_for(row, raw_body, attempted_at),
+        timeout=settings["WEBHOOK_TIMEOUT_SECONDS"],
+        allow_private=settings["WEBHOOK_ALLOW_PRIVATE_NETWORKS"],
+    )
+    duration_ms = int((time.monotonic() - started) * 1000)
+    attempts = row.attempts + 1
+    status = webhooks.status_after(
+        outcome.result, settings, attempts, job_attempt, row.first_attempt_at or attempted_at, attempted_at
+    )
+    with rt.database.engine.begin() as conn:
+        recorded = webhooks.record_attempt(
+            conn, row, at=attempted_at, status=status, http_status=outcome.http_status, error=outcome.error,
+            duration_ms=duration_ms,
+        )
+    details = {
+        "delivery_id": delivery_id, "nob": row.nob, "event": row.event, "attempt": attempts, "outcome": status,
+        "http_status": outcome.http_status, "error": outcome.error, "duration_ms": duration_ms,
+    }  # fmt: skip
+    if not recorded:  # another run recorded this delivery meanwhile; its answer stands
+        log.warning("webhook attempt superseded", extra={**details, "outcome": "superseded"})
+        return "superseded"
+    log.info("webhook attempt", extra=details)
+    if status == webhooks.PENDING:
+        raise webhooks.RetryLater(f"webhook delivery {delivery_id} attempt {attempts}: {outcome.error}")
+    if status == webhooks.FAILED:
+        raise webhooks.DeliveryFailed(
+            f"webhook delivery {delivery_id} failed after {attempts} attempts: {outcome.error}"
+        )
+    return status
+
+
+@app.task(
+    name=queue.DELIVER_WEBHOOK, queue=queue.WEBHOOK_QUEUE, pass_context=True,
+    retry=RetryOnType(cfg["WEBHOOK_RETRY_SECONDS"]),
+)
+def deliver_task(context: procrastinate.JobContext, delivery_id: int) -> str:
+    return deliver(runtime, delivery_id, job_attempt=context.job.attempts + 1)

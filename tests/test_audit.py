@@ -327,7 +327,7 @@ def test_csv_of_an_empty_day_is_just_the_header(client, partner_headers):
 
 
 def test_csv_is_streamed_in_batches(client, partner_headers, bulk, monkeypatch):
-    from pdam import audit as audit_module
+    from pdam.core import reconciliation as audit_module
 
     monkeypatch.setattr(audit_module, "STREAM_BATCH", 7)
     want = audit(client, partner_headers, tgl=DAY, limit=0).json["data"]
@@ -338,10 +338,9 @@ def test_csv_is_streamed_in_batches(client, partner_headers, bulk, monkeypatch):
 
 
 def test_stream_reads_through_a_server_side_cursor(app, bulk, run_sql):
-    from pdam import audit as audit_module
+    from pdam.core import reconciliation as audit_module
 
-    with app.app_context():
-        engine = app.extensions["pdam.db"].engine
+    engine = app.extensions["pdam.runtime"].database.engine
     rows = audit_module.stream(engine, "00", dt.date(2020, 8, 26), page=1, limit=0, batch=7)
     assert [next(rows)["no"] for _ in range(20)] == list(range(1, 21))
     # Its own connection, inside a transaction, fetching 7 rows at a time from a declared cursor.
@@ -357,9 +356,9 @@ def test_stream_reads_through_a_server_side_cursor(app, bulk, run_sql):
 
 
 def test_closing_the_stream_early_releases_its_connection(app, bulk, run_sql):
-    from pdam import audit as audit_module
+    from pdam.core import reconciliation as audit_module
 
-    rows = audit_module.stream(app.extensions["pdam.db"].engine, "00", dt.date(2020, 8, 26), page=1, limit=0, batch=5)
+    rows = audit_module.stream(app.extensions["pdam.runtime"].database.engine, "00", dt.date(2020, 8, 26), page=1, limit=0, batch=5)
     next(rows)
     rows.close()  # what the WSGI server does when a client goes away
     assert run_sql("select count(*) from pg_stat_activity where datname = current_database()"

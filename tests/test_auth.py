@@ -141,12 +141,13 @@ def test_unknown_partner(client, keys, known):
 
 
 def test_revoked_also_after_new_app(client, make_app, keys, known, app):
-    from pdam import db, tokens
+    from pdam.core import tokens
+    from pdam.web import runtime
 
     c = known(claims())
     token = sign(keys, c)
     assert get(client, token).status_code == 404
-    with app.app_context(), db.transaction() as conn:
+    with app.app_context(), runtime.transaction() as conn:
         tokens.revoke(conn, c["jti"], "lost laptop", dt.datetime.now(dt.timezone.utc))
     res = get(client, token)
     assert_401(res)
@@ -155,9 +156,10 @@ def test_revoked_also_after_new_app(client, make_app, keys, known, app):
 
 
 def test_deactivated_partner_is_403(client, app, partner_headers):
-    from pdam import db, partners
+    from pdam.core import partners
+    from pdam.web import runtime
 
-    with app.app_context(), db.transaction() as conn:
+    with app.app_context(), runtime.transaction() as conn:
         partners.set_active(conn, "00", False)
     res = client.get(PROTECTED, headers=partner_headers)
     assert res.status_code == 403

@@ -11,10 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from pdam import clock, db, inquiry, payment
+from pdam.core import inquiry, payments
+from pdam.web import runtime
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.slow
+
+
+def accept(conn, cid: str, pid: str, now) -> dict:
+    """An inquiry of partner 00 for ``cid`` and the payment of its 202001 bill (no X-Async)."""
+    inq = inquiry.inquire(conn, conn, "00", cid, now, 900)
+    req = payments.PaymentRequest(
+        customer_id=cid, inquiry_token=inq.token, amount=inq.bills[0]["total"], periods=("202001",),
+        merchant="1", reference=pid, callback=payments.Callback(),
+    )
+    return payments.accept(conn, "00", req, now).payment
 
 
 def queue_payments(app, seed_bills, count: int, late_fee_every: int = 0) -> None:
@@ -25,14 +36,8 @@ def queue_payments(app, seed_bills, count: int, late_fee_every: int = 0) -> None
     with app.app_context():
         for i in range(count):
             cid = f"5{i:011d}"
-            with db.transaction() as conn:
-                inq = inquiry.inquire(conn, conn, "00", cid, clock.now(), 900)
-                payment.accept(
-                    conn, "00", cid,
-                    {"inq": inq["token"], "pid": f"drill-{i}", "amo": inq["bills"][0]["total"], "mer": "1",
-                     "per": ["202001"]},
-                    payment.Callback(), clock.now(),
-                )
+            with runtime.transaction() as conn:
+                accept(conn, cid, f"drill-{i}", runtime.now())
 
 
 def kill(proc) -> None:
@@ -87,14 +92,15 @@ def test_worker_comes_back_after_losing_the_database(make_app, private_server, s
 
     import psycopg
 
-    from pdam import billing, migrations
+    from pdam.core import billing
+    from pdam.infra import migrations
     from tests.conftest import CSV_HEADER
 
     url = private_server.create_database("pdam")
     migrations.upgrade(url)
     app = make_app(DATABASE_URL=url)
-    with app.app_context(), db.transaction() as conn:
-        from pdam import partners
+    with app.app_context(), runtime.transaction() as conn:
+        from pdam.core import partners
 
         partners.add(conn, "00", "BANK1")
         billing.import_rows(conn, billing.parse_csv(io.StringIO(
@@ -103,10 +109,9 @@ def test_worker_comes_back_after_losing_the_database(make_app, private_server, s
     proc = start_worker(log=log, DATABASE_URL=url, DB_CONNECT_TIMEOUT=1)
 
     def record(i):
-        with app.app_context(), db.transaction() as conn:
-            inq = inquiry.inquire(conn, conn, "00", f"6{i:011d}", clock.now(), 900)
-            payment.accept(conn, "00", f"6{i:011d}", {"inq": inq["token"], "pid": f"w{i}", "amo": 1000,
-                                                     "mer": "1", "per": ["202001"]}, payment.Callback(), clock.now())
+        with app.app_context(), runtime.transaction() as conn:
+            row = accept(conn, f"6{i:011d}", f"w{i}", runtime.now())
+            assert row["amount"] == 1000
 
     def status(i):
         with psycopg.connect(url) as conn:
@@ -118,7 +123,7 @@ def test_worker_comes_back_after_losing_the_database(make_app, private_server, s
     # The Procrastinate worker gives up on the lost database and exits; the supervisor restarts it.
     wait_for(lambda: "restarting in" in log.read_text(), timeout=60)
     private_server.start()
-    app.extensions["pdam.db"].dispose()
+    app.extensions["pdam.runtime"].dispose()
     record(1)
     wait_for(lambda: status(1) == "accepted", timeout=60)
     assert proc.poll() is None  # the supervisor is still there
@@ -130,7 +135,8 @@ def test_postgres_restart_under_api_load(make_app, private_server, add_partner):
 
     import psycopg
 
-    from pdam import billing, migrations, partners, tokens
+    from pdam.core import billing, partners, tokens
+    from pdam.infra import migrations
     from tests.conftest import CSV_HEADER, ISSUER
 
     url = private_server.create_database("pdam")
@@ -139,7 +145,7 @@ def test_postgres_restart_under_api_load(make_app, private_server, add_partner):
     customers = [f"7{i:011d}" for i in range(400)]
     import datetime as dt
 
-    with app.app_context(), db.transaction() as conn:
+    with app.app_context(), runtime.transaction() as conn:
         partners.add(conn, "00", "BANK1")
         billing.import_rows(conn, billing.parse_csv(io.StringIO(
             CSV_HEADER + "".join(f"{c},P,J,10R,z{c},202001,0,1,1,1000,0,0,0,0\n" for c in customers))))

@@ -30,8 +30,9 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.generation.feedback import FeedbackSources
 
-from pdam import create_app, openapi
-from pdam.payment import WIB
+from pdam import create_app
+from pdam.core.payments import WIB
+from pdam.peti import openapi
 from tests import world as world_module
 from tests.conftest import ISSUER, url_for_database
 
@@ -76,7 +77,7 @@ def fuzz(server_url, template_db, keys):
     )
     statuses: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     yield app, world, schema, statuses
-    app.extensions["pdam.db"].dispose()
+    app.extensions["pdam.runtime"].dispose()
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'drop database if exists "{name}" with (force)')
 
@@ -150,7 +151,7 @@ def _steer(case, data, world, client) -> None:
             else {"pid": known.pid, **({key: getattr(known, key)} if key != "pid" else {})}
         )
     elif (method, path) == ("get", "/docs/{filename}"):
-        from pdam.routes.docs import ASSETS
+        from pdam.web.docs import ASSETS
 
         case.path_parameters["filename"] = data.draw(st.sampled_from(sorted(ASSETS)))
     elif (method, path) == ("get", "/audit"):

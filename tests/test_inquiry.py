@@ -87,13 +87,14 @@ def test_no_unpaid_bill_is_404(client, partner_headers, seed_bills, run_sql):
 
 
 def test_expired_snapshots_purged_by_job_not_requests(client, partner_headers, seed_bills, run_sql, app):
-    from pdam import db, inquiry
+    from pdam.core import inquiry
+    from pdam.web import runtime
 
     seed_bills(CONTRACT_BILL)
     client.get(f"/tagihan/{CONTRACT_CUSTOMER}", headers=partner_headers)
     run_sql("update inquiry set created_at = created_at - interval '1 hour', expires_at = expires_at - interval '1 hour'")
     client.get(f"/tagihan/{CONTRACT_CUSTOMER}", headers=partner_headers)
     assert run_sql("select count(*) from inquiry") == [(2,)]
-    with app.app_context(), db.transaction() as conn:
+    with app.app_context(), runtime.transaction() as conn:
         assert inquiry.purge_expired(conn, dt.datetime.now(dt.timezone.utc)) == 1
     assert run_sql("select count(*) from inquiry") == [(1,)]

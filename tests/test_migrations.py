@@ -5,12 +5,14 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from pdam import migrations
+from pdam.infra import migrations
 
 EXPECTED_TABLES = {
     "partner", "api_token", "customer", "bill", "inquiry", "nob_counter", "payment",
     "payment_period", "schema_migration", "procrastinate_jobs",
 }
+#: The SQL functions the queries call (sql/005_functions.sql, sql/ledger/003_pay_bills.sql).
+EXPECTED_FUNCTIONS = {"next_nob_v1", "post_payment_v1", "finish_posting_v1", "pay_bills_v1"}
 
 
 def schema_snapshot(url: str) -> list:
@@ -27,10 +29,14 @@ def schema_snapshot(url: str) -> list:
         indexes = conn.execute(
             "select indexname, indexdef from pg_indexes where schemaname = 'public' order by 1"
         ).fetchall()
+        functions = conn.execute(
+            "select p.oid::regprocedure::text, pg_get_functiondef(p.oid) from pg_proc p"
+            " where p.pronamespace = 'public'::regnamespace and p.prokind = 'f' order by 1"
+        ).fetchall()
         migrations_done = conn.execute(
             "select track, name, checksum from schema_migration order by 1, 2"
         ).fetchall()
-    return [columns, constraints, indexes, migrations_done]
+    return [columns, constraints, indexes, functions, migrations_done]
 
 
 def test_upgrade_twice_changes_nothing(database_url):
@@ -59,11 +65,15 @@ def test_every_file_recorded_in_order(database_url):
 def test_schema_has_what_the_code_expects(database_url):
     with psycopg.connect(database_url) as conn:
         tables = {r[0] for r in conn.execute("select tablename from pg_tables where schemaname = 'public'")}
+        functions = {
+            r[0] for r in conn.execute("select proname from pg_proc where pronamespace = 'public'::regnamespace")
+        }
         generated = conn.execute(
             "select is_generated from information_schema.columns"
             " where table_name = 'bill' and column_name = 'total'"
         ).fetchone()[0]
     assert EXPECTED_TABLES <= tables
+    assert EXPECTED_FUNCTIONS <= functions
     assert generated == "ALWAYS"
     with psycopg.connect(database_url) as conn:
         money = conn.execute(

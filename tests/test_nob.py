@@ -8,7 +8,8 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pdam import db, payment
+from pdam.core import payments
+from pdam.web import runtime
 
 UTC = dt.timezone.utc
 PARTNERS = ["00", "01", "96"]
@@ -17,24 +18,24 @@ START = dt.datetime(2020, 8, 25, 16, 0, tzinfo=UTC)  # 23:00 WIB: WIB days diffe
 
 def test_wib_day_decides_the_date(app, add_partner):
     add_partner("00")
-    with app.app_context(), db.transaction() as conn:
+    with app.app_context(), runtime.transaction() as conn:
         # 2020-08-25 17:30 UTC is 2020-08-26 00:30 WIB.
-        assert payment.allocate_nob(conn, "00", dt.datetime(2020, 8, 25, 17, 30, tzinfo=UTC)) == "002008260001"
-        assert payment.allocate_nob(conn, "00", dt.datetime(2020, 8, 25, 16, 59, tzinfo=UTC)) == "002008250001"
-        assert payment.allocate_nob(conn, "00", dt.datetime(2020, 8, 26, 16, 59, tzinfo=UTC)) == "002008260002"
+        assert payments.allocate_nob(conn, "00", dt.datetime(2020, 8, 25, 17, 30, tzinfo=UTC)) == "002008260001"
+        assert payments.allocate_nob(conn, "00", dt.datetime(2020, 8, 25, 16, 59, tzinfo=UTC)) == "002008250001"
+        assert payments.allocate_nob(conn, "00", dt.datetime(2020, 8, 26, 16, 59, tzinfo=UTC)) == "002008260002"
 
 
 def test_rolled_back_allocation_leaves_a_gap_not_a_duplicate(app, add_partner):
     add_partner("00")
     when = START
     with app.app_context():
-        conn = db.connection()
-        assert payment.allocate_nob(conn, "00", when).endswith("0001")
+        conn = runtime.connection()
+        assert payments.allocate_nob(conn, "00", when).endswith("0001")
         conn.rollback()
-        with db.transaction() as conn:
-            first = payment.allocate_nob(conn, "00", when)
-        with db.transaction() as conn:
-            second = payment.allocate_nob(conn, "00", when)
+        with runtime.transaction() as conn:
+            first = payments.allocate_nob(conn, "00", when)
+        with runtime.transaction() as conn:
+            second = payments.allocate_nob(conn, "00", when)
     assert first != second and {first[-4:], second[-4:]} == {"0001", "0002"}
 
 
@@ -52,10 +53,10 @@ def test_nobs_are_well_formed_unique_and_sequential(app, add_partner, run_sql, a
         for code in PARTNERS:
             add_partner(code)
     seen: dict[tuple[str, str], list[int]] = {}
-    with app.app_context(), db.transaction() as conn:
+    with app.app_context(), runtime.transaction() as conn:
         for code, minutes in allocations:
             when = START + dt.timedelta(minutes=minutes)
-            nob = payment.allocate_nob(conn, code, when)
+            nob = payments.allocate_nob(conn, code, when)
             assert re.fullmatch(r"[0-9]{12}", nob)
             assert nob[:2] == code
             assert nob[2:8] == (when + dt.timedelta(hours=7)).strftime("%y%m%d")

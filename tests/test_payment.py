@@ -308,7 +308,7 @@ def test_job_insert_failure_rolls_back_everything(client, partner_headers, bills
 
 
 def test_nob_sequence_used_up_is_503(client, partner_headers, bills, inquire, run_sql):
-    from pdam.payment import WIB
+    from pdam.core.payments import WIB
 
     _, inq = inquire(CID, partner_headers)
     today = dt.datetime.now(WIB).date()
@@ -333,8 +333,9 @@ def test_trailing_newline_is_not_a_valid_inq(client, partner_headers, bills, inq
 
 def test_job_deferred_first_in_a_transaction_is_committed(app, run_sql):
     """queue.defer begins the caller's transaction itself, so the job commits with it."""
-    from pdam import db, queue
+    from pdam.infra import queue
+    from pdam.web import runtime
 
-    with app.app_context(), db.transaction() as conn:
+    with app.app_context(), runtime.transaction() as conn:
         queue.defer(conn, "maintenance.noop", queue=queue.MAINTENANCE_QUEUE)
     assert run_sql("select count(*) from procrastinate_jobs where task_name = 'maintenance.noop'") == [(1,)]

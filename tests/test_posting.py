@@ -119,8 +119,9 @@ def test_running_the_job_twice_changes_nothing(client, partner_headers, webhook_
 def test_two_workers_racing_on_one_payment(app, client, partner_headers, webhook_example, inquire, run_sql):
     import threading
 
-    from pdam import posting
+    from jobs import posting
 
+    rt = app.extensions["pdam.runtime"]
     paid_one(client, partner_headers, inquire)
     (payment_id,) = run_sql("select id from payment")[0]
     barrier = threading.Barrier(8)
@@ -128,8 +129,7 @@ def test_two_workers_racing_on_one_payment(app, client, partner_headers, webhook
 
     def work():
         barrier.wait()
-        with app.app_context():
-            results.append(posting.run_job(payment_id, 1))
+        results.append(posting.run(rt, payment_id, 1))
 
     threads = [threading.Thread(target=work) for _ in range(8)]
     for t in threads:
@@ -168,20 +168,24 @@ def test_status_of_another_partner_is_404(client, partner_headers, auth_for, web
 def test_transient_failure_is_retried_then_flagged_stuck(app, client, partner_headers, webhook_example, inquire, run_sql):
     from sqlalchemy.exc import OperationalError
 
-    from pdam import posting
+    from jobs import posting
+    from pdam.core.errors import GiveUp, Retry
 
+    rt = app.extensions["pdam.runtime"]
     paid_one(client, partner_headers, inquire)
     (payment_id,) = run_sql("select id from payment")[0]
     run_sql("create function slow_bill() returns trigger language plpgsql as $$ begin"
             " raise exception using errcode = '40P01', message = 'deadlock detected'; end $$;"
             " create trigger slow_bill before update on bill for each row execute function slow_bill()")
     # A failure that can pass: re-raised for the queue's retry, no flag yet.
-    with app.app_context(), pytest.raises(OperationalError):
-        posting.run_job(payment_id, 1)
+    with pytest.raises(Retry) as raised:
+        posting.run(rt, payment_id, 1)
+    assert isinstance(raised.value.__cause__, OperationalError)
     assert run_sql("select status, stuck_at from payment") == [("created", None)]
     # At the last attempt: flagged for operators, still in progress.
-    with app.app_context(), pytest.raises(OperationalError):
-        posting.run_job(payment_id, app.config["POSTING_MAX_ATTEMPTS"])
+    with pytest.raises(GiveUp) as raised:
+        posting.run(rt, payment_id, app.config["POSTING_MAX_ATTEMPTS"])
+    assert isinstance(raised.value.__cause__, OperationalError)
     rows = run_sql("select status, stuck_at is not null, stuck_reason, posting_attempts from payment")
     assert rows[0][:2] == ("created", True) and "deadlock" in rows[0][2] and rows[0][3] == app.config["POSTING_MAX_ATTEMPTS"]
     run_sql("drop trigger slow_bill on bill")
@@ -191,22 +195,23 @@ def test_transient_failure_is_retried_then_flagged_stuck(app, client, partner_he
     res = cli.invoke(args=["payment", "requeue", nob])
     assert res.exit_code == 0 and "queued for posting" in res.output
     assert run_sql("select stuck_at from payment") == [(None,)]
-    with app.app_context():
-        assert posting.run_job(payment_id, 1) == "accepted"
+    assert posting.run(rt, payment_id, 1) == "accepted"
     again = cli.invoke(args=["payment", "requeue", nob])
     assert again.exit_code == 1 and "already final (accepted)" in again.output
     assert cli.invoke(args=["payment", "requeue", "000000000000"]).exit_code == 1
 
 
 def test_missing_table_is_not_transient_and_flags_at_once(app, client, partner_headers, webhook_example, inquire, run_sql):
-    from pdam import posting
+    from jobs import posting
+    from pdam.core.errors import GiveUp
 
+    rt = app.extensions["pdam.runtime"]
     paid_one(client, partner_headers, inquire)
     (payment_id,) = run_sql("select id from payment")[0]
     run_sql("alter table bill rename to bill_away")
     try:
-        with app.app_context(), pytest.raises(Exception):
-            posting.run_job(payment_id, 1)
+        with pytest.raises(GiveUp):  # not retried
+            posting.run(rt, payment_id, 1)
     finally:
         run_sql("alter table bill_away rename to bill")
     assert run_sql("select status, stuck_at is not null from payment") == [("created", True)]

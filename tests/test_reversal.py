@@ -282,7 +282,9 @@ def test_no_callback_without_x_async(client, partner_headers, posted, run_sql):
 def split_app(make_app, clock, private_server, database_url, partner_headers):
     import io
 
-    from pdam import billing, db, migrations
+    from pdam.core import billing
+    from pdam.infra import migrations
+    from pdam.web import runtime
     from tests.conftest import CSV_HEADER
 
     ledger_url = private_server.create_database("ledger")
@@ -290,7 +292,7 @@ def split_app(make_app, clock, private_server, database_url, partner_headers):
     app = make_app(CLOCK=clock, BILLING_DATABASE_URL=ledger_url)
     rows = billing.parse_csv(io.StringIO(CSV_HEADER + "".join(
         f"{CID},Nala,Jl. X,10R,b{p},{p},0,10,10,40000,8000,800,0,0\n" for p in ("202001", "202002"))))
-    with app.app_context(), db.ledger_transaction() as conn:
+    with app.app_context(), runtime.ledger_transaction() as conn:
         billing.import_rows(conn, rows)
     app.ledger_url = ledger_url
     return app
@@ -304,15 +306,16 @@ def split_ledger(app):
 
 
 def split_posted(app, headers):
-    from pdam import db, posting
+    from jobs import posting
+    from pdam.web import runtime
 
     client = app.test_client()
     inq = client.get(f"/tagihan/{CID}", headers=headers).headers["X-Cross-Site"]
     res = client.post(f"/tagihan/{CID}", json=body(inq, amo=97600, per=[202001, 202002]), headers=headers)
     assert res.status_code == 202, res.json
     with app.app_context():
-        payment_id = db.connection().execute(sa.text("select id from payment")).scalar()
-        assert posting.run_job(payment_id, 1) == "accepted"
+        payment_id = runtime.connection().execute(sa.text("select id from payment")).scalar()
+    assert posting.run(app.extensions["pdam.runtime"], payment_id, 1) == "accepted"
     return res.json["data"]
 
 
@@ -326,11 +329,12 @@ def test_separate_ledger_reversal(split_app, partner_headers, run_sql):
 
 
 def test_separate_ledger_crash_between_commits_then_retry(split_app, partner_headers, clock, run_sql):
-    from pdam import db, reversal
+    from pdam.core import reversal
+    from pdam.web import runtime
 
     data = split_posted(split_app, partner_headers)
     with split_app.app_context():
-        conn, led = db.connection(), db.ledger_connection()
+        conn, led = runtime.connection(), runtime.ledger_connection()
         reversal.reverse(conn, led, "00", CID, data["pid"], data["pat"], clock())
         led.commit()  # the ledger committed ...
         conn.rollback()  # ... and the process died before the payments database did

@@ -18,8 +18,11 @@ import time
 
 import pytest
 
-from pdam import db, migrations, openapi, tokens
-from pdam.payment import WIB
+from pdam.core import tokens
+from pdam.core.payments import WIB
+from pdam.infra import migrations
+from pdam.peti import openapi
+from pdam.web import runtime
 from tests import world as world_module
 from tests.conftest import ISSUER, sign, wait_for
 from tests.world import A, B
@@ -243,7 +246,7 @@ def bad_token(kind: str, app, keys, run_sql, world) -> dict:
         token = sign(keys, _claims(jti=None))
     elif kind == "revoked":
         token = world.tokens[A]
-        with app.app_context(), db.transaction() as conn:
+        with app.app_context(), runtime.transaction() as conn:
             tokens.revoke(conn, token, "drill", dt.datetime.now(dt.timezone.utc))
     else:  # pragma: no cover
         raise AssertionError(kind)

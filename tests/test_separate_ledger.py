@@ -8,7 +8,10 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from pdam import billing, db, migrations, posting
+from jobs import posting as jobs_posting
+from pdam.core import billing, errors, posting
+from pdam.infra import migrations
+from pdam.web import runtime
 from tests.conftest import CSV_HEADER, wait_for
 from tests.test_payment import CID, body
 
@@ -25,7 +28,7 @@ def split_app(make_app, ledger, add_partner):
     app = make_app(BILLING_DATABASE_URL=ledger)
     rows = billing.parse_csv(io.StringIO(CSV_HEADER + "".join(
         f"{CID},Nala,Jl. X,10R,b{p},{p},0,10,10,40000,8000,800,0,0\n" for p in ("202001", "202002"))))
-    with app.app_context(), db.ledger_transaction() as conn:
+    with app.app_context(), runtime.ledger_transaction() as conn:
         billing.import_rows(conn, rows)
     return app
 
@@ -47,13 +50,17 @@ def accept_one(app, headers):
 
 def payment_id(app):
     with app.app_context():
-        return db.connection().execute(sa.text("select id from payment")).scalar()
+        return runtime.connection().execute(sa.text("select id from payment")).scalar()
+
+
+def run_job(app, payment_id, attempt):
+    """One posting attempt as the job server runs it, on the app's runtime."""
+    return jobs_posting.run(app.extensions["pdam.runtime"], payment_id, attempt)
 
 
 def test_ledger_lives_in_the_other_database(split_app, partner_headers, ledger, run_sql):
     nob = accept_one(split_app, partner_headers)
-    with split_app.app_context():
-        assert posting.run_job(payment_id(split_app), 1) == "accepted"
+    assert run_job(split_app, payment_id(split_app), 1) == "accepted"
     assert ledger_rows(ledger) == [("202001", nob), ("202002", nob)]
     assert run_sql("select count(*) from bill") == [(0,)]  # nothing in the payments database's copy
 
@@ -62,14 +69,13 @@ def test_crash_between_the_two_commits_is_recognised(split_app, partner_headers,
     nob = accept_one(split_app, partner_headers)
     pid = payment_id(split_app)
     with split_app.app_context():
-        conn, led = db.connection(), db.ledger_connection()
-        posting.post(conn, led, pid, __import__("pdam").clock.now())
+        conn, led = runtime.connection(), runtime.ledger_connection()
+        posting.post(conn, led, pid, runtime.now())
         led.commit()  # the ledger committed ...
         conn.rollback()  # ... and the process died before the payments database did
     assert ledger_rows(ledger) == [("202001", nob), ("202002", nob)]
     assert run_sql("select status from payment") == [("created",)]
-    with split_app.app_context():
-        assert posting.run_job(pid, 2) == "accepted"  # "paid by this payment", not "paid before"
+    assert run_job(split_app, pid, 2) == "accepted"  # "paid by this payment", not "paid before"
     assert run_sql("select status, paid_total, problem_periods from payment") == [("accepted", 97600, [])]
 
 
@@ -129,8 +135,7 @@ def test_outcomes_with_a_separate_ledger(split_app, partner_headers, ledger, run
     nob = accept_one(split_app, partner_headers)
     ledger_sql(ledger, change)
     before = dict(ledger_rows(ledger))
-    with split_app.app_context():
-        assert posting.run_job(payment_id(split_app), 1) == expected[0]
+    assert run_job(split_app, payment_id(split_app), 1) == expected[0]
     payment = "select status, paid_total, paid_periods, problem_periods from payment"
     assert run_sql(payment) == [expected]
     paid, problems = expected[2], expected[3]
@@ -140,8 +145,8 @@ def test_outcomes_with_a_separate_ledger(split_app, partner_headers, ledger, run
         [(p, f"b{p}", late_fee.get(p, 0), True, True) for p in paid]
         + [(p, None, None, False, False) for p in problems]
     )
-    with split_app.app_context():  # the job again: nothing changes
-        assert posting.run_job(payment_id(split_app), 2) == expected[0]
+    # the job again: nothing changes
+    assert run_job(split_app, payment_id(split_app), 2) == expected[0]
     assert run_sql(payment) == [expected]
     assert ledger_rows(ledger) == sorted({**before, **dict.fromkeys(paid, nob)}.items())
 
@@ -149,5 +154,6 @@ def test_outcomes_with_a_separate_ledger(split_app, partner_headers, ledger, run
 @pytest.mark.parametrize("separate", [False, True], ids=["one-database", "separate-ledger"])
 def test_a_missing_payment_is_not_retried(make_app, split_app, separate):
     app = split_app if separate else make_app()
-    with app.app_context(), pytest.raises(posting.PaymentMissing):
-        posting.run_job(987654321, 1)
+    with pytest.raises(errors.GiveUp) as raised:
+        run_job(app, 987654321, 1)
+    assert isinstance(raised.value.__cause__, posting.PaymentMissing)

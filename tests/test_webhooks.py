@@ -13,7 +13,12 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from pdam import __version__, webhooks
+from jobs import webhooks as webhook_jobs
+from pdam.core import errors, payments, webhooks
+from pdam.infra import http
+from pdam.infra.settings import VERSION
+from pdam.peti import callbacks
+from pdam.web import runtime
 from tests.conftest import wait_for
 from tests.test_payment import CID, body
 
@@ -119,12 +124,12 @@ def pay(client, headers, inquire, url=None, token=None, cid=CID, amo=41500, per=
 def deliver_pending(app, run_sql) -> list[str]:
     """Run every pending delivery once in this process, as the worker's job would."""
     results = []
+    rt = app.extensions["pdam.runtime"]
     for (delivery_id,) in run_sql("select id from webhook_delivery where status = 'pending' order by id"):
-        with app.app_context():
-            try:
-                results.append(webhooks.deliver(delivery_id))
-            except webhooks.WebhookError as exc:
-                results.append(type(exc).__name__)
+        try:
+            results.append(webhook_jobs.deliver(rt, delivery_id))
+        except (errors.Retry, errors.GiveUp) as exc:
+            results.append(type(exc).__name__)
     return results
 
 
@@ -189,7 +194,7 @@ def test_created_then_final_in_order_signed(client, partner_headers, bill, inqui
         assert list(call["json"]["meta"]) == META_KEYS
         headers = call["headers"]
         assert headers["Content-Type"] == "application/json;charset=utf-8"
-        assert headers["User-Agent"] == f"pdam-peti/{__version__} (webhook)"
+        assert headers["User-Agent"] == f"pdam-peti/{VERSION} (webhook)"
         assert headers["Authorization"] == "Bearer cb-token-123"  # X-Async-Token wins
         assert verify_signature(partner_secret(run_sql), headers["X-Signature"], call["raw"])
         assert not verify_signature("another-secret", headers["X-Signature"], call["raw"])
@@ -245,12 +250,11 @@ def test_no_x_async_no_callback(client, partner_headers, bill, inquire, post_que
 
 def test_enqueue_is_part_of_the_callers_transaction(client, partner_headers, bill, inquire, receiver, app, run_sql):
     assert pay(client, partner_headers, inquire, receiver.url()).status_code == 202
-    from pdam import db
-
-    pay_id = run_sql("select id from payment")[0][0]
+    nob = run_sql("select nob from payment")[0][0]
     with app.app_context():
-        conn = db.connection()
-        assert webhooks.enqueue(conn, pay_id, "accepted") is not None
+        conn = runtime.connection()
+        row = payments.find(conn, "00", CID, nob=nob)
+        assert callbacks.enqueue(conn, row, "accepted", runtime.now()) is not None
         conn.rollback()  # the state change did not happen: neither did its callback
     assert run_sql("select event from webhook_delivery") == [("created",)]
     assert run_sql("select count(*) from procrastinate_jobs where task_name = 'webhooks.deliver'") == [(1,)]
@@ -474,7 +478,7 @@ def test_redirect_from_a_public_looking_url_is_not_followed(
         return real_getaddrinfo("127.0.0.1" if host == "callback.example.com" else host, *args, **kwargs)
 
     first_hop = {"allowed": False}
-    real_refusal = webhooks.refusal
+    real_refusal = http.refusal
 
     def relaxed_once(ip):
         if not first_hop["allowed"] and str(ip) == "127.0.0.1":
@@ -486,7 +490,7 @@ def test_redirect_from_a_public_looking_url_is_not_followed(
     url = f"http://callback.example.com:{receiver.server.port}{HOOK}"
     assert pay(client, partner_headers, inquire, url).status_code == 202
     monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
-    monkeypatch.setattr(webhooks, "refusal", relaxed_once)
+    monkeypatch.setattr(http, "refusal", relaxed_once)
     connect_spy.allowed = {redirector}
     assert deliver_pending(guarded, run_sql) == ["refused"]
     assert connect_spy.seen == [redirector]
@@ -571,9 +575,9 @@ def test_public_address_passes_the_guard():
     import ipaddress
 
     for address in ("93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "::ffff:93.184.216.34"):
-        assert webhooks.refusal(ipaddress.ip_address(address)) is None
+        assert http.refusal(ipaddress.ip_address(address)) is None
     for address in ("2002:7f00:1::", "64:ff9b::a00:1", "::ffff:10.0.0.1"):  # IPv4 inside IPv6
-        assert webhooks.refusal(ipaddress.ip_address(address)) is not None
+        assert http.refusal(ipaddress.ip_address(address)) is not None
 
 
 # -- operator resend ---------------------------------------------------------------------
@@ -614,14 +618,12 @@ def test_webhook_resend_fails_clearly(client, partner_headers, bill, inquire, ap
 
 def test_give_up_marks_a_pending_delivery_failed(client, partner_headers, bill, inquire, receiver, app, run_sql):
     """For a delivery job abandoned outside ``deliver`` (stalled-job recovery)."""
-    from pdam import db
-
     assert pay(client, partner_headers, inquire, receiver.url()).status_code == 202
     delivery_id = run_sql("select id from webhook_delivery")[0][0]
-    with app.app_context(), db.transaction() as conn:
-        assert webhooks.give_up(conn, delivery_id, "worker died during delivery too often")
-    with app.app_context(), db.transaction() as conn:
-        assert not webhooks.give_up(conn, delivery_id, "again")  # only a pending one
+    with app.app_context(), runtime.transaction() as conn:
+        assert webhooks.give_up(conn, delivery_id, "worker died during delivery too often", runtime.now())
+    with app.app_context(), runtime.transaction() as conn:
+        assert not webhooks.give_up(conn, delivery_id, "again", runtime.now())  # only a pending one
     ((status, error),) = run_sql("select status, last_error from webhook_delivery")
     assert status == "failed" and error.startswith("worker died during delivery too often")
     assert deliver_pending(app, run_sql) == [] and receiver.calls == []

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from pdam import billing, clock, db, inquiry, partners, payment, posting, reversal, tokens
+from pdam.core import billing, inquiry, partners, payments, posting, reversal, tokens
+from pdam.web import runtime
 from tests.conftest import CSV_HEADER, ISSUER
 
 PERIODS = ("202001", "202002", "202003")
@@ -62,14 +63,15 @@ def _bills(cid: str, periods=PERIODS, water: int = 40000) -> str:
 
 def _pay(conn, partner: str, cid: str, pid: str, now: dt.datetime, before_posting=None, post=True) -> dict:
     inq = inquiry.inquire(conn, conn, partner, cid, now, 900)
-    req = {
-        "inq": inq["token"],
-        "pid": pid,
-        "mer": "1",
-        "per": [b["period"] for b in inq["bills"]],
-        "amo": sum(b["total"] for b in inq["bills"]),
-    }
-    row = payment.accept(conn, partner, cid, req, payment.Callback(), now).payment
+    req = payments.PaymentRequest(
+        customer_id=cid,
+        inquiry_token=inq.token,
+        reference=pid,
+        merchant="1",
+        periods=tuple(b["period"] for b in inq.bills),
+        amount=sum(b["total"] for b in inq.bills),
+    )
+    row = payments.accept(conn, partner, req, now).payment
     if before_posting:
         before_posting(conn)
     if post:
@@ -80,7 +82,7 @@ def _pay(conn, partner: str, cid: str, pid: str, now: dt.datetime, before_postin
 def build(app, private_key: str, pool: int = 0) -> World:
     """Populate the app's (empty, migrated) database; ``pool`` fresh customers for new payments."""
     with app.app_context():
-        now = clock.now()
+        now = runtime.now()
     long_ago = now - dt.timedelta(days=3)
     customers = [f"01010101{i:04d}" for i in range(1, 4)]
     fixed = {
@@ -104,7 +106,7 @@ def build(app, private_key: str, pool: int = 0) -> World:
     fresh = [f"9{i:011d}" for i in range(pool)]
     out: dict[tuple[str, str], Paid] = {}
     with app.app_context():
-        with db.transaction() as conn:
+        with runtime.transaction() as conn:
             partners.add(conn, A, "BANK1")
             partners.add(conn, B, "BANK2")
             issued = {
@@ -128,7 +130,7 @@ def build(app, private_key: str, pool: int = 0) -> World:
 
         def make(key: str, partner: str, state: str, when=now, **kwargs):
             cid = fixed[key]
-            with db.transaction() as conn:
+            with runtime.transaction() as conn:
                 row = _pay(conn, partner, cid, f"pid-{key}", when, **kwargs)
                 out[(partner, state)] = Paid(
                     partner, state, cid, row["pid"], row["pat"], row["nob"], row["inquiry_token"]
@@ -156,12 +158,12 @@ def build(app, private_key: str, pool: int = 0) -> World:
             ),
         )
         row = make("A-reversed", A, "reversed")
-        with db.transaction() as conn:
+        with runtime.transaction() as conn:
             reversal.reverse(conn, conn, A, row["customer_id"], row["pid"], row["pat"], now)
         make("A-old", A, "old", when=long_ago)
         make("B-created", B, "created", post=False)
         make("B-accepted", B, "accepted")
-        with db.transaction() as conn:
+        with runtime.transaction() as conn:
             inq_b = inquiry.inquire(conn, conn, B, fixed["B-inquiry"], now, 3600)
     return World(
         headers={code: {"Authorization": f"Bearer {tok}"} for code, tok in issued.items()},
@@ -169,7 +171,7 @@ def build(app, private_key: str, pool: int = 0) -> World:
         customers=customers,
         paid_up=paid_up,
         payments=out,
-        inquiries={B: (fixed["B-inquiry"], inq_b["token"])},
+        inquiries={B: (fixed["B-inquiry"], inq_b.token)},
         pool=fresh,
     )
 

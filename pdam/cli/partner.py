@@ -1,0 +1,61 @@
+"""``partner``: partners (mitra)."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup
+
+from ..core import partners
+from .common import reports_errors, run_in_transaction
+
+group = AppGroup("partner", help="Partners (mitra).")
+
+
+@group.command("add")
+@click.argument("code")
+@click.argument("name")
+@reports_errors
+def partner_add(code, name):
+    """Add partner CODE (two digits) named NAME."""
+    run_in_transaction(partners.add, code, name)
+    click.echo(f"partner {code} {name} added")
+
+
+@group.command("deactivate")
+@click.argument("code")
+@reports_errors
+def partner_deactivate(code):
+    """Deactivate a partner: all its tokens get 403."""
+    run_in_transaction(partners.set_active, code, False)
+    click.echo(f"partner {code} deactivated")
+
+
+@group.command("activate")
+@click.argument("code")
+@reports_errors
+def partner_activate(code):
+    """Re-activate a partner."""
+    run_in_transaction(partners.set_active, code, True)
+    click.echo(f"partner {code} activated")
+
+
+@group.command("list")
+@reports_errors
+def partner_list():
+    """List partners."""
+    rows = run_in_transaction(partners.all_partners)
+    click.echo(f"{'code':4}  {'name':20}  {'active':6}  {'tokens':6}  created")
+    for r in rows:
+        click.echo(
+            f"{r.code:4}  {r.name:20}  {'yes' if r.active else 'no':6}  {r.live_tokens:6}"
+            f"  {r.created_at:%Y-%m-%d %H:%M}"
+        )
+
+
+@group.command("secret")
+@click.argument("code")
+@click.option("--rotate", is_flag=True, help="Replace the secret with a new one.")
+@reports_errors
+def partner_secret(code, rotate):
+    """Print (or replace) the partner's webhook signing secret."""
+    click.echo(run_in_transaction(partners.secret, code, rotate))

@@ -1,0 +1,66 @@
+"""The domain's exceptions. Each docstring is its default message.
+
+The core says *what* went wrong; each edge says how that reads on its wire
+(``pdam/web/errors.py`` for the JSON error body and HTTP status, the SNAP
+edge for its response codes). Two more types carry the one retry decision of
+the job server: ``Retry`` (a failure that can pass) and ``GiveUp``; a task's
+retry strategy reads only that type.
+"""
+
+from __future__ import annotations
+
+from ..infra.db import is_transient
+
+
+class PdamError(Exception):
+    """Internal Server Error"""
+
+    def __init__(self, message: str | None = None, errors: dict | None = None):
+        self.message = message or (self.__doc__ or "").strip()
+        self.errors = errors
+        super().__init__(self.message)
+
+
+class Invalid(PdamError):
+    """Bad Request"""
+
+
+class NotAllowed(PdamError):
+    """Forbidden"""
+
+
+class NotFound(PdamError):
+    """Not Found"""
+
+
+class Conflict(PdamError):
+    """Conflict"""
+
+
+class Mismatch(PdamError):
+    """Gone"""
+
+
+class Unavailable(PdamError):
+    """Service temporarily unavailable, please retry"""
+
+
+class Retry(PdamError):
+    """A failure that can pass; the job server tries again"""
+
+
+class GiveUp(PdamError):
+    """A failure that does not pass, or the last attempt failed; the job server stops"""
+
+
+def retry_decision(exc: BaseException, attempt: int, max_attempts: int) -> Retry | GiveUp:
+    """The typed answer to a failed job attempt: ``Retry`` while attempts remain and the
+    failure can pass, else ``GiveUp``. Either is raised ``from exc``."""
+    if isinstance(exc, (Retry, GiveUp)):
+        passes = isinstance(exc, Retry)
+    else:
+        passes = is_transient(exc)
+    message = f"attempt {attempt}: {type(exc).__name__}: {exc}"
+    if passes and attempt < max_attempts:
+        return Retry(message)
+    return GiveUp(message)

@@ -1,0 +1,110 @@
+"""Partner tokens: key pairs, issuing, listing and revocation.
+
+Only the administrator's CLI holds the private key; the web service verifies
+with the public key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from pathlib import Path
+
+import jwt
+import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from ..infra.sql import queries
+from . import errors, partners
+
+Q = queries("tokens")
+
+
+def keygen(directory: Path, algorithm: str = "ES256") -> tuple[Path, Path]:
+    """Write ``private.pem`` (mode 600) and ``public.pem`` into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if algorithm == "ES256":
+        key = ec.generate_private_key(ec.SECP256R1())
+    else:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = directory / "private.pem"
+    public = directory / "public.pem"
+    private.touch(mode=0o600, exist_ok=True)
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return private, public
+
+
+def issue(
+    conn: sa.Connection,
+    *,
+    code: str,
+    private_key: str,
+    algorithm: str,
+    issuer: str,
+    now: dt.datetime,
+    expires: dt.datetime,
+) -> str:
+    """Sign a token for an active partner and record its ``jti``."""
+    partner = partners.get(conn, code)
+    if not partner.active:
+        raise errors.NotAllowed(f"partner {code} is deactivated")
+    if expires <= now:
+        raise errors.Invalid("the token would already be expired")
+    jti = secrets.token_hex(16)
+    claims = {
+        "name": partner.name,
+        "sub": code,
+        "iat": int(now.timestamp()),
+        "exp": int(expires.timestamp()),
+        "iss": issuer,
+        "jti": jti,
+    }
+    token = jwt.encode(claims, private_key, algorithm=algorithm)
+    conn.execute(Q["record"], {"jti": jti, "code": code, "iat": now, "exp": expires})
+    return token
+
+
+def list_tokens(conn: sa.Connection, code: str | None = None):
+    return conn.execute(Q["list"], {"code": code}).all()
+
+
+def jti_of(token_or_jti: str) -> str:
+    """Accept a bare ``jti`` or a whole token (its signature is not needed to revoke it)."""
+    value = token_or_jti.strip()
+    if "." not in value:
+        return value
+    try:
+        claims = jwt.decode(value, options={"verify_signature": False})
+    except jwt.PyJWTError as exc:
+        raise errors.Invalid(f"not a token: {exc}") from None
+    if not isinstance(claims.get("jti"), str):
+        raise errors.Invalid("the token has no jti")
+    return claims["jti"]
+
+
+def revoke(conn: sa.Connection, token_or_jti: str, reason: str, now: dt.datetime) -> str:
+    jti = jti_of(token_or_jti)
+    if not reason.strip():
+        raise errors.Invalid("a reason is required")
+    updated = conn.execute(Q["revoke"], {"jti": jti, "reason": reason, "now": now}).rowcount
+    if not updated:
+        raise errors.NotFound(f"no token with jti {jti}")
+    return jti
+
+
+def partner_and_revocation(conn: sa.Connection, code: str, jti: str):
+    """The partner of a token, whether the CLI issued that token to it and whether it
+    is revoked, in one round trip."""
+    return conn.execute(Q["partner_and_revocation"], {"code": code, "jti": jti}).one_or_none()

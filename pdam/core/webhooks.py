@@ -1,0 +1,142 @@
+"""Webhook events: recorded with the state change, delivered by the job server.
+
+``record`` runs on the caller's transaction: it stores the callback body of
+the event (rendered by the edge from the row the caller holds) in
+``webhook_delivery`` and defers the delivery job, so the callback exists
+exactly when the state change commits. The job lock ``webhook-payment-<id>``
+makes one payment's callbacks go out strictly in order (``created``, the final
+status, ``reversed``), retries included.
+
+Delivery keeps its state here: every attempt recorded in ``webhook_attempt``;
+2xx delivered; refused (3xx/4xx, or an address the service may not call)
+never retried; anything else retried every WEBHOOK_RETRY_SECONDS until
+WEBHOOK_MAX_ATTEMPTS attempts or WEBHOOK_DEADLINE_SECONDS after the first
+attempt, then failed. The HTTP call itself is the job server's
+(``jobs/webhooks.py``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Mapping
+
+import sqlalchemy as sa
+
+from ..infra import queue
+from ..infra.sql import queries
+from . import errors, states
+
+Q = queries("webhooks")
+DELIVERED, REFUSED, PENDING, FAILED = "delivered", "refused", "pending", "failed"
+
+
+class DeliveryMissing(errors.GiveUp):
+    """The webhook delivery of this job does not exist"""
+
+
+class RetryLater(errors.Retry):
+    """The receiver could not take the callback now; the job server tries again"""
+
+
+class DeliveryFailed(errors.GiveUp):
+    """The callback could not be delivered before the attempts or the deadline ran out"""
+
+
+def lock_for(payment_id: int) -> str:
+    return f"webhook-payment-{payment_id}"
+
+
+def record(conn: sa.Connection, payment_id: int, event: str, url: str, body: dict, now: dt.datetime) -> int:
+    """Store the ``event`` callback of a payment and defer its delivery, on ``conn``'s
+    transaction; return the delivery id."""
+    if event not in states.EVENTS:
+        raise ValueError(f"unknown webhook event {event!r}")
+    params = {"payment_id": payment_id, "event": event, "url": url, "body": json.dumps(body), "now": now}
+    delivery_id = conn.execute(Q["insert_delivery"], params).scalar_one()
+    _defer(conn, payment_id, delivery_id)
+    return delivery_id
+
+
+def _defer(conn: sa.Connection, payment_id: int, delivery_id: int) -> int:
+    return queue.defer(
+        conn, queue.DELIVER_WEBHOOK, queue=queue.WEBHOOK_QUEUE, lock=lock_for(payment_id), delivery_id=delivery_id
+    )
+
+
+@dataclass(frozen=True)
+class Resent:
+    delivery_id: int
+    resend_of: int
+    event: str
+    event_id: str
+    job_id: int
+
+
+def resend(conn: sa.Connection, nob: str, now: dt.datetime) -> Resent:
+    """Send a payment's last callback again: a new delivery of the same event (same
+    body, same event id), queued behind the payment's other callbacks."""
+    pay = conn.execute(Q["payment_by_nob"], {"nob": nob}).one_or_none()
+    if pay is None:
+        raise errors.NotFound(f"no payment with nob {nob}")
+    if not pay.callback_url:
+        raise errors.Conflict(f"payment {nob} has no X-Async callback URL; there is nothing to resend")
+    last = conn.execute(Q["last_delivery"], {"id": pay.id}).one_or_none()
+    if last is None:
+        raise errors.Conflict(f"payment {nob} has no callback yet; there is nothing to resend")
+    new = conn.execute(Q["copy_delivery"], {"id": last.id, "now": now}).scalar_one()
+    job_id = _defer(conn, pay.id, new)
+    return Resent(new, last.id, last.event, str(last.event_id), job_id)
+
+
+def load(conn: sa.Connection, delivery_id: int) -> sa.Row:
+    row = conn.execute(Q["load"], {"id": delivery_id}).one_or_none()
+    if row is None:
+        raise DeliveryMissing(f"webhook delivery {delivery_id} does not exist")
+    return row
+
+
+def status_after(
+    result: str, settings: Mapping, attempts: int, job_attempt: int, first: dt.datetime, now: dt.datetime
+) -> str:
+    """The delivery's status after attempt number ``attempts`` whose ``result`` was
+    delivered, refused or retry: a retry is ``pending`` until the attempts or the deadline
+    run out (the next one would be past it), then ``failed``."""
+    if result != "retry":
+        return result
+    if max(attempts, job_attempt) >= settings["WEBHOOK_MAX_ATTEMPTS"]:
+        return FAILED
+    next_at = (now - first).total_seconds() + settings["WEBHOOK_RETRY_SECONDS"]
+    return FAILED if next_at > settings["WEBHOOK_DEADLINE_SECONDS"] else PENDING
+
+
+def record_attempt(
+    conn: sa.Connection,
+    delivery: sa.Row,
+    *,
+    at: dt.datetime,
+    status: str,
+    http_status: int | None,
+    error: str | None,
+    duration_ms: int,
+) -> bool:
+    """Record one attempt and the delivery's new status; False when another run recorded
+    this delivery meanwhile (its answer stands)."""
+    conn.execute(
+        Q["insert_attempt"],
+        {"id": delivery.id, "at": at, "url": delivery.url, "http_status": http_status, "error": error,
+         "duration_ms": duration_ms},
+    )
+    return 1 == conn.execute(
+        Q["record"],
+        {"id": delivery.id, "attempts": delivery.attempts, "status": status, "at": at, "error": error,
+         "delivered_at": at if status == DELIVERED else None},
+    ).rowcount
+
+
+def give_up(conn: sa.Connection, delivery_id: int, reason: str, now: dt.datetime) -> bool:
+    """Mark a still pending delivery failed without an attempt (its job was given up
+    outside delivery, e.g. by stalled-job recovery); an operator can resend it."""
+    reason = f"{reason} ({now:%Y-%m-%d %H:%M:%S%z})"
+    return bool(conn.execute(Q["give_up"], {"id": delivery_id, "reason": reason}).rowcount)

@@ -1,0 +1,254 @@
+"""An HTTP client that calls only the addresses it may: the webhook sender's.
+
+urllib3 on connections that resolve the host themselves and check every
+address before connecting: a host name that resolves to any refused address
+(loopback, private, link-local, multicast, reserved, or an IPv4 address of
+those inside IPv6) is refused whole, unless private networks are allowed.
+The address checked is the address connected to, whatever way the URL spells
+it, so DNS rebinding does not help. Redirects are not followed, proxies from
+the environment are not used, and one deadline bounds the whole attempt.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+from dataclasses import dataclass
+
+import urllib3
+from urllib3.util import parse_url
+
+#: At most this much of a non-2xx answer is kept in the outcome's error.
+SNIPPET_BYTES = 300
+
+
+class AddressRefused(Exception):
+    """The URL leads to an address the service does not call (not an OSError, so the
+    HTTP client does not turn it into a connection error)."""
+
+
+UNIQUE_LOCAL = ipaddress.IPv6Network("fc00::/7")
+REFUSED_KINDS = (
+    ("loopback", "a loopback address"),
+    ("unspecified", "the unspecified address"),
+    ("link_local", "a link-local address"),
+    ("multicast", "a multicast address"),
+    ("reserved", "a reserved address"),
+    ("private", "a private address"),
+)
+
+
+def refusal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why the service must not call ``ip`` (None: a public address)."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        # An IPv4 address wrapped in IPv6 is judged as the IPv4 address it reaches.
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is None and ip in ipaddress.IPv6Network("64:ff9b::/96"):  # NAT64
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None:
+            reason = refusal(embedded)
+            if reason:
+                return f"{reason} (inside {ip})"
+            if ip.ipv4_mapped:  # a mapped address reaches exactly that IPv4 address
+                return None
+        if ip in UNIQUE_LOCAL:
+            return f"{ip} is a unique-local address"
+        if ip.is_site_local:
+            return f"{ip} is a site-local address"
+    for kind, label in REFUSED_KINDS:
+        if getattr(ip, f"is_{kind}"):
+            return f"{ip} is {label}"
+    if not ip.is_global:
+        return f"{ip} is not a public address"
+    return None
+
+
+def private_network_refusal(ip) -> str | None:
+    """With WEBHOOK_ALLOW_PRIVATE_NETWORKS: loopback and private networks are allowed; the
+    addresses that are never a receiver (unspecified, multicast) still are not."""
+    if ip.is_unspecified or ip.is_multicast:
+        return f"{ip} is not a unicast address"
+    return None
+
+
+class _GuardedConnectionMixin:
+    """Resolve the host here, check every address, connect only to an allowed one."""
+
+    def __init__(self, *args, allow_private: bool = False, deadline: Deadline | None = None, **kwargs):
+        self.allow_private = allow_private
+        self.deadline = deadline
+        super().__init__(*args, **kwargs)
+
+    def _new_conn(self) -> socket.socket:
+        host = self._dns_host.strip("[]")
+        check = private_network_refusal if self.allow_private else refusal
+        try:
+            infos = socket.getaddrinfo(host, self.port, socket.AF_UNSPEC, socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise urllib3.exceptions.NameResolutionError(host, self, exc) from exc
+        # Every address first: a name that leads anywhere refused is refused whole.
+        refused = [reason for info in infos if (reason := check(_address(info)))]
+        if refused:
+            raise AddressRefused(f"{host} is not called: " + "; ".join(dict.fromkeys(refused)))
+        last_error: OSError | None = None
+        for family, socktype, proto, _canon, sockaddr in infos:
+            if self.deadline is not None and self.deadline.expired:
+                break
+            sock = socket.socket(family, socktype, proto)
+            try:
+                for option in self.socket_options or ():  # urllib3's own, e.g. TCP_NODELAY
+                    sock.setsockopt(*option)
+                sock.settimeout(self.timeout)
+                sock.connect(sockaddr)
+                if self.deadline is not None:
+                    self.deadline.watch(sock)
+                return sock
+            except OSError as exc:
+                sock.close()
+                last_error = exc
+        if last_error is None or isinstance(last_error, TimeoutError):
+            raise urllib3.exceptions.ConnectTimeoutError(
+                self, f"connection to {host} timed out (connect timeout={self.timeout})"
+            ) from last_error
+        raise urllib3.exceptions.NewConnectionError(self, f"cannot connect to {host}: {last_error}")
+
+
+def _address(info) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The IP address of a ``getaddrinfo`` entry (an IPv6 scope id dropped)."""
+    return ipaddress.ip_address(info[4][0].split("%", 1)[0])
+
+
+class Deadline:
+    """The whole attempt's time limit. A read timeout bounds each read, so a receiver
+    that sends its answer a byte at a time would hold a worker slot for ever; when the
+    time is up this shuts the connection down, and the blocked read returns."""
+
+    def __init__(self, seconds: float):
+        self.expired = False
+        self._sock: socket.socket | None = None
+        self._done = False
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock: socket.socket) -> None:
+        # A duplicate descriptor of the same connection: TLS takes the original over.
+        with self._lock:
+            self._sock = sock.dup()
+            if self.expired:
+                self._shutdown()
+
+    def _shutdown(self) -> None:
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:  # already closed by the other side
+            pass
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            if self._sock is not None:
+                self._shutdown()
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+        with self._lock:
+            self._done = True
+            if self._sock is not None:
+                self._sock.close()
+
+
+class GuardedHTTPConnection(_GuardedConnectionMixin, urllib3.connection.HTTPConnection):
+    pass
+
+
+class GuardedHTTPSConnection(_GuardedConnectionMixin, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class GuardedHTTPConnectionPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = GuardedHTTPConnection
+
+
+class GuardedHTTPSConnectionPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = GuardedHTTPSConnection
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One attempt: ``result`` is delivered, refused or retry."""
+
+    result: str
+    http_status: int | None = None
+    error: str | None = None
+
+
+def _snippet(response) -> str:
+    try:
+        data = response.read(SNIPPET_BYTES, decode_content=False)
+    except Exception:  # the status is what matters; a broken body is not worth an error
+        return ""
+    return data.decode("utf-8", "replace").strip()
+
+
+def send(url: str, raw_body: bytes, headers: dict, *, timeout: float, allow_private: bool) -> Outcome:
+    """POST ``raw_body`` to ``url`` once, the whole attempt within ``timeout`` seconds:
+    no redirects, no proxies, only addresses that pass the guard."""
+    try:
+        parts = parse_url(url)
+    except urllib3.exceptions.LocationParseError:
+        return Outcome("refused", error="refused: not a valid URL")
+    if parts.scheme not in ("http", "https") or not parts.host:
+        return Outcome("refused", error="refused: only absolute http(s) URLs are called")
+    pool_cls = GuardedHTTPSConnectionPool if parts.scheme == "https" else GuardedHTTPConnectionPool
+    deadline = Deadline(timeout)
+    pool = pool_cls(
+        parts.host,
+        parts.port,
+        timeout=urllib3.Timeout(connect=timeout, read=timeout),
+        retries=False,
+        maxsize=1,
+        allow_private=allow_private,
+        deadline=deadline,
+    )
+    try:
+        response = pool.urlopen(
+            "POST",
+            parts.request_uri,
+            body=raw_body,
+            headers=headers,
+            retries=False,
+            redirect=False,
+            assert_same_host=False,
+            preload_content=False,
+        )
+        try:
+            status = response.status
+            if 200 <= status < 300:
+                return Outcome("delivered", http_status=status)
+            if 300 <= status < 400:
+                location = response.headers.get("Location", "")
+                return Outcome("refused", status, f"redirect to {location[:200]} not followed")
+            snippet = _snippet(response)
+            error = f"HTTP {status}: {snippet}" if snippet else f"HTTP {status}"
+            return Outcome("refused" if status < 500 else "retry", status, error)
+        finally:
+            response.release_conn()
+    except AddressRefused as exc:
+        return Outcome("refused", error=f"refused: {exc}")
+    except urllib3.exceptions.NewConnectionError as exc:  # before TimeoutError: a subclass of it
+        return Outcome("retry", error=f"connection error: {exc}")
+    except (urllib3.exceptions.TimeoutError, TimeoutError) as exc:
+        return Outcome("retry", error=f"timeout: {exc}")
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        if deadline.expired:  # the connection was shut down by the deadline
+            return Outcome("retry", error=f"timeout: no complete answer within {timeout} s")
+        return Outcome("retry", error=f"connection error: {exc}")
+    finally:
+        deadline.cancel()
+        pool.close()
+

@@ -1,0 +1,90 @@
+"""JSON log lines for every process (web, worker, commands), one formatter.
+
+Each line carries ``time``, ``level``, ``logger``, ``message``, the record's
+``extra`` fields, and what the context knows: ``request_id`` and ``partner``
+in a request, ``nob`` where a payment is known (``bind``). gunicorn takes
+``DICT_CONFIG`` as its ``logconfig_dict``, so its own lines are JSON too; the
+worker calls ``configure()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import logging.config
+from typing import Iterator
+
+_context: contextvars.ContextVar[dict] = contextvars.ContextVar("pdam_log_context", default={})
+
+
+def bind(**values) -> contextvars.Token:
+    """Add ``values`` (None ones left out) to every line logged in this context from now
+    on; ``unbind(token)`` puts the context back as it was."""
+    return _context.set({**_context.get(), **{k: v for k, v in values.items() if v is not None}})
+
+
+def unbind(token: contextvars.Token) -> None:
+    _context.reset(token)
+
+
+@contextlib.contextmanager
+def bound(**values) -> Iterator[None]:
+    token = bind(**values)
+    try:
+        yield
+    finally:
+        unbind(token)
+
+
+def current() -> dict:
+    return _context.get()
+
+
+class ContextFilter(logging.Filter):
+    """Copy the context's fields onto each record (a field the call gives wins)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in _context.get().items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
+
+
+DICT_CONFIG = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"context": {"()": ContextFilter}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            "json_ensure_ascii": False,
+        }
+    },
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stderr",
+            "formatter": "json",
+            "filters": ["context"],
+        }
+    },
+    "root": {"level": "INFO", "handlers": ["stderr"]},
+    "loggers": {
+        # gunicorn's own lines, through the same handler.
+        "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+        "gunicorn.access": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+        # Procrastinate's per-call INFO lines ("Deferred 1 job", one per job and task):
+        # noise, and a log write on the hot path.
+        "procrastinate.blueprints": {"level": "WARNING"},
+        "procrastinate.jobs": {"level": "WARNING"},
+        "pgserver": {"level": "WARNING"},
+    },
+}
+
+
+def configure() -> None:
+    """JSON lines on stderr for this process (replaces any earlier set-up)."""
+    logging.config.dictConfig(DICT_CONFIG)

@@ -1,0 +1,101 @@
+"""Every setting of the service, read from the environment in one place.
+
+The names are part of the product (deployments and scripts rely on them); the
+README's configuration table lists each one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+VERSION = "0.1.0"
+DEFAULT_ISSUER = "pdam-peti"
+ROOT = Path(__file__).resolve().parent.parent.parent
+DEFAULT_INSTANCE = ROOT / "instance"
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise RuntimeError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Turn a libpq/Heroku URL into the SQLAlchemy psycopg 3 form."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def libpq_url(url: str) -> str:
+    """The plain libpq form of a URL (what psycopg and procrastinate take)."""
+    for prefix in ("postgresql+psycopg://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql://" + url[len(prefix) :]
+    return url
+
+
+def instance_path(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(env.get("PDAM_INSTANCE_PATH") or DEFAULT_INSTANCE)
+
+
+def load(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Every setting built from ``env`` (default: os.environ), read once by whoever starts a process."""
+    env = os.environ if env is None else env
+    instance = instance_path(env)
+    keys = instance / "keys"
+    algorithm = env.get("JWT_ALGORITHM", "ES256").upper()
+    if algorithm not in {"ES256", "RS256"}:
+        raise RuntimeError("JWT_ALGORITHM must be ES256 or RS256")
+    public_key = env.get("JWT_PUBLIC_KEY") or None
+    public_key_file = env.get("JWT_PUBLIC_KEY_FILE") or str(keys / "public.pem")
+    return {
+        "INSTANCE_PATH": str(instance),
+        # Database: None means "start or reuse the embedded server".
+        "DATABASE_URL": env.get("DATABASE_URL") or None,
+        "BILLING_DATABASE_URL": env.get("BILLING_DATABASE_URL") or None,
+        "DB_POOL_SIZE": _int(env, "DB_POOL_SIZE", 5),
+        "DB_CONNECT_TIMEOUT": _int(env, "DB_CONNECT_TIMEOUT", 3),
+        "DB_STATEMENT_TIMEOUT_MS": _int(env, "DB_STATEMENT_TIMEOUT_MS", 10000),
+        # Tokens
+        "PDAM_JWT_ALGORITHM": algorithm,
+        "PDAM_JWT_PUBLIC_KEY": public_key,
+        "PDAM_JWT_PUBLIC_KEY_FILE": public_key_file,
+        "JWT_PRIVATE_KEY_FILE": env.get("JWT_PRIVATE_KEY_FILE") or str(keys / "private.pem"),
+        "JWT_ISSUER": env.get("JWT_ISSUER") or DEFAULT_ISSUER,
+        "TOKEN_DEFAULT_DAYS": _int(env, "TOKEN_DEFAULT_DAYS", 30),
+        # Partner flow
+        "INQUIRY_TTL_SECONDS": _int(env, "INQUIRY_TTL_SECONDS", 900),
+        "INQUIRY_MESSAGE": env.get("INQUIRY_MESSAGE", "Terima kasih telah membayar tepat waktu"),
+        "PAYMENT_MESSAGE": env.get(
+            "PAYMENT_MESSAGE", "Bayarlah tagihan tepat waktu untuk menghindari denda"
+        ),
+        "MAX_CONTENT_LENGTH": _int(env, "MAX_CONTENT_LENGTH", 16 * 1024),
+        # Job server
+        "POSTING_RETRY_SECONDS": _int(env, "POSTING_RETRY_SECONDS", 30),
+        "POSTING_MAX_ATTEMPTS": _int(env, "POSTING_MAX_ATTEMPTS", 20),
+        "STALLED_JOB_SECONDS": _int(env, "STALLED_JOB_SECONDS", 60),
+        "STALLED_MAX_RETRIES": _int(env, "STALLED_MAX_RETRIES", 5),
+        "WORKER_CONCURRENCY": _int(env, "WORKER_CONCURRENCY", 4),
+        # Webhooks
+        "WEBHOOK_RETRY_SECONDS": _int(env, "WEBHOOK_RETRY_SECONDS", 10),
+        "WEBHOOK_MAX_ATTEMPTS": _int(env, "WEBHOOK_MAX_ATTEMPTS", 50),
+        "WEBHOOK_DEADLINE_SECONDS": _int(env, "WEBHOOK_DEADLINE_SECONDS", 86400),
+        "WEBHOOK_TIMEOUT_SECONDS": _int(env, "WEBHOOK_TIMEOUT_SECONDS", 5),
+        "WEBHOOK_ALLOW_PRIVATE_NETWORKS": _flag(env, "WEBHOOK_ALLOW_PRIVATE_NETWORKS"),
+        # Web server (read by gunicorn.conf.py too)
+        "PORT": _int(env, "PORT", 5000),
+        "WEB_CONCURRENCY": _int(env, "WEB_CONCURRENCY", 4),
+    }

@@ -1,0 +1,59 @@
+"""``GET /audit``: the reconciliation report of the calling partner, JSON or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Iterable, Iterator
+
+from flask import Blueprint, Response, request
+
+from ..core import reconciliation
+from ..web import runtime
+from . import schemas
+from .auth import current_partner, partner_required
+
+bp = Blueprint("audit", __name__)
+
+
+def wants_csv(fmt: str | None) -> bool:
+    """``format=csv``/``format=json`` wins; else the Accept header (JSON unless text/csv is preferred)."""
+    if fmt:
+        return fmt == "csv"
+    return request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv"
+
+
+def csv_lines(rows: Iterable[dict]) -> Iterator[str]:
+    """A header row, then one line per row (the JSON report's fields, in its order)."""
+    schema, buffer = schemas.AuditRow(), io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(schema.fields), lineterminator="\r\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(schema.dump(row))
+        if buffer.tell() > 64 * 1024:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def csv_response(rows: Iterable[dict], filename: str, total: int) -> Response:
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"', "X-Total-Count": str(total)}
+    return Response(csv_lines(rows), mimetype="text/csv", headers=headers)
+
+
+@bp.get("/audit")
+@partner_required
+def get_audit():
+    query = schemas.load(schemas.AuditQuery(), request.args.to_dict())
+    partner, day = current_partner().code, query["tgl"] or reconciliation.default_day(runtime.now())
+    page, limit, as_csv = query["page"], query["limit"], wants_csv(query["format"])
+    with runtime.transaction() as conn:
+        total = reconciliation.count(conn, partner, day)
+        rows = None if as_csv else reconciliation.rows(conn, partner, day, page, limit)
+    if not as_csv:
+        meta = {"page": page, "limit": limit, "total": total, "tanggal": day}
+        return schemas.AuditResponse().dump({"meta": meta, "data": rows})
+    # Read as the response is sent, on a connection of its own.
+    rows = reconciliation.stream(runtime.database().engine, partner, day, page, limit)
+    return csv_response(rows, f"audit-{partner}-{day:%Y-%m-%d}.csv", total)

@@ -1,0 +1,133 @@
+"""PeTi's callbacks (``X-Async``): the target a payment gives, and the wire format.
+
+A payment names its callback with ``X-Async`` (and ``X-Async-Token``); at each
+of its events the body below is recorded with the state change
+(``core.webhooks.record``) from the payment row the caller already holds, and
+the job server sends it with these headers, signed with the partner's secret.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import re
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+
+from ..core import errors, webhooks
+from ..core.payments import Callback
+from ..infra.settings import VERSION
+from . import schemas
+from .states import WIRE
+
+MAX_URL_LENGTH = 2048
+#: Never stored nor sent on: PostgreSQL refuses NUL, HTTP clients refuse the rest.
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+USER_AGENT = f"pdam-peti/{VERSION} (webhook)"
+CONTENT_TYPE = "application/json;charset=utf-8"
+DATA_FIELDS = ("cid", "pid", "pat", "mer", "inq", "pts", "nob")
+META_FIELDS = (
+    "jumlah_tagihan", "jumlah_bayar", "jumlah_masalah",
+    "lembar_tagihan", "lembar_bayar", "lembar_masalah",
+    "periode_tagihan", "periode_bayar", "periode_masalah",
+)  # fmt: skip
+BODY_FIELDS = ("status", "code", "message", "data", "meta")
+DATA = schemas.PaymentData(only=DATA_FIELDS)
+META = schemas.Meta()
+
+
+# -- the target: X-Async ----------------------------------------------------------------
+
+
+def check_url(url: str) -> str:
+    """An absolute http(s) URL of at most 2048 characters with a host, else Invalid."""
+    if len(url) > MAX_URL_LENGTH:
+        raise errors.Invalid(f"X-Async must be at most {MAX_URL_LENGTH} characters")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise errors.Invalid("X-Async must be an absolute http(s) URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise errors.Invalid("X-Async must be an absolute http(s) URL")
+    return url
+
+
+def _header(headers, name: str) -> str | None:
+    value = headers.get(name)
+    if value and CONTROL_RE.search(value):
+        raise errors.Invalid(f"{name} must not contain control characters")
+    return value
+
+
+def callback_from(headers) -> Callback:
+    url = _header(headers, "X-Async")
+    if url is None or url == "":
+        return Callback()
+    return Callback(
+        url=check_url(url),
+        token=_header(headers, "X-Async-Token") or None,
+        authorization=headers.get("Authorization"),
+    )
+
+
+# -- the body ----------------------------------------------------------------------------
+
+
+def body_for(row: dict, event: str) -> dict:
+    """The callback body of ``event`` for a payment row."""
+    wire = WIRE[event]
+    return {
+        "status": event,
+        "code": wire.code,
+        "message": wire.callback_message,
+        "data": DATA.dump(row),
+        "meta": META.dump(row),
+    }
+
+
+def enqueue(conn: sa.Connection, row: dict, event: str, now: dt.datetime) -> int | None:
+    """Record the ``event`` callback of the payment ``row`` (as the caller holds it, after
+    the change) on ``conn``'s transaction; None when the payment has no ``X-Async``."""
+    if not row["callback_url"]:
+        return None
+    return webhooks.record(conn, row["id"], event, row["callback_url"], body_for(row, event), now)
+
+
+def _ordered(values: dict, order: tuple[str, ...]) -> dict:
+    known = {key: values[key] for key in order if key in values}
+    return known | {key: values[key] for key in sorted(values) if key not in known}
+
+
+def render(body: dict) -> bytes:
+    """The exact bytes sent (and signed): the contract's field order, compact UTF-8 JSON.
+    Deterministic, so every attempt of one delivery sends the same body."""
+    out = _ordered(body, BODY_FIELDS)
+    if isinstance(out.get("data"), dict):
+        out["data"] = _ordered(out["data"], DATA_FIELDS)
+    if isinstance(out.get("meta"), dict):
+        out["meta"] = _ordered(out["meta"], META_FIELDS)
+    return json.dumps(out, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def signature(secret: str, timestamp: int, raw_body: bytes) -> str:
+    """``X-Signature``: ``t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">``."""
+    mac = hmac.new(secret.encode("utf-8"), f"{timestamp}.".encode("ascii") + raw_body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def headers_for(delivery, raw_body: bytes, now: dt.datetime) -> dict[str, str]:
+    """The headers of one attempt of ``delivery`` (``core.webhooks.load``'s row)."""
+    headers = {
+        "Content-Type": CONTENT_TYPE,
+        "User-Agent": USER_AGENT,
+        "X-Event-Id": str(delivery.event_id),
+        "X-Signature": signature(delivery.webhook_secret, int(now.timestamp()), raw_body),
+    }
+    authorization = delivery.callback_token or delivery.request_authorization
+    if authorization:
+        headers["Authorization"] = authorization
+    return headers

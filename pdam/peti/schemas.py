@@ -1,0 +1,382 @@
+"""Marshmallow schemas: request and response shapes at the edge.
+
+Field names on the wire are PeTi's (Indonesian, three-letter payment fields);
+the domain speaks English. Unknown input fields are ignored and can never set
+a server-side value.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates, validates_schema
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from ..core import errors, ids
+
+
+class Pattern(validate.Regexp):
+    """One of ``core.ids``' patterns, matched whole (``fullmatch``: a trailing newline is
+    refused); the document shows it anchored."""
+
+    def __init__(self, pattern: re.Pattern, **kwargs):
+        super().__init__(ids.ecma(pattern), **kwargs)
+        self.whole = pattern
+
+    def __call__(self, value):
+        if not ids.matches(self.whole, value):
+            raise ValidationError(self._format_error(value))
+        return value
+
+
+class StrictInteger(fields.Integer):
+    """An integer that is really an integer on the wire: no bool, float or string."""
+
+    def __init__(self, **kwargs):
+        super().__init__(strict=True, **kwargs)
+
+    def _validated(self, value):
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
+#: What PostgreSQL cannot store in text: NUL, and lone surrogates (a JSON "\ud800" escape).
+UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
+
+
+class Text(fields.String):
+    """A string PostgreSQL can store: no NUL character and no lone surrogate, else 400."""
+
+    default_error_messages = {"unstorable": "Must not contain NUL characters or lone surrogates."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if UNSTORABLE_RE.search(text):
+            raise self.make_error("unstorable")
+        return text
+
+
+class Period(fields.Field):
+    """``YYYYMM`` as an integer or a digit string; loaded as the string."""
+
+    default_error_messages = {"invalid": "Not a valid period (YYYYMM)."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise self.make_error("invalid")
+        text = str(value)
+        if not ids.matches(ids.PERIOD, text):
+            raise self.make_error("invalid")
+        return text
+
+
+class Merchant(fields.Field):
+    """Merchant name or ID: a string or a non-negative integer, at most 4 characters."""
+
+    default_error_messages = {"invalid": "Must be a string or a number of 1 to 4 characters."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise self.make_error("invalid")
+        if isinstance(value, int) and value < 0:
+            raise self.make_error("invalid")
+        text = str(value)
+        if not 1 <= len(text) <= 4 or UNSTORABLE_RE.search(text):
+            raise self.make_error("invalid")
+        return text
+
+
+class PaymentRequest(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    inq = fields.String(required=True, validate=Pattern(ids.INQ))
+    amo = StrictInteger(required=True, validate=validate.Range(min=0, max=10**15))
+    per = fields.List(Period(), required=True, validate=validate.Length(min=1, max=120))
+    mer = Merchant(required=True)
+    pid = Text(required=True, validate=validate.Length(min=1, max=50))
+
+    @validates("per")
+    def _unique(self, value, **kwargs):
+        if len(set(value)) != len(value):
+            raise ValidationError("Periods must not repeat.")
+
+
+def json_body(request) -> Any:
+    """The request's JSON body; None (answered 400 by ``load``) when it is not JSON, also when it
+    nests deeper than the parser's recursion limit (that raised RecursionError: a 500).
+
+    A streamed (chunked) body larger than MAX_CONTENT_LENGTH is 413 like one whose
+    Content-Length says so: werkzeug stops reading it at the limit without an error, so a
+    byte left after the limit is what tells (the server terminates the stream, so that
+    read cannot hang).
+    """
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:
+        body = None
+    limit = request.max_content_length
+    if (
+        limit is not None
+        and request.content_length is None
+        and request.environ.get("wsgi.input_terminated")
+        and len(request.get_data(cache=True)) >= limit
+        and request.environ["wsgi.input"].read(1)
+    ):
+        raise RequestEntityTooLarge()
+    return body
+
+
+def load(schema: Schema, data: Any) -> dict:
+    """Validate ``data``; a ValidationError becomes the contract's 400 with ``errors``."""
+    if not isinstance(data, dict):
+        raise errors.Invalid("the body must be a JSON object")
+    try:
+        return schema.load(data)
+    except ValidationError as exc:
+        raise errors.Invalid("invalid request", errors=exc.messages) from None
+
+
+def check_cid(cid: str) -> str:
+    if not ids.matches(ids.CID, cid):
+        raise errors.Invalid("cid must be digits only", errors={"cid": ["Digits only, 1 to 20."]})
+    return cid
+
+
+class StatusQuery(Schema):
+    """``nob``, or ``pid``, or ``pid`` + ``pat``, or ``pid`` + ``inq``."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    nob = fields.String(validate=Pattern(ids.NOB))
+    pid = Text(validate=validate.Length(min=1, max=50))
+    pat = fields.String(validate=Pattern(ids.PAT))
+    inq = fields.String(validate=Pattern(ids.INQ))
+
+    @validates_schema
+    def _one_key(self, data, **kwargs):
+        if not data.get("nob") and not data.get("pid"):
+            raise ValidationError("Give nob, or pid (optionally with pat or inq).", "nob")
+        if (data.get("pat") or data.get("inq")) and not data.get("pid"):
+            raise ValidationError("pat and inq go with pid.", "pid")
+
+
+# -- responses ------------------------------------------------------------------
+
+_INSTANCES: dict[type, Schema] = {}
+
+
+def _dump(schema_class: type[Schema], obj) -> dict:
+    """Dump with one shared instance per schema class: building a schema costs more than
+    dumping with it, and a nested part is dumped for every bill and every answer."""
+    schema = _INSTANCES.get(schema_class)
+    if schema is None:
+        schema = _INSTANCES[schema_class] = schema_class()
+    return schema.dump(obj)
+
+
+class Customer(Schema):
+    id = fields.String()
+    nama = fields.String(attribute="name")
+    alamat = fields.String(attribute="address")
+    golongan = fields.String(attribute="tariff")
+
+
+class Meter(Schema):
+    awal = fields.Integer(attribute="meter_start")
+    akhir = fields.Integer(attribute="meter_end")
+    pakai = fields.Integer(attribute="usage")
+
+
+class Vat(Schema):
+    administrasi = fields.Integer(attribute="admin_vat")
+
+
+class Charges(Schema):
+    air = fields.Integer(attribute="water")
+    administrasi = fields.Integer(attribute="admin_fee")
+    ppn = fields.Function(lambda bill: _dump(Vat, bill))
+    denda = fields.Integer(attribute="late_fee")
+    angsuran = fields.Integer(attribute="installment")
+    jumlah = fields.Integer(attribute="total")
+
+
+class Bill(Schema):
+    id = fields.String(attribute="bill_no")
+    periode = fields.String(attribute="period")
+    meter = fields.Function(lambda bill: _dump(Meter, bill))
+    biaya = fields.Function(lambda bill: _dump(Charges, bill))
+
+
+class InquiryResponse(Schema):
+    pelanggan = fields.Nested(Customer, attribute="customer")
+    tagihan = fields.List(fields.Nested(Bill), attribute="bills")
+
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def epoch_ms(when: dt.datetime) -> int:
+    """``pts``: milliseconds since the epoch, rounded down (exact, no float)."""
+    return (when - EPOCH) // dt.timedelta(milliseconds=1)
+
+
+def _periods(values):
+    return None if values is None else [int(p) for p in values]
+
+
+class PaymentData(Schema):
+    cid = fields.String(attribute="customer_id")
+    pid = fields.String()
+    pat = fields.String()
+    pop = fields.String(attribute="partner_code")
+    mer = fields.String(attribute="merchant")
+    inq = fields.String(attribute="inquiry_token")
+    pts = fields.Function(lambda p: epoch_ms(p["accepted_at"]))
+    nob = fields.String()
+
+
+class StatusData(PaymentData):
+    rev = fields.Function(lambda p: 1 if p["reversed_at"] else 0)
+
+    class Meta:
+        ordered = True
+        fields = ("cid", "pid", "pat", "pop", "mer", "inq", "pts", "rev", "nob")
+
+
+class Meta(Schema):
+    jumlah_tagihan = fields.Integer(attribute="paid_total", allow_none=True)
+    jumlah_bayar = fields.Integer(attribute="amount")
+    jumlah_masalah = fields.Function(
+        lambda p: None if p["paid_total"] is None else p["amount"] - p["paid_total"]
+    )
+    lembar_tagihan = fields.Function(lambda p: None if p["paid_periods"] is None else len(p["paid_periods"]))
+    lembar_bayar = fields.Function(lambda p: len(p["periods"]))
+    lembar_masalah = fields.Function(
+        lambda p: None if p["paid_periods"] is None else len(p["problem_periods"] or [])
+    )
+    periode_tagihan = fields.Function(lambda p: _periods(p["paid_periods"]))
+    periode_bayar = fields.Function(lambda p: _periods(p["periods"]))
+    periode_masalah = fields.Function(lambda p: _periods(p["problem_periods"] or None))
+
+
+class PaymentAccepted(Schema):
+    """The 202 answer to POST /tagihan (also replayed to an idempotent retry)."""
+
+    status = fields.Constant("accepted")
+    message = fields.String()
+    data = fields.Function(lambda p: _dump(PaymentData, p))
+    meta = fields.Function(lambda p: _dump(Meta, {**p, "paid_total": None, "paid_periods": None, "problem_periods": None}))
+
+
+class PaymentStatus(Schema):
+    """GET /status (and webhook bodies): the payment's state with the full meta."""
+
+    status = fields.String()
+    code = fields.Integer()
+    message = fields.String()
+    data = fields.Function(lambda p: _dump(StatusData, p))
+    meta = fields.Function(lambda p: _dump(Meta, p))
+
+
+# -- reversal and reconciliation ---------------------------------------------------
+
+
+class ReversalQuery(Schema):
+    """``DELETE /tagihan/<cid>?pid=&pat=``: both required."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    pid = Text(required=True, validate=validate.Length(min=1, max=50))
+    pat = fields.String(required=True, validate=Pattern(ids.PAT))
+
+
+class WibDate(fields.Field):
+    """A WIB calendar day as ``YYYY-MM-DD`` or ``YYYYMMDD``; loaded as a ``date``."""
+
+    default_error_messages = {"invalid": "Not a valid date (YYYY-MM-DD or YYYYMMDD)."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{8}", value):
+            raise self.make_error("invalid")
+        digits = value.replace("-", "")
+        try:
+            return dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+        except ValueError:
+            raise self.make_error("invalid") from None
+
+
+class QueryInteger(fields.Integer):
+    """A query-string integer: ASCII digits only (no sign, no spaces, no decimals)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not re.fullmatch(r"[0-9]{1,9}", value):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+AUDIT_MAX_LIMIT = 1000
+
+
+class AuditQuery(Schema):
+    """``GET /audit``: ``tgl`` (default yesterday WIB), ``page`` >= 1, ``limit`` 0 (all)..1000."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    tgl = WibDate(load_default=None)
+    page = QueryInteger(load_default=1, validate=validate.Range(min=1))
+    limit = QueryInteger(load_default=10, validate=validate.Range(min=0, max=AUDIT_MAX_LIMIT))
+    format = fields.String(load_default=None, validate=validate.OneOf(["json", "csv"]))
+
+
+class AuditRow(Schema):
+    """One reconciliation row: a bill paid on that day (the ``reconciliation`` view's columns)."""
+
+    class Meta:
+        ordered = True
+
+    no = fields.Integer()
+    id = fields.String()
+    nob = fields.String()
+    nopel = fields.String()
+    periode = fields.String()
+    rid = fields.Integer()
+    pid = fields.String()
+    mer = fields.String()
+    rev = fields.Integer()
+    air = fields.Integer()
+    administrasi = fields.Integer()
+    administrasi_angsuran = fields.Integer()
+    ppn_administrasi = fields.Integer()
+    denda = fields.Integer()
+    angsuran = fields.Integer()
+    materai = fields.Integer()
+    registrasi = fields.Integer()
+    biaya_pemasangan = fields.Integer()
+    ppn_pemasangan = fields.Integer()
+    biaya_jarak = fields.Integer()
+
+
+class AuditMeta(Schema):
+    class Meta:
+        ordered = True
+
+    page = fields.Integer()
+    limit = fields.Integer()
+    total = fields.Integer()
+    tanggal = fields.Date()
+
+
+class AuditResponse(Schema):
+    class Meta:
+        ordered = True
+
+    status = fields.Constant("success")
+    meta = fields.Nested(AuditMeta)
+    data = fields.List(fields.Nested(AuditRow))

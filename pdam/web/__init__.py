@@ -1,0 +1,15 @@
+"""What every edge shares: the request's runtime, JSON errors, request logs, health,
+the API document and /docs."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from . import errors, health, requests, runtime
+
+
+def init_app(app: Flask) -> None:
+    errors.init_app(app)
+    requests.init_app(app)
+    runtime.init_app(app)
+    app.register_blueprint(health.bp)

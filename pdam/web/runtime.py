@@ -1,0 +1,84 @@
+"""What a request works with: the app's runtime (settings, database, clock), one
+connection and transaction per request.
+
+Core functions take a connection and ``now``; views get both from here. The
+request owns the transaction: ``transaction()`` commits at the end of the block.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+
+import sqlalchemy as sa
+from flask import Flask, current_app, g
+
+from ..core import errors
+from ..infra.db import Database, committing
+from ..infra.runtime import Runtime
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["pdam.runtime"] = Runtime(app.config)
+
+    @app.teardown_appcontext
+    def _close(exc: BaseException | None) -> None:
+        for name in ("pdam_conn", "pdam_ledger"):
+            conn = g.pop(name, None)
+            if conn is not None:
+                conn.close()  # rolls back anything left uncommitted
+
+
+def get() -> Runtime:
+    return current_app.extensions["pdam.runtime"]
+
+
+def database() -> Database:
+    return get().database
+
+
+def now() -> dt.datetime:
+    return get().now()
+
+
+def connection() -> sa.Connection:
+    """The request's (or command's) connection to the payments database."""
+    if "pdam_conn" not in g:
+        g.pdam_conn = database().engine.connect()
+    return g.pdam_conn
+
+
+def ledger_connection() -> sa.Connection:
+    """The connection to the billing ledger: the same one unless it is separate."""
+    db = database()
+    if not db.separate_ledger:
+        return connection()
+    if "pdam_ledger" not in g:
+        g.pdam_ledger = db.ledger_engine.connect()
+    return g.pdam_ledger
+
+
+def transaction() -> contextlib.AbstractContextManager[sa.Connection]:
+    """Commit the request's work at the end of the block, roll it back on error."""
+    return committing(connection())
+
+
+def ledger_transaction() -> contextlib.AbstractContextManager[sa.Connection]:
+    """The same for the billing ledger (the request's transaction unless it is separate)."""
+    return committing(ledger_connection())
+
+
+def run(fn, *args, **kwargs):
+    """Run ``fn(conn, *args, **kwargs)`` in the request's transaction and commit.
+
+    A unique violation means a concurrent request won a race the checks could
+    not see yet; the work runs once more in a new transaction, where the checks
+    see the winner and give the precise answer (a replay, a 409).
+    """
+    for attempt in (1, 2):
+        try:
+            with transaction() as conn:
+                return fn(conn, *args, **kwargs)
+        except sa.exc.IntegrityError:
+            if attempt == 2:
+                raise errors.Conflict("a concurrent request changed the same data") from None

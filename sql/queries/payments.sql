@@ -1,0 +1,48 @@
+-- Payment acceptance and look-ups.
+
+-- by_pid --
+select * from payment where partner_code = :partner and pid = :pid
+
+-- checks --
+-- Everything the checks need, in one round trip: a payment already made with this
+-- pid, the live inquiry of this partner, whether the inquiry is already paid and
+-- which of the periods are already paid or being paid.
+select (select id from payment where partner_code = :partner and pid = :pid) as existing_id,
+       i.customer_id as inq_customer, i.snapshot as inq_snapshot,
+       (select nob from payment where inquiry_token = :inq) as inq_nob,
+       array(select period from payment_period where customer_id = :cid
+             and period = any(:periods) and live order by period) as taken
+from (values (1)) as one
+left join inquiry i on i.token = :inq and i.partner_code = :partner and i.expires_at > :now
+
+-- allocate_nob --
+-- The next receipt number of a partner's WIB day (null when the day's are used up).
+select next_nob_v1(:partner, :day) as nob
+
+-- record --
+-- The payment, its receipt number and its periods in one statement; no row when the
+-- day's receipt numbers are used up. The counter row stays locked until the
+-- transaction ends, so numbers are never shared.
+with nob as (select next_nob_v1(:partner, :day) as nob),
+p as (
+    insert into payment (partner_code, pid, customer_id, inquiry_token, amount, periods,
+                         merchant, pat, nob, accepted_at, callback_url, callback_token, request_authorization)
+    select :partner, :pid, :cid, :inq, :amount, :periods, :merchant, :pat, nob.nob, :now,
+           :callback_url, :callback_token, :authorization
+    from nob where nob.nob is not null
+    returning *
+),
+pp as (
+    insert into payment_period (payment_id, customer_id, period)
+    select p.id, :cid, unnest(cast(:periods as text[])) from p
+)
+select * from p
+
+-- find --
+-- One payment of a partner and customer by nob or pid (+pat or +inq).
+select * from payment
+where partner_code = :partner and customer_id = :cid
+  and (cast(:nob as text) is null or nob = :nob)
+  and (cast(:pid as text) is null or pid = :pid)
+  and (cast(:pat as text) is null or pat = :pat)
+  and (cast(:inq as text) is null or inquiry_token = :inq)

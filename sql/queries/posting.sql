@@ -1,0 +1,32 @@
+-- Posting: applying a recorded payment to the billing ledger, exactly once.
+-- The outcome rules are the functions of sql/005_functions.sql (one copy for both paths).
+
+-- post --
+-- Ledger in this database: lock, pay and finish in one statement.
+select * from post_payment_v1(:id, :now)
+
+-- status --
+select status from payment where id = :id
+
+-- lock --
+-- Separate ledger, step 1: lock the payment in our database.
+select id, customer_id, periods, nob, status from payment where id = :id for update
+
+-- pay_bills --
+-- Separate ledger, step 2 (in the ledger database).
+select * from pay_bills_v1(:nob, :customer_id, :periods, :now)
+
+-- finish --
+-- Separate ledger, step 3: the outcome, with the bills the ledger paid.
+select * from finish_posting_v1(:id, :now, :bill_id, :bill_no, :period, :water, :admin_fee,
+                                :admin_vat, :late_fee, :installment, :total)
+
+-- flag_stuck --
+update payment set stuck_at = :now, stuck_reason = left(:reason, 500), posting_attempts = :attempts
+where id = :id and status = 'created'
+
+-- lock_by_nob --
+select id, status from payment where nob = :nob for update
+
+-- unflag --
+update payment set stuck_at = null, stuck_reason = null where id = :id

@@ -1,0 +1,42 @@
+-- Webhook callbacks: deliveries (one per event of a payment) and their attempts.
+
+-- insert_delivery --
+insert into webhook_delivery (payment_id, event, url, body, created_at)
+values (:payment_id, :event, :url, cast(:body as jsonb), :now)
+returning id
+
+-- payment_by_nob --
+select id, callback_url from payment where nob = :nob
+
+-- last_delivery --
+select id, event, event_id from webhook_delivery where payment_id = :id order by id desc limit 1
+
+-- copy_delivery --
+-- An operator's resend: the same event, body and event id, as a new delivery.
+insert into webhook_delivery (payment_id, event, event_id, url, body, created_at, resend_of)
+select payment_id, event, event_id, url, body, :now, id from webhook_delivery where id = :id
+returning id
+
+-- load --
+-- A delivery with what sending it needs: the payment's callback credentials and the
+-- partner's signing secret.
+select d.id, d.payment_id, d.event, d.event_id, d.url, d.body, d.status, d.attempts,
+       d.first_attempt_at, p.nob, p.callback_token, p.request_authorization, pa.webhook_secret
+from webhook_delivery d join payment p on p.id = d.payment_id
+join partner pa on pa.code = p.partner_code
+where d.id = :id
+
+-- insert_attempt --
+insert into webhook_attempt (delivery_id, attempted_at, url, http_status, error, duration_ms)
+values (:id, :at, :url, :http_status, left(:error, 1000), :duration_ms)
+
+-- record --
+-- The delivery after an attempt; guarded by the attempt count it was read with.
+update webhook_delivery set attempts = attempts + 1, status = :status,
+       first_attempt_at = coalesce(first_attempt_at, :at), last_attempt_at = :at,
+       last_error = left(:error, 1000), delivered_at = :delivered_at
+where id = :id and status = 'pending' and attempts = :attempts
+
+-- give_up --
+update webhook_delivery set status = 'failed', last_error = left(:reason, 1000)
+where id = :id and status = 'pending'
