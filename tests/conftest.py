@@ -4,29 +4,53 @@ The server is ``TEST_DATABASE_URL`` when set (CI's second leg), else an
 embedded pgserver under ``instance/test-pgdata``. The migrations run once per
 session into a template database; each test gets its own copy
 (``create database ... template``), so tests may commit, run concurrent
-requests and start worker processes without seeing each other.
+requests and start worker processes without seeing each other. Tests that only
+read a populated world share one database per module (``module_app``).
+
+What the fixtures make (bills lines, payment bodies, payments, the clock) is in
+tests/factories.py; the names tests import from here are re-exported.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import os
 import queue
+import socket
 import threading
+import time
 from pathlib import Path
 
-import jwt as pyjwt
 import psycopg
 import pytest
+from pytest_httpserver import HTTPServer
 from sqlalchemy.engine import make_url
+from werkzeug import Request, Response
 
 from pdam import create_app
 from pdam.core import tokens
 from pdam.infra import migrations
+from tests.factories import (  # noqa: F401 (re-exported)
+    CID,
+    CONTRACT_BILL,
+    CONTRACT_CUSTOMER,
+    CSV_HEADER,
+    ISSUER,
+    ROOT,
+    Clock,
+    bill_line,
+    body,
+    import_bills,
+    issue,
+    kill,
+    run_posting,
+    sign,
+    sql_runner,
+    wait_for,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-ISSUER = "pdam-test"
 _counter = itertools.count()
 
 
@@ -41,7 +65,15 @@ def server_url() -> str:
         return url.replace("postgres://", "postgresql://", 1)
     from pdam.infra import embedded
 
-    return embedded.start(ROOT / "instance" / "test-pgdata", database="postgres", keep_running=False)
+    url = embedded.start(ROOT / "instance" / "test-pgdata", database="postgres", keep_running=False)
+    # The embedded server holds nothing but test databases: no fsync. Every test database is
+    # created and dropped with a checkpoint, which otherwise waits for the disk each time.
+    with _admin(url) as conn:
+        if conn.execute("show fsync").fetchone()[0] == "on":
+            conn.execute("alter system set fsync = off")
+            conn.execute("alter system set full_page_writes = off")
+            conn.execute("select pg_reload_conf()")
+    return url
 
 
 def _admin(server_url: str) -> psycopg.Connection:
@@ -51,25 +83,56 @@ def _admin(server_url: str) -> psycopg.Connection:
 class Databases:
     """Per-test databases copied from the session's template.
 
-    ``strategy file_copy`` copies the template's files (a third of the time of the
-    default WAL-logged copy for a schema this small), and a finished test's database
-    is dropped by a background thread while the next test runs.
+    Copying one takes from 15 ms to a third of a second (mostly waiting for the file
+    system, so several copies at once take little longer than one): ``MAKERS`` background
+    threads keep ``READY`` copies made ahead and a test takes one at once; a finished test's
+    database is dropped by another thread while the next test runs. ``strategy file_copy``
+    copies the template's files (a third of the time of the default WAL-logged copy for a
+    schema this small).
     """
+
+    READY, MAKERS = 6, 3
 
     def __init__(self, server_url: str, template: str):
         self.server_url, self.template = server_url, template
-        self.admin = _admin(server_url)
+        self.ready: queue.Queue[str | BaseException] = queue.Queue()
+        self.wanted = threading.Semaphore(self.READY)
+        self.stopping = threading.Event()
         self.dropping: queue.Queue[str | None] = queue.Queue()
+        self.makers = [
+            threading.Thread(target=self._create_ahead, name=f"create-test-databases-{n}", daemon=True)
+            for n in range(self.MAKERS)
+        ]
         self.dropper = threading.Thread(target=self._drop_all, name="drop-test-databases", daemon=True)
-        self.dropper.start()
+        for thread in (*self.makers, self.dropper):
+            thread.start()
 
     def create(self) -> str:
-        name = f"pdam_t_{os.getpid()}_{next(_counter)}"
-        self.admin.execute(f'create database "{name}" template "{self.template}" strategy file_copy')
-        # A commit need not wait for its WAL flush here: nothing in a test survives a crash
-        # of this server (the crash drills run servers of their own).
-        self.admin.execute(f'alter database "{name}" set synchronous_commit = off')
+        name = self.ready.get()
+        self.wanted.release()  # make the next one
+        if isinstance(name, BaseException):
+            raise name
         return name
+
+    def _create_ahead(self) -> None:
+        with _admin(self.server_url) as conn:
+            while True:
+                self.wanted.acquire()
+                if self.stopping.is_set():
+                    return
+                name = f"pdam_t_{os.getpid()}_{next(_counter)}"
+                try:
+                    conn.execute(f'create database "{name}" template "{self.template}" strategy file_copy')
+                    # A commit need not wait for its WAL flush here: nothing in a test survives
+                    # a crash of this server (the crash drills run servers of their own).
+                    conn.execute(f'alter database "{name}" set synchronous_commit = off')
+                except Exception as exc:  # the test that takes it fails with it
+                    self.ready.put(exc)
+                else:
+                    self.ready.put(name)
+
+    def url(self, name: str) -> str:
+        return url_for_database(self.server_url, name)
 
     def drop_later(self, name: str) -> None:
         self.dropping.put(name)
@@ -80,9 +143,17 @@ class Databases:
                 conn.execute(f'drop database if exists "{name}" with (force)')
 
     def close(self) -> None:
+        self.stopping.set()
+        for maker in self.makers:
+            self.wanted.release()
+        for maker in self.makers:
+            maker.join()
+        while not self.ready.empty():  # made ahead, never used
+            name = self.ready.get()
+            if isinstance(name, str):
+                self.dropping.put(name)
         self.dropping.put(None)
         self.dropper.join()
-        self.admin.close()
 
 
 @pytest.fixture(scope="session")
@@ -104,12 +175,22 @@ def databases(server_url, template_db):
     dbs.close()
 
 
-@pytest.fixture
-def database_url(server_url, databases):
-    """A fresh, migrated database for this test only."""
+def _a_database(databases):
     name = databases.create()
-    yield url_for_database(server_url, name)
+    yield databases.url(name)
     databases.drop_later(name)
+
+
+@pytest.fixture
+def database_url(databases):
+    """A fresh, migrated database for this test only."""
+    yield from _a_database(databases)
+
+
+@pytest.fixture(scope="module")
+def module_database_url(databases):
+    """A fresh, migrated database for the tests of one module: for what they only read."""
+    yield from _a_database(databases)
 
 
 @pytest.fixture(scope="session")
@@ -122,8 +203,8 @@ def keys(tmp_path_factory) -> dict:
     return out
 
 
-@pytest.fixture
-def app_config(database_url, keys) -> dict:
+def settings_for(database_url: str, keys: dict) -> dict:
+    """The test apps' configuration on ``database_url``."""
     return {
         "TESTING": True,
         "DATABASE_URL": database_url,
@@ -134,15 +215,25 @@ def app_config(database_url, keys) -> dict:
         "JWT_ISSUER": ISSUER,
         "DB_POOL_SIZE": 10,
         "WEBHOOK_ALLOW_PRIVATE_NETWORKS": True,
+        "PARTNER_RATE_LIMIT": 0,  # tests that need the limit set it (tests/web/test_ratelimit.py)
     }
 
 
 @pytest.fixture
-def make_app(app_config):
+def app_config(database_url, keys) -> dict:
+    return settings_for(database_url, keys)
+
+
+@pytest.fixture
+def make_app(app_config, request):
+    """``make_app(**overrides)``: an app on this test's database. When the test uses the
+    ``clock`` fixture (also through ``pytestmark = pytest.mark.usefixtures("clock")``), its
+    apps run on that clock."""
     apps = []
+    clocked = {"CLOCK": request.getfixturevalue("clock")} if "clock" in request.fixturenames else {}
 
     def factory(**overrides):
-        app = create_app({**app_config, **overrides})
+        app = create_app({**app_config, **clocked, **overrides})
         apps.append(app)
         return app
 
@@ -162,41 +253,38 @@ def client(app):
 
 
 @pytest.fixture
+def cli(app):
+    """``cli("partner", "add", "00", "BANK1")``: an operator command on the test's app."""
+    runner = app.test_cli_runner()
+
+    def invoke(*args):
+        return runner.invoke(args=list(args))
+
+    return invoke
+
+
+@pytest.fixture(scope="module")
+def module_app(module_database_url, keys):
+    """One app for the module, on the module's database (``module_database_url``)."""
+    app = create_app(settings_for(module_database_url, keys))
+    yield app
+    app.extensions["pdam.runtime"].dispose()
+
+
+@pytest.fixture
 def run_sql(database_url):
     """Run SQL on the test database outside the app (committed at once)."""
-
-    def run(sql: str, params=None):
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            cur = conn.execute(sql, params)
-            return cur.fetchall() if cur.description else cur.rowcount
-
-    return run
-
-
-def sign(keys, claims: dict, alg: str = "ES256", key: str | None = None, headers=None) -> str:
-    return pyjwt.encode(claims, key or keys[alg]["private"], algorithm=alg, headers=headers)
+    return sql_runner(database_url)
 
 
 @pytest.fixture
 def issue_token(app, keys):
     """Issue a token through the domain code the CLI uses (recorded jti)."""
 
-    def issue(code: str = "00", days: int = 30, now: dt.datetime | None = None) -> str:
-        now = (now or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0)
-        from pdam.web import runtime
+    def run(code: str = "00", days: int = 30, now: dt.datetime | None = None) -> str:
+        return issue(app, keys["ES256"]["private"], code, now, days)
 
-        with app.app_context(), runtime.transaction() as conn:
-            return tokens.issue(
-                conn,
-                code=code,
-                private_key=keys["ES256"]["private"],
-                algorithm="ES256",
-                issuer=ISSUER,
-                now=now,
-                expires=now + dt.timedelta(days=days),
-            )
-
-    return issue
+    return run
 
 
 @pytest.fixture
@@ -229,40 +317,26 @@ def auth_for(add_partner, issue_token):
     return make
 
 
-CSV_HEADER = (
-    "cid,nama,alamat,golongan,bill_id,periode,meter_awal,meter_akhir,pakai,"
-    "air,administrasi,ppn_administrasi,denda,angsuran\n"
-)
-CONTRACT_CUSTOMER = "010101010101"
-CONTRACT_BILL = (
-    "010101010101,Semar Badranaya,Jl. Perjuangan No. 102,10R - Rumah Tangga 10,"
-    "1234202005,202005,496,501,10,50000,8000,800,30000,0\n"
-)
-
-
 @pytest.fixture
 def seed_bills(app):
     """Load bills through the importer: ``seed_bills(csv_lines)`` or ``seed_bills.simple(cid, periods)``."""
-    import io
-
-    from pdam.core import billing
     from pdam.web import runtime
 
-    def seed(lines: str):
-        rows = billing.parse_csv(io.StringIO(CSV_HEADER + lines))
-        with app.app_context(), runtime.ledger_transaction() as conn:
-            billing.import_rows(conn, rows)
+    def seed(lines: str, into=None):
+        with (into or app).app_context(), runtime.ledger_transaction() as conn:
+            import_bills(conn, lines)
 
-    def simple(cid: str, periods, water: int = 40000, late_fee: int = 0):
-        seed(
-            "".join(
-                f"{cid},Pelanggan {cid},Jl. Test,10R,{cid}{p},{p},0,10,10,{water},8000,800,{late_fee},0\n"
-                for p in periods
-            )
-        )
+    def simple(cid: str, periods, water: int = 40000, late_fee: int = 0, into=None):
+        seed("".join(bill_line(cid, p, water=water, late_fee=late_fee) for p in periods), into=into)
 
     seed.simple = simple
     return seed
+
+
+@pytest.fixture
+def example_bill(seed_bills):
+    """The contract's status and webhook example: one bill of 41,500 for 201903 (``CID``)."""
+    seed_bills(bill_line(CID, "201903", water=32700, name="Nala Gareng", address="Jl. Merdeka 7", bill_no="b201903"))
 
 
 @pytest.fixture
@@ -276,11 +350,46 @@ def inquire(client):
 
 
 @pytest.fixture
+def pay(request):
+    """Pay through the API, as a partner does: ``pay(headers, cid, per, pid)`` inquires,
+    pays ``per`` (default: every bill shown) with the amount shown (unless ``amo=``),
+    asserts the 202 and returns its ``data``. Other body fields as keywords (``mer=``...);
+    ``x_async``/``x_async_token`` (the callback headers) and other ``extra_headers``; ``app``
+    (default: the test's ``app``).
+    ``pay.response(..., inq=token)`` sends the request with that inquiry token (no inquiry,
+    the contract example's amount and periods unless given) and returns the response."""
+
+    def send(headers, cid=CID, per=None, pid="evid-123456", *, inq=None, x_async=None, x_async_token=None,
+             extra_headers=None, app=None, **fields):
+        client = (app or request.getfixturevalue("app")).test_client()
+        callback = {"X-Async": x_async, "X-Async-Token": x_async_token}
+        extra_headers = {**{k: v for k, v in callback.items() if v is not None}, **(extra_headers or {})}
+        if inq is None:
+            shown = client.get(f"/tagihan/{cid}", headers=headers)
+            assert shown.status_code == 200, shown.json
+            inq = shown.headers["X-Cross-Site"]
+            bills = {b["periode"]: b["biaya"]["jumlah"] for b in shown.json["tagihan"]}
+            per = [int(p) for p in bills] if per is None else per
+            fields.setdefault("amo", sum(bills[str(p)] for p in per))
+        if per is not None:
+            fields["per"] = per
+        return client.post(
+            f"/tagihan/{cid}", json=body(inq, pid=pid, **fields), headers={**headers, **extra_headers}
+        )
+
+    def run(*args, **kwargs) -> dict:
+        res = send(*args, **kwargs)
+        assert res.status_code == 202, res.json
+        return res.json["data"]
+
+    run.response = send
+    return run
+
+
+@pytest.fixture
 def post_queued(app):
     """Run the posting job of every queued payment in this process, as the worker would
     (the job rows stay: posting an already final payment changes nothing)."""
-    from jobs import posting
-
     runtime = app.extensions["pdam.runtime"]
 
     def run(attempt: int = 1):
@@ -292,10 +401,7 @@ def post_queued(app):
                     " where task_name = 'posting.post_payment' and status = 'todo' order by id"
                 )
             ]
-        results = []
-        for payment_id in ids:
-            results.append(posting.run(runtime, payment_id, attempt))
-        return results
+        return [run_posting(app, payment_id, attempt) for payment_id in ids]
 
     return run
 
@@ -303,7 +409,6 @@ def post_queued(app):
 @pytest.fixture
 def start_worker(database_url, app_config):
     """Start real worker processes (``python -m jobs``, as the Procfile does) on this test's database."""
-    import signal
     import subprocess
     import sys
 
@@ -330,51 +435,184 @@ def start_worker(database_url, app_config):
     yield start
     for proc in procs:
         if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(timeout=10)
+            kill(proc)
 
 
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` s."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
-
-
-@pytest.fixture
-def private_server(tmp_path_factory):
-    """A PostgreSQL server of this test's own, to stop and start (see tests/pgcontrol.py)."""
+def _a_private_server(tmp_path_factory, name: str):
     from tests.pgcontrol import PrivateServer
 
-    server = PrivateServer(tmp_path_factory.mktemp("pg"))
+    server = PrivateServer(tmp_path_factory.mktemp(name))
     server.start()
     yield server
     server.destroy()
 
 
-class Clock:
-    """The app's clock, moved by the test (``clock.at = ...``); starts at 2020-08-26 10:00 WIB."""
+@pytest.fixture
+def private_server(tmp_path_factory):
+    """A PostgreSQL server of this test's own, to stop and start (see tests/pgcontrol.py)."""
+    yield from _a_private_server(tmp_path_factory, "pg")
 
-    def __init__(self):
-        from zoneinfo import ZoneInfo
 
-        self.at = dt.datetime(2020, 8, 26, 10, 0, tzinfo=ZoneInfo("Asia/Jakarta"))
+@pytest.fixture
+def private_database(private_server):
+    """A migrated database in ``private_server``, for a test that stops the server: its URL."""
+    url = private_server.create_database("pdam")
+    migrations.upgrade(url)
+    return url
 
-    def __call__(self) -> dt.datetime:
-        return self.at
+
+@pytest.fixture(scope="session")
+def ledger_server(tmp_path_factory):
+    """A PostgreSQL server for the separate ledgers (BILLING_DATABASE_URL) of the session:
+    each test gets a database of its own there (``ledger_url``); a test may stop it (and
+    starts it again: the next ``ledger_url`` does when a test could not)."""
+    yield from _a_private_server(tmp_path_factory, "ledger-pg")
+
+
+@pytest.fixture
+def ledger_url(ledger_server, database_url):
+    """A billing ledger of this test's own, migrated, in ``ledger_server``."""
+    try:
+        psycopg.connect(ledger_server.url(), connect_timeout=2).close()
+    except psycopg.OperationalError:  # stopped by a test that failed before starting it again
+        ledger_server.start()
+    url = ledger_server.create_database(f"ledger_{next(_counter)}")
+    migrations.upgrade(database_url, url)
+    return url
+
+
+@pytest.fixture
+def split_app(make_app, ledger_url, seed_bills):
+    """An app whose ledger is in another database (BILLING_DATABASE_URL), with two bills of
+    48,800 (``b202001``, ``b202002``) for ``CID`` in it."""
+    app = make_app(BILLING_DATABASE_URL=ledger_url)
+    seed_bills("".join(bill_line(CID, p, name="Nala", address="Jl. X", bill_no=f"b{p}") for p in ("202001", "202002")),
+               into=app)
+    app.ledger_url = ledger_url
+    return app
 
 
 @pytest.fixture
 def clock():
-    """Use with ``make_app(CLOCK=clock)``."""
+    """The app's clock, moved by the test (``clock.at = ...``): every app of a test that uses
+    this fixture runs on it (see ``make_app``)."""
     return Clock()
+
+
+# -- HTTP receivers for webhooks and the guarded client --------------------------------------
+
+HOOK = "/hook"
+
+
+class Receiver:
+    """A real HTTP receiver on loopback (threaded: concurrent callbacks could overlap).
+    ``answer(call)`` makes the response; ``calls`` are the requests received, each with its
+    raw body, JSON, headers, entry and exit times, and ``n``: how many times this event came."""
+
+    def __init__(self, server: HTTPServer):
+        self.server = server
+        self.calls: list[dict] = []
+        self.answer = lambda call: Response("ok", 200)
+        self._lock = threading.Lock()
+        self.server.expect_request(HOOK, method="POST").respond_with_handler(self._handle)
+
+    def url(self, path: str = HOOK) -> str:
+        return f"http://127.0.0.1:{self.server.port}{path}"
+
+    def _handle(self, request: Request) -> Response:
+        raw = request.get_data()
+        call = {
+            "raw": raw,
+            "json": json.loads(raw),
+            "headers": dict(request.headers),
+            "entered": time.monotonic(),
+        }
+        with self._lock:
+            call["n"] = sum(1 for c in self.calls if c["headers"]["X-Event-Id"] == call["headers"]["X-Event-Id"]) + 1
+            self.calls.append(call)
+        response = self.answer(call)
+        call["left"] = time.monotonic()
+        call["status"] = response.status_code
+        return response
+
+
+@pytest.fixture(scope="session")
+def receiver_server():
+    """One loopback HTTP server for the session (stopping one takes half a second)."""
+    server = HTTPServer(host="127.0.0.1", threaded=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def receiver(receiver_server):
+    """A webhook receiver of this test's own at ``receiver.url()``."""
+    rec = Receiver(receiver_server)
+    yield rec
+    receiver_server.clear()
+
+
+@pytest.fixture
+def silent_listener():
+    """A loopback port that accepts TCP connections (kernel backlog) and never answers.
+    ``pending()`` counts the connections made to it (accepting them at that moment)."""
+    sockets = []
+
+    def make(host: str = "127.0.0.1", port: int = 0, family=socket.AF_INET):
+        s = socket.socket(family, socket.SOCK_STREAM)
+        if family == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        s.bind((host, port))
+        s.listen(64)
+        sockets.append(s)
+        return s
+
+    def pending(s) -> int:
+        s.setblocking(False)
+        count = 0
+        while True:
+            try:
+                conn, _ = s.accept()
+            except BlockingIOError:
+                return count
+            count += 1
+            sockets.append(conn)
+
+    make.pending = pending
+    yield make
+    for s in sockets:
+        s.close()
+
+
+@pytest.fixture
+def canary(silent_listener):
+    """A listener on 127.0.0.1 (and ::1 where available) at one port: must get no connection.
+    ``port, hits = canary``."""
+    v4 = silent_listener()
+    port = v4.getsockname()[1]
+    listeners = [v4]
+    try:
+        listeners.append(silent_listener("::1", port, socket.AF_INET6))
+    except OSError:
+        pass
+    return port, lambda: sum(silent_listener.pending(s) for s in listeners)
+
+
+@pytest.fixture
+def connect_spy(monkeypatch):
+    """Record every outgoing socket connect of this process; let through only the
+    addresses in ``spy.allowed`` (none by default): nothing ever leaves loopback."""
+    real_connect = socket.socket.connect
+    seen: list = []
+
+    def spy(sock, address):
+        seen.append(address[:2])
+        if address[:2] in spy.allowed:
+            return real_connect(sock, address)
+        raise ConnectionRefusedError("blocked by the test")
+
+    spy.seen = seen
+    spy.allowed = set()
+    monkeypatch.setattr(socket.socket, "connect", spy)
+    return spy

@@ -1,16 +1,19 @@
 """A private PostgreSQL server a test may stop and start (outage drills).
 
 Built from pgserver's binaries, listening on a loopback TCP port so its URL
-stays the same across restarts. Never the shared test server.
+stays the same across restarts. Never the shared test server. ``initdb`` runs
+once per session; each server starts from a copy of that cluster.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 from pathlib import Path
 
 import psycopg
@@ -39,7 +42,22 @@ class PrivateServer:
             ensure_prefix_permissions(self.path)
             pw = pwd.getpwnam(self.user)
             os.chown(self.path, pw.pw_uid, pw.pw_gid)
-        self._run("initdb", "-D", str(self.data), "--auth=trust", "-U", "postgres", "--encoding=utf8")
+        subprocess.run(["cp", "-a", str(self._template()), str(self.data)], check=True, timeout=60)
+
+    _cluster: Path | None = None
+
+    def _template(self) -> Path:
+        """A fresh cluster made once per session (``cp -a`` keeps its owner and modes)."""
+        if PrivateServer._cluster is None:
+            folder = Path(tempfile.mkdtemp(prefix="pdam-pg-cluster-"))
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)
+            if self.user:
+                pw = pwd.getpwnam(self.user)
+                os.chown(folder, pw.pw_uid, pw.pw_gid)
+            cluster = folder / "data"
+            self._run("initdb", "-D", str(cluster), "--auth=trust", "-U", "postgres", "--encoding=utf8")
+            PrivateServer._cluster = cluster
+        return PrivateServer._cluster
 
     def _run(self, exe: str, *args: str) -> None:
         subprocess.run([str(self.bin / exe), *args], check=True, user=self.user,

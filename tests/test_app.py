@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.factories import ROOT
 
 
 def test_token_keygen_boots_no_database(tmp_path):

@@ -4,20 +4,22 @@ Two partners (``00`` BANK1 and ``96`` BANK2) with tokens, customers with
 unpaid bills, a pool of fresh customers for new inquiries, and payments of
 both partners in every state (created, accepted, changed, rejected, reversed,
 and accepted too long ago to reverse), all made through the domain code.
+
+Building one takes a few dozen transactions: tests that only read it share one per
+module (on ``module_app``); a test that writes builds its own.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import io
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any, Callable
 
 import sqlalchemy as sa
 
-from pdam.core import billing, inquiry, partners, payments, posting, reversal, tokens
+from pdam.core import inquiry, partners, reversal
 from pdam.web import runtime
-from tests.conftest import CSV_HEADER, ISSUER
+from tests.factories import bill_line, import_bills, issue, make_payment, sql_runner
 
 PERIODS = ("202001", "202002", "202003")
 A, B = "00", "96"
@@ -38,6 +40,8 @@ class Paid:
 
 @dataclass
 class World:
+    app: Any  # the Flask app on the world's database
+    run_sql: Callable  # SQL on that database (tests/factories.py sql_runner)
     headers: dict[str, dict]  # partner code -> Authorization headers
     tokens: dict[str, str]
     customers: list[str]  # customers with unpaid bills (read-only use)
@@ -52,31 +56,12 @@ class World:
     def own(self, partner: str) -> list[Paid]:
         return [p for (code, _), p in self.payments.items() if code == partner]
 
-
-def _bills(cid: str, periods=PERIODS, water: int = 40000) -> str:
-    return "".join(
-        f"{cid},Pelanggan {cid},Jl. Uji {cid[-3:]},10R - Rumah Tangga,"
-        f"b{cid}{p},{p},10,20,10,{water},8000,800,0,0\n"
-        for p in periods
-    )
+    def client(self):
+        return self.app.test_client()
 
 
-def _pay(conn, partner: str, cid: str, pid: str, now: dt.datetime, before_posting=None, post=True) -> dict:
-    inq = inquiry.inquire(conn, conn, partner, cid, now, 900)
-    req = payments.PaymentRequest(
-        customer_id=cid,
-        inquiry_token=inq.token,
-        reference=pid,
-        merchant="1",
-        periods=tuple(b["period"] for b in inq.bills),
-        amount=sum(b["total"] for b in inq.bills),
-    )
-    row = payments.accept(conn, partner, req, now).payment
-    if before_posting:
-        before_posting(conn)
-    if post:
-        posting.post(conn, conn, row["id"], now)
-    return row
+def _bills(cid: str, periods=PERIODS) -> str:
+    return "".join(bill_line(cid, p, bill_no=f"b{cid}{p}", address=f"Jl. Uji {cid[-3:]}") for p in periods)
 
 
 def build(app, private_key: str, pool: int = 0) -> World:
@@ -109,29 +94,18 @@ def build(app, private_key: str, pool: int = 0) -> World:
         with runtime.transaction() as conn:
             partners.add(conn, A, "BANK1")
             partners.add(conn, B, "BANK2")
-            issued = {
-                code: tokens.issue(
-                    conn,
-                    code=code,
-                    private_key=private_key,
-                    algorithm="ES256",
-                    issuer=ISSUER,
-                    now=now.replace(microsecond=0),
-                    expires=now.replace(microsecond=0) + dt.timedelta(days=2),
-                )
-                for code in (A, B)
-            }
-            lines = "".join(_bills(c) for c in [*customers, *fixed.values(), paid_up, *fresh])
-            billing.import_rows(conn, list(billing.parse_csv(io.StringIO(CSV_HEADER + lines))))
+        issued = {code: issue(app, private_key, code, now, days=2) for code in (A, B)}
+        with runtime.transaction() as conn:
+            import_bills(conn, "".join(_bills(c) for c in [*customers, *fixed.values(), paid_up, *fresh]))
             conn.execute(
                 sa.text("update bill set paid_by = '991111110001', paid_at = now() where customer_id = :cid"),
                 {"cid": paid_up},
             )
 
-        def make(key: str, partner: str, state: str, when=now, **kwargs):
+        def make(key: str, partner: str, state: str, when=now, post=True, **kwargs):
             cid = fixed[key]
             with runtime.transaction() as conn:
-                row = _pay(conn, partner, cid, f"pid-{key}", when, **kwargs)
+                row = make_payment(conn, partner, cid, f"pid-{key}", when, post=post, **kwargs)
                 out[(partner, state)] = Paid(
                     partner, state, cid, row["pid"], row["pat"], row["nob"], row["inquiry_token"]
                 )
@@ -166,6 +140,8 @@ def build(app, private_key: str, pool: int = 0) -> World:
         with runtime.transaction() as conn:
             inq_b = inquiry.inquire(conn, conn, B, fixed["B-inquiry"], now, 3600)
     return World(
+        app=app,
+        run_sql=sql_runner(app.config["DATABASE_URL"]),
         headers={code: {"Authorization": f"Bearer {tok}"} for code, tok in issued.items()},
         tokens=issued,
         customers=customers,
@@ -174,7 +150,3 @@ def build(app, private_key: str, pool: int = 0) -> World:
         inquiries={B: (fixed["B-inquiry"], inq_b.token)},
         pool=fresh,
     )
-
-
-def private_key_of(app) -> str:
-    return Path(app.config["JWT_PRIVATE_KEY_FILE"]).read_text()

@@ -1,0 +1,162 @@
+"""Partner tokens (pdam/peti/auth.py, contract section 1): every bad token is 401, a
+deactivated partner 403."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from tests.factories import claims, hs256_with_public_key, record_jti, sign, unsigned_token
+
+PROTECTED = "/tagihan/010101010101"
+
+
+def now_ts() -> int:
+    return int(dt.datetime.now(dt.timezone.utc).timestamp())
+
+
+@pytest.fixture
+def known(run_sql, add_partner):
+    """Record a jti the way the CLI does, so only the claim under test differs."""
+    add_partner("00", "BANK1")
+    return lambda c: record_jti(run_sql, c)
+
+
+def get(client, token):
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    return client.get(PROTECTED, headers=headers)
+
+
+def assert_401(res):
+    assert res.status_code == 401, res.json
+    assert res.json["error"] == 401
+    assert res.json["message"]
+
+
+def test_valid_token_passes_auth(client, partner_headers):
+    res = client.get(PROTECTED, headers=partner_headers)
+    # Authenticated: the route answers (no customer yet -> 404), not 401.
+    assert res.status_code == 404
+    assert res.json == {"error": 404, "message": "customer not found"}
+
+
+def test_missing_header(client):
+    assert_401(client.get(PROTECTED))
+
+
+@pytest.mark.parametrize("value", ["Bearer", "Bearer abc", "Bearer a.b.c", "Basic Zm9vOmJhcg==", "Bearer " + "x" * 40])
+def test_malformed(client, value):
+    assert_401(client.get(PROTECTED, headers={"Authorization": value}))
+
+
+def test_bad_signature(client, keys, known):
+    # A well-formed ES256 token, signed by a key the service does not trust.
+    assert_401(get(client, sign(keys, known(claims()), key=keys["other"]["private"])))
+
+
+def test_alg_none(client, known):
+    assert_401(get(client, unsigned_token(known(claims()))))
+
+
+def test_hs256_signed_with_public_key(client, keys, known):
+    assert_401(get(client, hs256_with_public_key(known(claims()), keys["ES256"]["public"])))
+
+
+def test_algorithm_not_configured(client, keys, known):
+    # RS256 is a good algorithm, but this deployment pins ES256.
+    assert_401(get(client, sign(keys, known(claims()), alg="RS256")))
+
+
+def test_expired(client, keys, known):
+    assert_401(get(client, sign(keys, known(claims(exp=now_ts() - 1)))))
+
+
+def test_not_yet_valid(client, keys, known):
+    assert_401(get(client, sign(keys, known(claims(nbf=now_ts() + 600)))))
+
+
+def test_wrong_issuer(client, keys, known):
+    assert_401(get(client, sign(keys, known(claims(iss="somebody-else")))))
+
+
+@pytest.mark.parametrize("claim", ["jti", "exp", "iss", "sub", "iat", "name"])
+def test_missing_claim(client, keys, known, claim):
+    c = claims()
+    known(dict(c))
+    c.pop(claim)
+    assert_401(get(client, sign(keys, c)))
+
+
+def test_malformed_jti(client, keys, known):
+    assert_401(get(client, sign(keys, claims(jti="NOT-HEX"))))
+
+
+def test_unrecorded_jti(client, keys, add_partner):
+    add_partner("00", "BANK1")
+    assert_401(get(client, sign(keys, claims())))
+
+
+def test_unknown_partner(client, keys, known):
+    c = claims()
+    known(c)
+    assert_401(get(client, sign(keys, {**c, "sub": "77"})))
+
+
+def test_revoked_also_after_new_app(client, make_app, keys, known, app):
+    from pdam.core import tokens
+    from pdam.web import runtime
+
+    c = known(claims())
+    token = sign(keys, c)
+    assert get(client, token).status_code == 404
+    with app.app_context(), runtime.transaction() as conn:
+        tokens.revoke(conn, c["jti"], "lost laptop", dt.datetime.now(dt.timezone.utc))
+    res = get(client, token)
+    assert_401(res)
+    assert res.json["message"] == "Token has been revoked"
+    assert_401(get(make_app().test_client(), token))
+
+
+def test_deactivated_partner_is_403(client, app, partner_headers):
+    from pdam.core import partners
+    from pdam.web import runtime
+
+    with app.app_context(), runtime.transaction() as conn:
+        partners.set_active(conn, "00", False)
+    res = client.get(PROTECTED, headers=partner_headers)
+    assert res.status_code == 403
+    assert res.json == {"error": 403, "message": "Partner is deactivated"}
+
+
+def test_rs256_by_configuration(make_app, keys, add_partner, run_sql):
+    app = make_app(PDAM_JWT_ALGORITHM="RS256", PDAM_JWT_PUBLIC_KEY=keys["RS256"]["public"])
+    add_partner("00", "BANK1")
+    c = claims()
+    run_sql(
+        "insert into api_token (jti, partner_code, issued_at, expires_at)"
+        " values (%s, '00', now(), now() + interval '1 day')",
+        (c["jti"],),
+    )
+    client = app.test_client()
+    assert get(client, sign(keys, c, alg="RS256")).status_code == 404
+    assert_401(get(client, sign(keys, c, alg="ES256")))
+
+
+def test_health_needs_no_token(client):
+    assert client.get("/health").status_code == 200
+
+
+@pytest.mark.parametrize("public_key", ["RS256 key", "not a PEM key", ""])
+def test_a_missing_or_unusable_key_is_503_for_every_token(make_app, keys, known, public_key, caplog):
+    """The key is parsed once at start-up. One that is missing or not an ES256 key is a
+    configuration error of the service: 503 with a clear message, never 401 or 500."""
+    key = {"RS256 key": keys["RS256"]["public"], "not a PEM key": "-----BEGIN PUBLIC KEY-----\nxx\n"}.get(public_key, "")
+    app = make_app(PDAM_JWT_PUBLIC_KEY=key, PDAM_JWT_PUBLIC_KEY_FILE="/nonexistent/public.pem")
+    if key:
+        assert "not a usable ES256 key" in caplog.text
+    c = known(claims())
+    for token in (sign(keys, c), sign(keys, c, alg="RS256")):
+        res = get(app.test_client(), token)
+        assert res.status_code == 503
+        assert res.json == {"error": 503, "message": "token verification key is not configured or not usable"}

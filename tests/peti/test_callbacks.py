@@ -1,0 +1,37 @@
+"""PeTi's callbacks (pdam/peti/callbacks.py): enqueued with the state change, and signed so
+that the demo receiver (scripts/webhook_receiver.py) accepts exactly what the service signs."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+
+from pdam.core import payments
+from pdam.peti import callbacks
+from pdam.web import runtime
+from tests.factories import CID, ROOT
+
+spec = importlib.util.spec_from_file_location("webhook_receiver", ROOT / "scripts" / "webhook_receiver.py")
+demo_receiver = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(demo_receiver)
+
+
+def test_receiver_verifies_the_service_signature():
+    body, now = b'{"status":"accepted","code":202}', int(time.time())
+    header = callbacks.signature("s3cret", now, body)  # the X-Signature value the service sends
+    assert demo_receiver.verify("s3cret", header, body)
+    assert not demo_receiver.verify("other", header, body)
+    assert not demo_receiver.verify("s3cret", header, body + b" ")
+    assert not demo_receiver.verify("s3cret", header, body, now=now + 301)  # a replay, too old
+    assert not demo_receiver.verify("s3cret", "garbage", body)
+
+
+def test_enqueue_is_part_of_the_callers_transaction(partner_headers, example_bill, pay, receiver, app, run_sql):
+    nob = pay(partner_headers, x_async=receiver.url())["nob"]
+    with app.app_context():
+        conn = runtime.connection()
+        row = payments.find(conn, "00", CID, nob=nob)
+        assert callbacks.enqueue(conn, row, "accepted", runtime.now()) is not None
+        conn.rollback()  # the state change did not happen: neither did its callback
+    assert run_sql("select event from webhook_delivery") == [("created",)]
+    assert run_sql("select count(*) from procrastinate_jobs where task_name = 'webhooks.deliver'") == [(1,)]

@@ -1,0 +1,210 @@
+"""The OpenAPI document: valid OpenAPI 3, the same routes as the code, nothing left vague."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from openapi_spec_validator import validate
+
+from pdam.peti import openapi
+
+
+SNAP = "/snap/"  # the SNAP edge's paths: checked by tests/snap/test_openapi.py
+IGNORED_METHODS = {"HEAD", "OPTIONS"}
+#: Error codes of the contract's table; each documented error response must use the error body.
+ERROR_CODES = {400, 401, 403, 404, 409, 410, 413, 429, 503}
+
+
+@pytest.fixture
+def doc(client):
+    res = client.get("/openapi.json")
+    assert res.status_code == 200
+    assert res.mimetype == "application/json"
+    return res.json
+
+
+def openapi_path(rule: str) -> str:
+    """``/tagihan/<cid>`` -> ``/tagihan/{cid}``; ``<path:filename>`` -> ``{filename}``."""
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
+
+
+def routes(app) -> set[tuple[str, str]]:
+    out = set()
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        for method in rule.methods - IGNORED_METHODS:
+            out.add((openapi_path(rule.rule), method.lower()))
+    return out
+
+
+def documented(doc) -> set[tuple[str, str]]:
+    return {(path, method) for path, ops in doc["paths"].items() for method in ops if method != "parameters"}
+
+
+def test_document_is_valid_openapi_3(doc):
+    assert doc["openapi"].startswith("3.")
+    validate(doc)  # raises on any violation of the OpenAPI 3 schema
+
+
+def test_every_route_is_documented_and_nothing_else(app, doc):
+    code, docs = routes(app), documented(doc)
+    assert code - docs == set(), "routes missing from /openapi.json"
+    assert docs - code == set(), "documented operations that do not exist"
+
+
+def test_the_partner_routes_are_there(doc):
+    # A floor, so the comparison above cannot pass on an empty app.
+    assert {
+        ("/tagihan/{cid}", "get"),
+        ("/tagihan/{cid}", "post"),
+        ("/status/{cid}", "get"),
+        ("/health", "get"),
+        ("/openapi.json", "get"),
+        ("/docs", "get"),
+    } <= documented(doc)
+
+
+def test_path_parameters_match_the_rules(doc):
+    for path, ops in doc["paths"].items():
+        names = set(re.findall(r"{([^}]+)}", path))
+        for method, op in ops.items():
+            params = {p["name"] for p in resolve_params(doc, op) if p["in"] == "path"}
+            assert params == names, (method, path)
+
+
+def resolve_params(doc, op):
+    out = []
+    for p in op.get("parameters", []):
+        if "$ref" in p:
+            p = doc["components"]["parameters"][p["$ref"].rsplit("/", 1)[1]]
+        out.append(p)
+    return out
+
+
+def test_bearer_security_and_public_routes(doc):
+    assert doc["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": doc["components"]["securitySchemes"]["bearerAuth"]["description"],
+    }
+    assert doc["security"] == [{"bearerAuth": []}]
+    public = {(p, m) for p, ops in doc["paths"].items() for m, op in ops.items() if op.get("security") == []}
+    assert {p for p, _ in public} == {
+        "/health", "/health/live", "/openapi.json", "/docs", "/docs/{filename}",
+        "/snap/v1.0/access-token/b2b",  # signed by the bank's key instead (tests/snap/test_openapi.py)
+    }
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            if (path, method) in public or path.startswith(SNAP):
+                continue
+            assert "401" in op["responses"], (method, path)
+            if "security" not in op:  # a partner route (bearerAuth): deactivation and the rate limit
+                assert "403" in op["responses"], (method, path)
+                assert "429" in op["responses"] and "Retry-After" in op["responses"]["429"]["headers"]
+    assert doc["paths"]["/metrics"]["get"]["security"] == [{"metricsToken": []}]
+
+
+def test_error_responses_use_the_error_body(doc):
+    body = doc["components"]["schemas"]["ErrorBody"]
+    assert set(body["properties"]) == {"error", "message", "errors"}
+    assert body["required"] == ["error", "message"]
+    for path, ops in doc["paths"].items():
+        if path.startswith(SNAP):  # SNAP's own error body (tests/snap/test_openapi.py)
+            continue
+        for method, op in ops.items():
+            for code, response in op["responses"].items():
+                if int(code) in ERROR_CODES and not (path == "/status/{cid}" and code == "409"):
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (method, path, code)
+
+
+def test_contract_status_codes_per_route(doc):
+    def codes(path, method):
+        return set(doc["paths"][path][method]["responses"])
+
+    assert codes("/tagihan/{cid}", "get") == {"200", "400", "401", "403", "404", "429", "503"}
+    assert codes("/tagihan/{cid}", "post") == {"202", "400", "401", "403", "404", "409", "410", "413", "429", "503"}
+    assert codes("/status/{cid}", "get") == {"201", "202", "206", "409", "400", "401", "403", "404", "429", "503"}
+    assert codes("/health", "get") == {"200", "503"}
+    assert codes("/metrics", "get") == {"200", "401", "404"}
+    if ("/tagihan/{cid}", "delete") in documented(doc):
+        assert codes("/tagihan/{cid}", "delete") == {"200", "400", "401", "403", "404", "409", "429", "503"}
+    if ("/audit", "get") in documented(doc):
+        assert codes("/audit", "get") == {"200", "400", "401", "403", "429", "503"}
+
+
+def test_headers_are_documented(doc):
+    inquiry = doc["paths"]["/tagihan/{cid}"]["get"]["responses"]["200"]["headers"]
+    assert {"X-Cross-Site", "X-Message", "X-Request-Id"} <= set(inquiry)
+    pay = doc["paths"]["/tagihan/{cid}"]["post"]
+    assert {"X-Advice-Url", "Idempotent-Replayed"} <= set(pay["responses"]["202"]["headers"])
+    assert {p["name"] for p in pay["parameters"] if "name" in p} >= {"X-Async", "X-Async-Token", "cid"}
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            for code, response in op["responses"].items():
+                assert "X-Request-Id" in response["headers"], (method, path, code)
+
+
+def test_webhook_callback_is_described(doc):
+    callback = doc["paths"]["/tagihan/{cid}"]["post"]["callbacks"]["paymentEvents"]
+    op = callback["{$request.header.X-Async}"]["post"]
+    assert op["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/CallbackEvent"
+    }
+    event = doc["components"]["schemas"]["CallbackEvent"]
+    assert set(event["properties"]["status"]["enum"]) == {
+        "created",
+        "accepted",
+        "changed",
+        "rejected",
+        "reversed",
+    }
+    assert set(event["properties"]["data"]["properties"]) == {"cid", "pid", "pat", "mer", "inq", "pts", "nob"}
+    assert {p["name"] for p in op["parameters"]} == {"X-Signature", "X-Event-Id"}
+
+
+def test_request_and_response_bodies_come_from_the_route_schemas(doc):
+    from pdam.peti import schemas
+
+    components = doc["components"]["schemas"]
+    assert set(components["PaymentRequest"]["properties"]) == set(schemas.PaymentRequest().fields)
+    assert set(components["PaymentRequest"]["required"]) == {"inq", "amo", "per", "mer", "pid"}
+    assert set(components["PaymentAccepted"]["properties"]) == set(schemas.PaymentAccepted().fields)
+    assert set(components["Meta"]["properties"]) == set(schemas.Meta().fields)
+    assert set(components["InquiryResponse"]["properties"]) == {"pelanggan", "tagihan"}
+    # Unknown body fields are ignored, not refused: the document must allow them.
+    assert components["PaymentRequest"].get("additionalProperties", True) is not False
+
+
+def test_every_property_has_a_type(doc):
+    """A ``fields.Function`` without an entry in openapi.FIELD_DOCS would come out as ``{}``."""
+
+    def typed(prop) -> bool:
+        return bool({"type", "$ref", "allOf", "anyOf", "oneOf", "enum"} & set(prop))
+
+    def walk(schema, where):
+        for name, prop in schema.get("properties", {}).items():
+            assert typed(prop), f"{where}.{name} has no type"
+            walk(prop, f"{where}.{name}")
+            if "items" in prop:
+                assert typed(prop["items"]), f"{where}.{name}[] has no type"
+
+    for name, schema in doc["components"]["schemas"].items():
+        walk(schema, name)
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            for p in resolve_params(doc, op):
+                assert typed(p["schema"]), (method, path, p["name"])
+
+
+def test_document_is_built_once_per_app(app, client):
+    first = client.get("/openapi.json").json
+    assert app.extensions["pdam.openapi"] is not None
+    assert client.get("/openapi.json").json == first
+
+
+def test_build_is_deterministic():
+    assert openapi.build() == openapi.build()
