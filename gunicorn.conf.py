@@ -1,8 +1,18 @@
 """gunicorn settings, from the same environment variables as the app."""
 
 import os
+import shutil
+import tempfile
 
-from pdam.infra.logs import DICT_CONFIG
+# /metrics adds up every worker's series (prometheus-client's multiprocess mode): each
+# process writes its own files in this folder, which must be set before the app (and so
+# prometheus_client) is imported, and start empty.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pdam-metrics-")
+shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
+from pdam.infra.logs import DICT_CONFIG  # noqa: E402
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
@@ -32,3 +42,9 @@ def post_fork(server, worker):
     from wsgi import app
 
     app.extensions["pdam.runtime"].dispose()
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -12,6 +12,10 @@ keep-alive clients, one phase at a time:
    all from one partner (its receipt-number counter row serialises them)
 4. ``POST /tagihan/<cid>`` payment spread over several partners (inquiries
    made beforehand, not measured)
+5. the rate limit's cost: a second web process with ``PARTNER_RATE_LIMIT`` so high
+   it never refuses (every request still takes a token), phases 1 and 2 again; the
+   inquiry's share of the trivial route with the limit on vs off (``--no-rate-limit``
+   skips it). Every other phase runs with ``PARTNER_RATE_LIMIT=0``.
 
 Reports requests/s, p50/p99 latency, errors (non-2xx, must be 0) and each
 route's requests/s as a share of the trivial route's in the same run. The
@@ -48,6 +52,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--partners", type=int, default=8, help="partners of the spread payment phase (8)")
     p.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before the phases (2)")
     p.add_argument("--no-spread", action="store_true", help="skip the several-partners payment phase")
+    p.add_argument("--no-rate-limit", action="store_true", help="skip the rate limit's cost (phase 5)")
     p.add_argument("--seed", type=int, default=1, help="random seed of the customer order")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON ('-' for stdout)")
     p.add_argument("--log-dir", type=Path, default=common.ROOT / "bench" / "results",
@@ -134,6 +139,38 @@ def token_collector(store: dict):
     return collect
 
 
+def inquiry_requests(port: int, auth: str, code: str, order):
+    headers = {"Authorization": auth}
+    for cid in order:
+        yield loadgen.request("GET", f"/tagihan/{cid}", port, headers), (code, cid)
+
+
+def repeat(req: bytes):
+    while True:
+        yield req, None
+
+
+async def trivial_and_inquiry(web: common.Web, setup: common.Setup, order, args, label: str = "",
+                              tokens: dict | None = None) -> list[dict]:
+    """Phases 1 and 2: the trivial route, then inquiries of partner 01 over ``order``."""
+    live = loadgen.request("GET", "/health/live", web.port)
+    common.log(f"trivial route{label}: GET /health/live for {args.duration:.0f} s")
+    r, cpu = await measure(web, repeat(live), args, args.duration)
+    rows = [summarize(f"GET /health/live (trivial){label}", r, cpu, None)]
+    common.log(f"inquiry{label}: GET /tagihan/<cid> for {args.duration:.0f} s")
+    inquiries = inquiry_requests(web.port, f"Bearer {setup.tokens['01']}", "01", order)
+    r, cpu = await measure(web, inquiries, args, args.duration, token_collector(tokens) if tokens is not None else None)
+    rows.append(summarize(f"GET /tagihan/<cid> (inquiry){label}", r, cpu, rows[0]["rps"]))
+    return rows
+
+
+async def rate_limit_phases(web: common.Web, setup: common.Setup, order, args) -> list[dict]:
+    common.log(f"warm-up {args.warmup:.0f} s with the rate limit on")
+    await loadgen.run(web.port, inquiry_requests(web.port, f"Bearer {setup.tokens['01']}", "01", order),
+                      clients=args.clients, duration=args.warmup)
+    return await trivial_and_inquiry(web, setup, order, args, " limit on")
+
+
 async def run_phases(web: common.Web, setup: common.Setup, cids: list[str], args) -> list[dict]:
     port = web.port
     auth = {code: f"Bearer {tok}" for code, tok in setup.tokens.items()}
@@ -141,9 +178,7 @@ async def run_phases(web: common.Web, setup: common.Setup, cids: list[str], args
     index = {cid: k for k, cid in enumerate(cids)}
 
     def inquiries(code: str, order):
-        headers = {"Authorization": auth[code]}
-        for cid in order:
-            yield loadgen.request("GET", f"/tagihan/{cid}", port, headers), (code, cid)
+        return inquiry_requests(port, auth[code], code, order)
 
     def payments(tokens: dict, limit_per_partner: int):
         used: dict[str, int] = {}
@@ -159,12 +194,7 @@ async def run_phases(web: common.Web, setup: common.Setup, cids: list[str], args
             headers = {"Authorization": auth[code], "Content-Type": "application/json"}
             yield loadgen.request("POST", f"/tagihan/{cid}", port, headers, body), cid
 
-    def repeat(req: bytes):
-        while True:
-            yield req, None
-
     rows: list[dict] = []
-    live = loadgen.request("GET", "/health/live", port)
     health = loadgen.request("GET", "/health", port)
 
     order = cids[:]
@@ -177,19 +207,14 @@ async def run_phases(web: common.Web, setup: common.Setup, cids: list[str], args
     await loadgen.run(port, inquiries(single, single_order), clients=args.clients, duration=args.warmup / 2,
                       on_response=token_collector(tokens))
 
-    common.log(f"trivial route: GET /health/live for {args.duration:.0f} s")
-    r, cpu = await measure(web, repeat(live), args, args.duration)
-    rows.append(summarize("GET /health/live (trivial)", r, cpu, None))
+    rows += await trivial_and_inquiry(web, setup, single_order, args, tokens=tokens)
     trivial = rows[0]["rps"]
-
-    common.log(f"inquiry: GET /tagihan/<cid> for {args.duration:.0f} s")
-    r, cpu = await measure(web, inquiries(single, single_order), args, args.duration, token_collector(tokens))
-    rows.append(summarize("GET /tagihan/<cid> (inquiry)", r, cpu, trivial))
 
     common.log(f"payment, one partner: POST /tagihan/<cid> for {args.duration:.0f} s ({len(tokens)} inquiries ready)")
     r, cpu = await measure(web, payments(tokens, MAX_PAYMENTS_PER_PARTNER), args, args.duration)
     rows.append(summarize("POST /tagihan/<cid> (payment, 1 partner)", r, cpu, trivial))
     paid_single = r.requests
+    args.rest = [cid for cid in order if (single, cid) not in tokens]  # not inquired yet, for phase 5
 
     if not args.no_spread and spread:
         unused = [cid for cid in order if (single, cid) not in tokens]
@@ -201,6 +226,7 @@ async def run_phases(web: common.Web, setup: common.Setup, cids: list[str], args
                 code = spread[n % len(spread)]
                 yield loadgen.request("GET", f"/tagihan/{cid}", port, {"Authorization": auth[code]}), (code, cid)
 
+        args.rest = unused[want:]
         spread_tokens: dict = {}
         await loadgen.run(port, spread_inquiries(), clients=args.clients, duration=None,
                           on_response=token_collector(spread_tokens))
@@ -210,8 +236,18 @@ async def run_phases(web: common.Web, setup: common.Setup, cids: list[str], args
     return rows
 
 
+RATE_LIMIT_ON = "1000000"  # requests a second: never refuses, every request takes a token
+TARGET_RATE_LIMIT_COST = 0.05
+
+
 def targets(rows: list[dict]) -> list[dict]:
     checks = []
+    on = [r for r in rows if r["route"] == "GET /tagihan/<cid> (inquiry) limit on"]
+    if on:
+        cost = 1 - on[0]["ratio"] / rows[1]["ratio"]
+        checks.append({"check": f"rate limit cost: inquiry share of trivial, limit on vs off, <= {TARGET_RATE_LIMIT_COST:.0%}",
+                       "value": f"{rows[1]['ratio']:.3f} off, {on[0]['ratio']:.3f} on: {cost:+.1%}",
+                       "ok": cost <= TARGET_RATE_LIMIT_COST})
     for row in rows[1:3]:
         checks.append({"check": f"{row['route']}: req/s >= {TARGET_RATIO:.0%} of trivial",
                        "value": row["ratio"], "ok": row["ratio"] >= TARGET_RATIO})
@@ -273,6 +309,10 @@ def main() -> int:
             gconf = common.gunicorn_settings()
             with common.web(setup, weblog) as web:
                 rows = asyncio.run(run_phases(web, setup, cids, args))
+            if not args.no_rate_limit:
+                common.log(f"restarting gunicorn with PARTNER_RATE_LIMIT={RATE_LIMIT_ON}")
+                with common.web(setup, weblog, PARTNER_RATE_LIMIT=RATE_LIMIT_ON) as limited:
+                    rows += asyncio.run(rate_limit_phases(limited, setup, iter(args.rest), args))
             settings = common.server_settings(url)
     checks = targets(rows)
     info = {

@@ -173,6 +173,7 @@ def service_env(setup: Setup, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("BILLING_DATABASE_URL", None)  # the ledger lives in the bench database
     env.update(DATABASE_URL=setup.url, JWT_PUBLIC_KEY=setup.public_key)
+    env["PARTNER_RATE_LIMIT"] = "0"  # the routes alone; bench/api.py measures the limit's cost itself
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.update(extra)
     return env
@@ -204,11 +205,11 @@ class Web:
 
 
 @contextlib.contextmanager
-def web(setup: Setup, logfile: Path) -> Iterator[Web]:
+def web(setup: Setup, logfile: Path, **extra_env: str) -> Iterator[Web]:
     """The Procfile's web process on a free port; bound to loopback only
     (``GUNICORN_CMD_ARGS`` overrides the config file's 0.0.0.0)."""
     port = free_port()
-    env = service_env(setup, PORT=str(port), GUNICORN_CMD_ARGS=f"--bind 127.0.0.1:{port}")
+    env = service_env(setup, PORT=str(port), GUNICORN_CMD_ARGS=f"--bind 127.0.0.1:{port}", **extra_env)
     with logfile.open("ab") as out:
         proc = subprocess.Popen(
             WEB_COMMAND, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True

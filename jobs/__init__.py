@@ -23,8 +23,11 @@ cfg = runtime.settings
 
 def _pool(**kwargs) -> psycopg_pool.AsyncConnectionPool:
     """The queue's pool, on the database the runtime resolves (the embedded one when
-    DATABASE_URL is not set) at the moment the worker opens the App."""
-    return psycopg_pool.AsyncConnectionPool(conninfo=runtime.database.url, **kwargs)
+    DATABASE_URL is not set) at the moment the worker opens the App. A job waits at most
+    5 x DB_CONNECT_TIMEOUT for a connection: a worker that lost its database stops within
+    that time (instead of the pool's default 30 s) and its supervisor restarts it."""
+    timeout = 5 * max(1, cfg["DB_CONNECT_TIMEOUT"])
+    return psycopg_pool.AsyncConnectionPool(conninfo=runtime.database.url, timeout=timeout, **kwargs)
 
 
 app = procrastinate.App(

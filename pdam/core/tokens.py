@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from ..infra.db import execute_alone
 from ..infra.sql import queries
 from . import errors, partners
 
@@ -104,7 +105,10 @@ def revoke(conn: sa.Connection, token_or_jti: str, reason: str, now: dt.datetime
     return jti
 
 
-def partner_and_revocation(conn: sa.Connection, code: str, jti: str):
-    """The partner of a token, whether the CLI issued that token to it and whether it
-    is revoked, in one round trip."""
-    return conn.execute(Q["partner_and_revocation"], {"code": code, "jti": jti}).one_or_none()
+def partner_check(conn: sa.Connection, code: str, jti: str, rate: int):
+    """The partner of a token, whether the CLI issued that token to it, whether it is
+    revoked, and one token of the partner's rate limit of ``rate`` requests a second
+    (``rate_wait``: 0 taken, else seconds until the next; ``rate`` 0: no limit), in one
+    statement of its own: the rate bucket is locked for that statement only, and a
+    request that fails later does not give its token back."""
+    return execute_alone(conn, Q["partner_check"], {"code": code, "jti": jti, "rate": rate})

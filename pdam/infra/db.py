@@ -83,6 +83,26 @@ def committing(conn: sa.Connection) -> Iterator[sa.Connection]:
     conn.commit()
 
 
+def execute_alone(conn: sa.Connection, statement, params: dict) -> sa.Row | None:
+    """Run one statement in a transaction of its own (autocommit) on ``conn`` before its
+    transaction begins: its locks end with it, and what it writes stays whatever happens
+    to the transaction that follows. Switching is client-side only: no extra round trip."""
+    if conn.in_transaction():  # something ran first: stay in that transaction
+        return conn.execute(statement, params).one_or_none()
+    default = conn.default_isolation_level
+    conn.execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        row = conn.execute(statement, params).one_or_none()
+    except BaseException:
+        # The statement's own error (a lost database is transient: 503), not the
+        # PendingRollbackError a commit of the failed transaction would raise instead.
+        rollback_quietly(conn)
+        raise
+    conn.commit()  # ends the bookkeeping only: nothing is open on the server
+    conn.execution_options(isolation_level=default)
+    return row
+
+
 def rollback_quietly(conn: sa.Connection) -> None:
     try:
         conn.rollback()

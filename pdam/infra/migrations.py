@@ -1,7 +1,8 @@
 """Applies ``sql/`` migrations in order and installs/upgrades Procrastinate's schema.
 
-Two tracks: ``sql/ledger/*.sql`` builds the billing ledger (in
-``BILLING_DATABASE_URL`` when set), ``sql/*.sql`` the payments database. Each
+Three tracks, in this order: ``sql/ledger/*.sql`` builds the billing ledger (in
+``BILLING_DATABASE_URL`` when set), Procrastinate's schema the queue, ``sql/*.sql``
+the payments database (which may index the queue's tables). Each
 file runs in its own transaction together with its record in
 ``schema_migration``; an advisory lock serialises concurrent upgrades, so
 running it again (or twice at once) changes nothing.
@@ -105,9 +106,10 @@ def upgrade(url: str, ledger_url: str | None = None) -> list[str]:
     applied = _apply_track(
         ledger_url, "ledger", [(p.name, p.read_text()) for p in migration_files("ledger")]
     )
-    applied += _apply_track(url, "main", [(p.name, p.read_text()) for p in migration_files("main")])
+    # The queue's schema before ours: our migrations may index its tables.
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(CREATE_TABLE)
         queue_files = _procrastinate_files(conn)
     applied += _apply_track(url, "procrastinate", queue_files)
+    applied += _apply_track(url, "main", [(p.name, p.read_text()) for p in migration_files("main")])
     return applied

@@ -19,7 +19,7 @@ from jwt import exceptions as jwt_exceptions
 
 from ..core import errors, ids, tokens
 from ..web import requests, runtime
-from ..web.errors import Unauthorized, handle
+from ..web.errors import TooManyRequests, Unauthorized, handle
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +92,15 @@ def init_app(app: Flask) -> None:
             _reject("Invalid claim: jti")
         if not ids.matches(ids.PARTNER_CODE, claims["sub"]):
             _reject("Invalid claim: sub")
-        row = tokens.partner_and_revocation(runtime.connection(), claims["sub"], claims["jti"])
+        row = tokens.partner_check(
+            runtime.connection(), claims["sub"], claims["jti"], current_app.config["PARTNER_RATE_LIMIT"]
+        )
         if row is None:
             _reject("Unknown partner")
         if not row.known:
             _reject("Unknown token")
         g.pdam_partner = Partner(row.code, row.name, row.active)
+        g.pdam_rate_wait = row.rate_wait
         return bool(row.revoked)
 
     @jwt.user_lookup_loader
@@ -135,6 +138,8 @@ def partner_required(view):
         verify_jwt_in_request()
         partner = current_partner()
         requests.identify(partner.code)
+        if g.pdam_rate_wait > 0:
+            raise TooManyRequests(g.pdam_rate_wait)
         if not partner.active:
             raise errors.NotAllowed("Partner is deactivated")
         return view(*args, **kwargs)

@@ -5,9 +5,9 @@ Built with apispec from the marshmallow schemas the routes load and dump
 are those schemas. What marshmallow cannot say by itself is added here, keyed
 by schema and field name: the shape behind a ``fields.Function`` and the wire
 type of the custom fields. Operations (paths, parameters, headers, status
-codes) are listed in ``operations()``; tests/test_openapi.py checks them
+codes) are listed in ``operations()``; tests/peti/test_openapi.py checks them
 against ``app.url_map`` both ways, validates the document and looks for
-fields left without a type, and tests/test_fuzz.py checks real responses
+fields left without a type, and tests/peti/test_fuzz.py checks real responses
 against it.
 """
 
@@ -161,7 +161,7 @@ def _pdam_field(self, field, ret=None, **kwargs) -> dict:
         return {"type": "integer" if isinstance(value, int) else "string", "enum": [value]}
     prop = _field_doc(field)
     if prop is None:
-        return {}  # tests/test_openapi.py fails on any property left without a type
+        return {}  # tests/peti/test_openapi.py fails on any property left without a type
     if isinstance(prop, type) and issubclass(prop, Schema):
         ref = self.resolve_nested_schema(prop)
         return {"allOf": [ref]} if ret else ref  # OpenAPI 3.0 ignores a $ref's siblings
@@ -185,6 +185,7 @@ ERROR_TEXT = {
     409: "Conflict.",
     410: "Gone.",
     413: "The body is larger than `MAX_CONTENT_LENGTH`.",
+    429: "The partner is over `PARTNER_RATE_LIMIT` requests a second: retry after `Retry-After` seconds.",
     503: "The database, the billing ledger or the queue is unreachable: retry (see `Retry-After`).",
 }
 
@@ -210,7 +211,7 @@ def _headers(extra: dict | None = None) -> dict:
 
 
 def error(code: int, description: str | None = None) -> dict:
-    headers = {"Retry-After": {"schema": {"type": "string"}}} if code == 503 else None
+    headers = {"Retry-After": {"schema": {"type": "string"}}} if code in (429, 503) else None
     return {
         "description": description or ERROR_TEXT[code],
         "headers": _headers(headers),
@@ -246,7 +247,7 @@ def operation(
 
 
 def auth_errors() -> dict:
-    return {401: error(401), 403: error(403)}
+    return {401: error(401), 403: error(403), 429: error(429)}
 
 
 def operations() -> dict[str, dict[str, dict]]:
@@ -391,6 +392,7 @@ def operations() -> dict[str, dict[str, dict]]:
                     403: error(403, "The partner is deactivated, or the reversal window has closed."),
                     404: error(404, "No such payment of this partner."),
                     409: error(409, "The payment is still in progress, or was rejected."),
+                    429: error(429),
                     503: error(503),
                 },
                 tag="payments",
@@ -460,6 +462,21 @@ def operations() -> dict[str, dict[str, dict]]:
                 {200: ok("The document.", {"type": "object"})},
                 tag="docs",
                 public=True,
+            ),
+        },
+        "/metrics": {
+            "get": operation(
+                "Prometheus metrics",
+                "The service's series in Prometheus text format (README: Monitoring). Needs "
+                "`Authorization: Bearer <METRICS_TOKEN>`; without `METRICS_TOKEN` configured the route "
+                "does not exist (404).",
+                {
+                    200: ok("The series.", {"type": "string"}, media="text/plain"),
+                    401: error(401, "Missing or wrong metrics token."),
+                    404: error(404, "`METRICS_TOKEN` is not configured."),
+                },
+                tag="health",
+                security=[{"metricsToken": []}],
             ),
         },
         "/docs": {
@@ -567,6 +584,10 @@ def build() -> dict:
             "bearerFormat": "JWT",
             "description": "a partner token from `flask --app wsgi token issue <code>`",
         },
+    )
+    spec.components.security_scheme(
+        "metricsToken",
+        {"type": "http", "scheme": "bearer", "description": "the `METRICS_TOKEN` setting (for Prometheus)"},
     )
     spec.components.header("X-Request-Id", REQUEST_ID_HEADER)
     spec.components.parameter(

@@ -1,11 +1,11 @@
 """What every edge shares: the request's runtime, JSON errors, request logs, health,
-the API document and /docs."""
+/metrics, the API document and /docs."""
 
 from __future__ import annotations
 
 from flask import Flask
 
-from . import errors, health, requests, runtime
+from . import errors, health, metrics, requests, runtime
 
 
 def init_app(app: Flask) -> None:
@@ -13,3 +13,4 @@ def init_app(app: Flask) -> None:
     requests.init_app(app)
     runtime.init_app(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)

@@ -8,6 +8,7 @@ another error format, such as SNAP, answers its own routes itself.)
 from __future__ import annotations
 
 import logging
+import math
 
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
@@ -22,6 +23,14 @@ class Unauthorized(errors.PdamError):
     """Unauthorized"""
 
 
+class TooManyRequests(errors.PdamError):
+    """Too Many Requests"""
+
+    def __init__(self, wait_seconds: float):
+        self.retry_after = max(1, math.ceil(wait_seconds))
+        super().__init__(f"over the rate limit of this partner; retry in {self.retry_after} s")
+
+
 STATUS = {
     errors.Invalid: 400,
     Unauthorized: 401,
@@ -29,6 +38,7 @@ STATUS = {
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.Mismatch: 410,
+    TooManyRequests: 429,
     errors.Unavailable: 503,
 }
 RETRY_AFTER = "5"
@@ -52,6 +62,8 @@ def answer(exc: BaseException) -> tuple[int, str, dict | None, dict]:
         if status == 500:
             log.error("unhandled domain error: %s", exc)
             return 500, "Internal Server Error", None, {}
+        if isinstance(exc, TooManyRequests):
+            return status, exc.message, exc.errors, {"Retry-After": str(exc.retry_after)}
         return status, exc.message, exc.errors, {"Retry-After": RETRY_AFTER} if status == 503 else {}
     if isinstance(exc, HTTPException):
         default = type(exc).description

@@ -27,6 +27,7 @@ import uuid
 from flask import Flask, Response, g, request
 
 from ..infra import logs
+from . import metrics
 
 log = logging.getLogger("pdam.request")
 
@@ -64,6 +65,7 @@ def _finish(response: Response) -> Response:
         "duration_ms": round((time.perf_counter() - started) * 1000, 1) if started else None,
     }
     log.info("request", extra=record)
+    metrics.observe(record["route"], request.method, response.status_code, time.perf_counter() - started)
     return response
 
 

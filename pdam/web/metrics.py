@@ -1,0 +1,113 @@
+"""``GET /metrics``: Prometheus text format, behind ``METRICS_TOKEN`` (unset: 404).
+
+HTTP series (``pdam_http_requests_total``, ``pdam_http_request_duration_seconds``) are
+counted by the process that served the request; with several gunicorn workers,
+prometheus-client's multiprocess mode adds them up (``PROMETHEUS_MULTIPROC_DIR``, set by
+gunicorn.conf.py). Queue, payment, attention and webhook series are read from PostgreSQL
+at scrape time (sql/queries/metrics.sql), so they are true whichever process did the work.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+
+from flask import Blueprint, Response, current_app, request
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from ..core import errors, states
+from ..infra.sql import queries
+from . import runtime
+from .errors import Unauthorized
+
+Q = queries("metrics")
+bp = Blueprint("metrics", __name__)
+
+REQUESTS = Counter(
+    "pdam_http_requests", "HTTP requests answered, by route template, method and status",
+    ["route", "method", "status"],
+)
+DURATION = Histogram(
+    "pdam_http_request_duration_seconds", "Time until the response starts, by route template", ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+#: Label of a request that matched no route (never the raw path: unbounded and may hold ids).
+UNMATCHED = "(unmatched)"
+
+
+def observe(route: str | None, method: str, status: int, seconds: float) -> None:
+    route = route or UNMATCHED
+    REQUESTS.labels(route, method, str(status)).inc()
+    DURATION.labels(route).observe(seconds)
+
+
+class DatabaseCollector:
+    """Gauges read from PostgreSQL when collected."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def _rows(self, name: str):
+        return self.conn.execute(Q[name]).all()
+
+    def collect(self):
+        jobs = GaugeMetricFamily("pdam_jobs", "Unfinished jobs of the queue", labels=["queue", "status"])
+        for row in self._rows("jobs"):
+            jobs.add_metric([row.queue_name, row.status], row.n)
+        yield jobs
+        oldest = GaugeMetricFamily(
+            "pdam_oldest_todo_job_age_seconds", "How long the oldest due job of a queue has waited", labels=["queue"]
+        )
+        ages = {row.queue_name: row.age for row in self._rows("oldest_todo")}
+        for queue_name in sorted(ages):
+            oldest.add_metric([queue_name], max(ages[queue_name], 0.0))
+        yield oldest
+        payments = GaugeMetricFamily("pdam_payments", "Payments by status", labels=["status"])
+        counted = {row.status: row.n for row in self._rows("payments")}
+        for status in (states.CREATED, *states.FINAL):
+            payments.add_metric([status], counted.get(status, 0))
+        yield payments
+        attention = GaugeMetricFamily(
+            "pdam_payments_needing_attention", "Payments an operator should look at, by reason", labels=["reason"]
+        )
+        reasons = {row.reason: row.n for row in self._rows("attention")}
+        for reason in ("changed", "rejected", "stuck", "slow", "webhook failed"):
+            attention.add_metric([reason], reasons.get(reason, 0))
+        yield attention
+        webhooks = GaugeMetricFamily(
+            "pdam_webhook_deliveries", "Webhook deliveries not delivered, by status", labels=["status"]
+        )
+        deliveries = {row.status: row.n for row in self._rows("webhooks")}
+        for status in ("pending", "refused", "failed"):
+            webhooks.add_metric([status], deliveries.get(status, 0))
+        yield webhooks
+
+
+def _process_registry() -> CollectorRegistry:
+    """This process's series, or every process's in multiprocess mode."""
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return REGISTRY
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    return registry
+
+
+def _authorize() -> None:
+    token = current_app.config.get("METRICS_TOKEN")
+    if not token:
+        raise errors.NotFound()
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        raise Unauthorized("a valid metrics token is required")
+
+
+@bp.get("/metrics")
+def get_metrics():
+    _authorize()
+    with runtime.transaction() as conn:
+        database = CollectorRegistry(auto_describe=False)
+        database.register(DatabaseCollector(conn))
+        body = generate_latest(_process_registry()) + generate_latest(database)
+    return Response(body, content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,27 @@
+-- What /metrics reads at scrape time; each statement uses an index or a small table,
+-- so a scrape stays fast on millions of payments and jobs.
+
+-- jobs --
+-- Unfinished jobs per queue and status (succeeded jobs are not counted: they only grow).
+select queue_name, status::text as status, count(*) as n
+from procrastinate_jobs where status <> 'succeeded'
+group by queue_name, status
+
+-- oldest_todo --
+-- Per queue, how long the oldest job due to run has been waiting (since it was deferred,
+-- or since its retry was due).
+select j.queue_name, extract(epoch from now() - min(coalesce(j.scheduled_at, e.at)))::float8 as age
+from procrastinate_jobs j
+join procrastinate_events e on e.job_id = j.id and e.type = 'deferred'
+where j.status = 'todo' and coalesce(j.scheduled_at, e.at) <= now()
+group by j.queue_name
+
+-- payments --
+select status, sum(n)::bigint as n from payment_status_count group by status
+
+-- attention --
+select reason, count(*) as n from payment_attention group by reason
+
+-- webhooks --
+-- Deliveries not delivered (delivered ones only grow, like succeeded jobs).
+select status, count(*) as n from webhook_delivery where status <> 'delivered' group by status
