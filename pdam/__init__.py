@@ -1,4 +1,4 @@
-"""PDAM bill-payment service: one payment core, the PeTi partner edge, operator commands."""
+"""PDAM bill-payment service: one payment core, the PeTi and SNAP edges, operator commands."""
 
 from __future__ import annotations
 
@@ -6,10 +6,16 @@ from typing import Any, Mapping
 
 from flask import Flask
 
-from . import cli, peti, web
+from . import cli, peti, snap, web
 from .infra import settings
-from .peti import openapi
+from .peti import openapi as peti_openapi
+from .snap import openapi as snap_openapi
 from .web import docs
+
+
+def openapi_document() -> dict:
+    """The API document of both edges: the PeTi routes with the SNAP routes added."""
+    return snap_openapi.add_to(peti_openapi.build())
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -25,6 +31,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json.compact = True
     web.init_app(app)
     peti.init_app(app)
-    docs.init_app(app, openapi.build)
+    snap.init_app(app)
+    docs.init_app(app, openapi_document)
     cli.init_app(app)
     return app

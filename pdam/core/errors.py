@@ -41,6 +41,30 @@ class Mismatch(PdamError):
     """Gone"""
 
 
+# Refinements an edge may answer more precisely than its parent (each is still its
+# parent: PeTi answers them all with the parent's status).
+
+
+class UnknownCustomer(NotFound):
+    """customer not found"""
+
+
+class NothingToPay(NotFound):
+    """no unpaid bills"""
+
+
+class InquiryNotFound(NotFound):
+    """inquiry token unknown or expired"""
+
+
+class ReferenceReused(Conflict):
+    """the partner's reference was already used for another request"""
+
+
+class AlreadyPaid(Conflict):
+    """the bills are already paid or being paid"""
+
+
 class Unavailable(PdamError):
     """Service temporarily unavailable, please retry"""
 

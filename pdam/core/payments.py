@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from ..infra import queue
 from ..infra.sql import queries
-from . import errors
+from . import errors, inquiry
 
 WIB = ZoneInfo("Asia/Jakarta")
 Q = queries("payments")
@@ -54,6 +54,8 @@ class PaymentRequest:
 class Accepted:
     payment: dict  # the payment's row
     replayed: bool
+    #: What the inquiry it paid showed (``{"customer", "bills"}``), when asked for and still known.
+    shown: dict | None = None
 
 
 def wib_day(when: dt.datetime) -> dt.date:
@@ -105,11 +107,11 @@ def accept(conn: sa.Connection, partner_code: str, req: PaymentRequest, now: dt.
         existing = conn.execute(Q["by_pid"], {"partner": partner_code, "pid": req.reference}).one()
         if same_request(existing, req):
             return Accepted(existing._asdict(), replayed=True)
-        raise errors.Conflict(f"pid {req.reference} was already used for another payment")
+        raise errors.ReferenceReused(f"pid {req.reference} was already used for another payment")
 
     # 2. The inquiry: known, alive and this partner's.
     if check.inq_customer is None:
-        raise errors.NotFound("inquiry token unknown or expired")
+        raise errors.InquiryNotFound("inquiry token unknown or expired")
 
     # 3. The payment must match what the inquiry showed.
     if check.inq_customer != req.customer_id:
@@ -124,9 +126,9 @@ def accept(conn: sa.Connection, partner_code: str, req: PaymentRequest, now: dt.
 
     # 4. Other duplicates: the inquiry already paid, or a period already being paid.
     if check.inq_nob:
-        raise errors.Conflict("this inquiry already has a payment")
+        raise errors.AlreadyPaid("this inquiry already has a payment")
     if check.taken:
-        raise errors.Conflict(f"periods already paid or being paid: {', '.join(check.taken)}")
+        raise errors.AlreadyPaid(f"periods already paid or being paid: {', '.join(check.taken)}")
 
     # 5. Record with its receipt number and periods, and enqueue: one transaction.
     day = wib_day(now)
@@ -155,6 +157,47 @@ def accept(conn: sa.Connection, partner_code: str, req: PaymentRequest, now: dt.
     return Accepted(payment._asdict(), replayed=False)
 
 
+def accept_inquiry(
+    conn: sa.Connection,
+    partner_code: str,
+    customer_id: str,
+    reference: str,
+    amount: int,
+    merchant: str,
+    now: dt.datetime,
+) -> Accepted:
+    """Pay every bill of the partner's live inquiry bound to ``reference``, recorded with
+    ``reference`` as the payment's own (one transaction with its posting job, as ``accept``).
+
+    The same reference again for the same customer and amount is the first payment
+    (``replayed``), also after the inquiry expired; with another customer or amount it
+    is ReferenceReused. No live inquiry with that reference: InquiryNotFound. The
+    answer carries what the inquiry showed (``shown``).
+    """
+    existing = conn.execute(Q["by_pid_shown"], {"partner": partner_code, "pid": reference}).one_or_none()
+    if existing is not None:
+        payment = existing._asdict()
+        shown = payment.pop("shown")
+        if payment["customer_id"] == customer_id and payment["amount"] == amount:
+            return Accepted(payment, replayed=True, shown=shown)
+        raise errors.ReferenceReused(f"reference {reference} was already used for another payment")
+    bound = inquiry.by_reference(conn, partner_code, reference)
+    if bound is None or bound.expires_at <= now:
+        raise errors.InquiryNotFound(f"no live inquiry with reference {reference}")
+    if bound.customer_id != customer_id:
+        raise errors.ReferenceReused(f"reference {reference} was used for an inquiry of another customer")
+    req = PaymentRequest(
+        customer_id=customer_id,
+        inquiry_token=bound.token,
+        amount=amount,
+        periods=tuple(bill["period"] for bill in bound.snapshot["bills"]),
+        merchant=merchant,
+        reference=reference,
+    )
+    result = accept(conn, partner_code, req, now)
+    return Accepted(result.payment, result.replayed, shown=bound.snapshot)
+
+
 def find(
     conn: sa.Connection,
     partner_code: str,
@@ -177,3 +220,13 @@ def find(
     if row is None:
         raise errors.NotFound("payment not found")
     return row._asdict()
+
+
+def find_shown(conn: sa.Connection, partner_code: str, cid: str, reference: str) -> tuple[dict, dict | None]:
+    """This partner's payment ``reference`` of this customer, and what its inquiry showed
+    (``{"customer", "bills"}``; None when that snapshot is gone); else NotFound, as ``find``."""
+    row = conn.execute(Q["find_shown"], {"partner": partner_code, "cid": cid, "pid": reference}).one_or_none()
+    if row is None:
+        raise errors.NotFound("payment not found")
+    payment = row._asdict()
+    return payment, payment.pop("shown")

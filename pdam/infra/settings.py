@@ -83,6 +83,12 @@ def load(env: Mapping[str, str] | None = None) -> dict[str, Any]:
             "PAYMENT_MESSAGE", "Bayarlah tagihan tepat waktu untuk menghindari denda"
         ),
         "MAX_CONTENT_LENGTH": _int(env, "MAX_CONTENT_LENGTH", 16 * 1024),
+        # SNAP (banks' virtual accounts): X-TIMESTAMP tolerance, access token lifetime
+        "SNAP_TIMESTAMP_SKEW_SECONDS": _int(env, "SNAP_TIMESTAMP_SKEW_SECONDS", 300),
+        "SNAP_TOKEN_TTL_SECONDS": _int(env, "SNAP_TOKEN_TTL_SECONDS", 900),
+        # Operations: requests per second per partner (bursts as large; 0 = off), /metrics
+        "PARTNER_RATE_LIMIT": _int(env, "PARTNER_RATE_LIMIT", 50),
+        "METRICS_TOKEN": env.get("METRICS_TOKEN") or None,
         # Job server
         "POSTING_RETRY_SECONDS": _int(env, "POSTING_RETRY_SECONDS", 30),
         "POSTING_MAX_ATTEMPTS": _int(env, "POSTING_MAX_ATTEMPTS", 20),

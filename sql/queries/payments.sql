@@ -46,3 +46,13 @@ where partner_code = :partner and customer_id = :cid
   and (cast(:pid as text) is null or pid = :pid)
   and (cast(:pat as text) is null or pat = :pat)
   and (cast(:inq as text) is null or inquiry_token = :inq)
+
+-- by_pid_shown --
+-- A payment of a partner by pid, with the snapshot of the inquiry it paid.
+select p.*, i.snapshot as shown from payment p left join inquiry i on i.token = p.inquiry_token
+where p.partner_code = :partner and p.pid = :pid
+
+-- find_shown --
+-- A payment of a partner and customer by pid, with the snapshot of the inquiry it paid.
+select p.*, i.snapshot as shown from payment p left join inquiry i on i.token = p.inquiry_token
+where p.partner_code = :partner and p.customer_id = :cid and p.pid = :pid

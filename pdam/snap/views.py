@@ -1,0 +1,350 @@
+"""The SNAP routes: ``/snap/v1.0/access-token/b2b`` and the VA inquiry, payment and status.
+
+A transactional request is: authenticate (``auth``), claim its X-EXTERNAL-ID, then
+parse -> one core call -> dump, in one transaction with the claim and the answer
+it records. The core call runs in a savepoint: a refusal (a 4xx answer) rolls back
+whatever the call did and is recorded as the answer like a success, so the same
+request again gets the same bytes; an outage or an unexpected error rolls back the
+claim too (5xx answers are never recorded: a retry is a new attempt).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from typing import Any, Callable
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, current_app, g, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from ..core import errors, inquiry, payments, states
+from ..core.payments import wib_day
+from ..infra import logs
+from ..infra.db import is_transient
+from ..web import runtime
+from ..web.errors import TooManyRequests
+from . import auth, codes, schemas, store
+from .signatures import minify
+
+log = logging.getLogger(__name__)
+bp = Blueprint("snap", __name__, url_prefix="/snap/v1.0")
+
+INQUIRY_REQUEST = schemas.InquiryRequest()
+PAYMENT_REQUEST = schemas.PaymentRequest()
+STATUS_REQUEST = schemas.StatusRequest()
+TOKEN_REQUEST = schemas.TokenRequest()
+INQUIRY_RESPONSE = schemas.InquiryResponse()
+PAYMENT_RESPONSE = schemas.PaymentResponse()
+STATUS_RESPONSE = schemas.StatusResponse()
+TOKEN_RESPONSE = schemas.TokenResponse()
+SUCCESS = {"english": "Success", "indonesia": "Sukses"}
+#: paymentFlagReason of a payment that is not standing: rejected at posting, or reversed.
+NOT_STANDING = {
+    states.REJECTED: {"english": "Bill was paid before", "indonesia": "Tagihan sudah dibayar sebelumnya"},
+    states.REVERSED: {"english": "Payment reversed", "indonesia": "Pembayaran dibatalkan"},
+}
+#: ``merchant`` of a payment whose request names no channelCode.
+DEFAULT_MERCHANT = "VA"
+
+
+# -- the body ------------------------------------------------------------------------------
+
+
+def raw_body() -> bytes:
+    """The body as received (the signature covers these bytes). A streamed (chunked) body
+    larger than MAX_CONTENT_LENGTH is 413 like one whose Content-Length says so: werkzeug
+    stops reading at the limit without an error, so a byte left after it is what tells."""
+    data = request.get_data(cache=True)
+    limit = request.max_content_length
+    if (
+        limit is not None
+        and request.content_length is None
+        and request.environ.get("wsgi.input_terminated")
+        and len(data) >= limit
+        and request.environ["wsgi.input"].read(1)
+    ):
+        raise RequestEntityTooLarge()
+    g.snap_raw = data
+    return data
+
+
+def _reject_constant(name: str):
+    raise ValueError(name)
+
+
+def parse_json(raw: bytes) -> Any:
+    """The body as JSON, or None when it is not JSON (UTF-8 text, no NaN/Infinity, not
+    nested beyond the parser's limit)."""
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+
+
+def dumps(body: dict) -> bytes:
+    """Compact JSON, keys in the schemas' order (as the service's other answers)."""
+    return current_app.json.dumps(body, separators=(",", ":")).encode()
+
+
+def answer(status: int, data: bytes, headers: dict | None = None) -> Response:
+    return Response(data, status=status, headers=headers, mimetype="application/json")
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+def _echo(data: Any, service: str) -> dict | None:
+    """What an error body repeats of a readable request: its VA fields as given."""
+    if not isinstance(data, dict) or service not in (codes.INQUIRY, codes.PAYMENT, codes.STATUS):
+        return None
+    names = ["partnerServiceId", "customerNo", "virtualAccountNo"]
+    names.append("inquiryRequestId" if service == codes.INQUIRY else "paymentRequestId")
+    return {name: data[name] for name in names if isinstance(data.get(name), str) and len(data[name]) <= 128}
+
+
+def error_body(err: codes.SnapError, service: str, data: Any = None) -> dict:
+    body: dict[str, Any] = {"responseCode": err.code(service), "responseMessage": err.message}
+    echo = _echo(data, service)
+    if echo is not None:
+        flag = "inquiry" if service == codes.INQUIRY else "paymentFlag"
+        status_key = "inquiryStatus" if service == codes.INQUIRY else "paymentFlagStatus"
+        body["virtualAccountData"] = {status_key: "01", f"{flag}Reason": err.reason(), **echo}
+    return body
+
+
+def to_snap(exc: BaseException, service: str) -> codes.SnapError:
+    """Any exception as a SNAP answer."""
+    if isinstance(exc, codes.SnapError):
+        return exc
+    if isinstance(exc, TooManyRequests):
+        return codes.too_many(exc.retry_after)
+    if isinstance(exc, errors.PdamError):
+        err = codes.from_core(exc, service)
+        if err.http >= 500:
+            log.warning("SNAP request not completed: %s: %s", type(exc).__name__, exc.message)
+        return err
+    if isinstance(exc, HTTPException):
+        headers = {k: v for k, v in exc.get_headers() if k.lower() in ("allow", "retry-after")}
+        return codes.SnapError(exc.code or 500, "00", exc.name, headers)
+    if is_transient(exc):
+        log.warning("dependency unavailable: %s", type(exc).__name__)
+        return codes.general(retry=True)
+    log.exception("unhandled error")
+    return codes.general()
+
+
+def handle(exc: BaseException) -> Response:
+    """The error handler of every ``/snap/`` URL: SNAP's body, never PeTi's."""
+    service = codes.service_of(request.path)
+    err = to_snap(exc, service)
+    raw = g.get("snap_raw")
+    data = parse_json(raw) if raw is not None else None
+    return answer(err.http, dumps(error_body(err, service, data)), err.headers)
+
+
+bp.register_error_handler(Exception, handle)
+
+
+# -- the token route -------------------------------------------------------------------------
+
+
+@bp.post("/access-token/b2b")
+def access_token():
+    raw = raw_body()
+    now = runtime.now()
+    client_id = auth.token_request(now)
+    schemas.load(TOKEN_REQUEST, _json_or_400(raw))
+    ttl = current_app.config["SNAP_TOKEN_TTL_SECONDS"]
+    with runtime.transaction() as conn:
+        token = store.issue_token(conn, client_id, now, wib_day(now), ttl)
+    body = TOKEN_RESPONSE.dump(
+        {
+            "responseCode": f"200{codes.TOKEN}00",
+            "responseMessage": "Successful",
+            "accessToken": token,
+            "expiresIn": str(ttl),
+        }
+    )
+    return answer(200, dumps(body))
+
+
+def _json_or_400(raw: bytes) -> Any:
+    data = parse_json(raw)
+    if not isinstance(data, dict):
+        raise codes.bad_request()
+    return data
+
+
+# -- transactional requests ------------------------------------------------------------------
+
+
+def fingerprint(raw: bytes) -> str:
+    """The identity of a request for X-EXTERNAL-ID: method, path and minified body."""
+    digest = hashlib.sha256()
+    for part in (request.method.encode(), auth.signed_path().encode(), minify(raw)):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return digest.hexdigest()
+
+
+Handler = Callable[[sa.Connection, auth.Caller, dict, dt.datetime], dict]
+
+
+def transactional(service: str, handler: Handler) -> Response:
+    raw = raw_body()
+    now = runtime.now()
+    caller = auth.transactional_request(raw, now)
+    day = wib_day(now)
+    with runtime.transaction() as conn:
+        claim = store.claim(conn, caller.client_id, day, caller.external_id, fingerprint(raw), now)
+        if claim.conflict:
+            raise codes.conflict()
+        if not claim.new:
+            return answer(claim.status, claim.body)
+        data = parse_json(raw)
+        try:
+            if not isinstance(data, dict):
+                raise codes.bad_request()
+            status, body = 200, handler(conn, caller, data, now)
+        except Exception as exc:
+            err = to_snap(exc, service) if isinstance(exc, (codes.SnapError, errors.PdamError)) else None
+            if err is None or err.http >= 500:
+                raise
+            status, body = err.http, error_body(err, service, data)
+        out = dumps(body)
+        store.answer(conn, caller.client_id, day, caller.external_id, status, out)
+    return answer(status, out)
+
+
+def in_savepoint(conn: sa.Connection, fn: Callable[[], Any]) -> Any:
+    """Run the core call in a savepoint: a refusal rolls back what it did, and a unique
+    violation (a concurrent request won a race the checks could not see yet) runs it once
+    more, where the checks see the winner and give the precise answer."""
+    for attempt in (1, 2):
+        try:
+            with conn.begin_nested():
+                return fn()
+        except sa.exc.IntegrityError:
+            if attempt == 2:
+                raise errors.Conflict("a concurrent request changed the same data") from None
+    raise AssertionError("unreachable")
+
+
+def _check_service(caller: auth.Caller, body: dict) -> str:
+    """The VA must be of this client's company code; the customer number is the cid."""
+    if body["service_id"].lstrip(" ") != caller.service_id:
+        raise codes.bill_not_found()
+    return body["customer_no"]
+
+
+def _va(caller: auth.Caller, body: dict) -> dict:
+    return {"service_id": body["service_id"], "customer_no": body["customer_no"], "va_no": body["va_no"]}
+
+
+def _inquire(conn: sa.Connection, caller: auth.Caller, data: dict, now: dt.datetime) -> dict:
+    body = schemas.load(INQUIRY_REQUEST, data)
+    cid = _check_service(caller, body)
+    cfg = current_app.config
+    result = in_savepoint(
+        conn,
+        lambda: inquiry.inquire(
+            conn,
+            runtime.ledger_connection(),
+            caller.partner_code,
+            cid,
+            now,
+            cfg["INQUIRY_TTL_SECONDS"],
+            reference=body["reference"],
+        ),
+    )
+    customer = result.customer
+    return INQUIRY_RESPONSE.dump(
+        {
+            "responseCode": f"200{codes.INQUIRY}00",
+            "responseMessage": "Successful",
+            "virtualAccountData": {
+                **_va(caller, body),
+                "name": customer["name"],
+                "address": customer["address"],
+                "tariff": customer["tariff"],
+                "reference": body["reference"],
+                "bills": result.bills,
+                "total": sum(bill["total"] for bill in result.bills),
+                "fee": 0,
+            },
+        }
+    )
+
+
+def _payment_data(
+    caller: auth.Caller, body: dict, payment: dict, shown: dict | None, now_state: bool
+) -> dict:
+    """The payment's ``virtualAccountData``: as recorded (the payment route, also for a
+    retry), or with its state now (``now_state``: the status route)."""
+    reversed_ = payment["reversed_at"] is not None
+    standing = not now_state or (payment["status"] != states.REJECTED and not reversed_)
+    if shown is None:  # the inquiry's snapshot is gone (a payment made before snapshots were kept)
+        shown = {"customer": {"name": ""}, "bills": []}
+    return {
+        **_va(caller, body),
+        **payment,
+        "flag": "00" if standing else "01",
+        "flag_reason": SUCCESS
+        if standing
+        else NOT_STANDING[states.REVERSED if reversed_ else payment["status"]],
+        "name": shown["customer"]["name"],
+        "bills": shown["bills"],
+        "total": payment["amount"],
+    }
+
+
+def _pay(conn: sa.Connection, caller: auth.Caller, data: dict, now: dt.datetime) -> dict:
+    body = schemas.load(PAYMENT_REQUEST, data)
+    cid = _check_service(caller, body)
+    merchant = body.get("channelCode") or DEFAULT_MERCHANT
+    result = in_savepoint(
+        conn,
+        lambda: payments.accept_inquiry(
+            conn, caller.partner_code, cid, body["reference"], body["amount"], merchant, now
+        ),
+    )
+    logs.bind(nob=result.payment["nob"])
+    return PAYMENT_RESPONSE.dump(
+        {
+            "responseCode": f"200{codes.PAYMENT}00",
+            "responseMessage": "Successful",
+            "virtualAccountData": _payment_data(caller, body, result.payment, result.shown, now_state=False),
+        }
+    )
+
+
+def _status(conn: sa.Connection, caller: auth.Caller, data: dict, now: dt.datetime) -> dict:
+    body = schemas.load(STATUS_REQUEST, data)
+    if body["service_id"].lstrip(" ") != caller.service_id:
+        raise codes.transaction_not_found()
+    payment, shown = payments.find_shown(conn, caller.partner_code, body["customer_no"], body["reference"])
+    logs.bind(nob=payment["nob"])
+    return STATUS_RESPONSE.dump(
+        {
+            "responseCode": f"200{codes.STATUS}00",
+            "responseMessage": "Successful",
+            "virtualAccountData": _payment_data(caller, body, payment, shown, now_state=True),
+        }
+    )
+
+
+@bp.post("/transfer-va/inquiry")
+def va_inquiry():
+    return transactional(codes.INQUIRY, _inquire)
+
+
+@bp.post("/transfer-va/payment")
+def va_payment():
+    return transactional(codes.PAYMENT, _pay)
+
+
+@bp.post("/transfer-va/status")
+def va_status():
+    return transactional(codes.STATUS, _status)
