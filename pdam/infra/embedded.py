@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
+
+import psycopg
+from psycopg import sql
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +29,9 @@ def start(data_dir: Path, database: str = DATABASE_NAME, keep_running: bool = Tr
     runtime.mkdir(mode=0o700, exist_ok=True)
     os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
     logging.getLogger("pgserver").setLevel(logging.WARNING)
-    import warnings
-
+    # Imported here, not at the top: pgserver fixes its lock folder from XDG_RUNTIME_DIR
+    # when its module is first imported, so the variable must be set first.
     import pgserver
-    import psycopg
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -37,7 +40,7 @@ def start(data_dir: Path, database: str = DATABASE_NAME, keep_running: bool = Tr
     with psycopg.connect(admin_url, autocommit=True) as conn:
         exists = conn.execute("select 1 from pg_database where datname = %s", (database,)).fetchone()
         if not exists:
-            conn.execute(f'create database "{database}"')
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(database)))
     url = server.get_uri(database)
     log.info("embedded PostgreSQL at %s", url)
     return url

@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import procrastinate
 import psycopg
+from procrastinate.schema import SchemaManager
 
 from .settings import ROOT
 
@@ -74,9 +76,6 @@ def _apply_track(url: str, track: str, files: list[tuple[str, str]]) -> list[str
 
 def _procrastinate_files(conn: psycopg.Connection) -> list[tuple[str, str]]:
     """The queue's schema: the full schema on a fresh database, else its newer migrations."""
-    import procrastinate
-    from procrastinate.schema import SchemaManager
-
     installed = conn.execute("select to_regclass('procrastinate_jobs') is not null").fetchone()[0]
     version = procrastinate.__version__
     if not installed:
