@@ -57,7 +57,11 @@ def check_url(url: str) -> str:
 
 
 def _header(headers, name: str) -> str | None:
+    """The header's value without the spaces and tabs around it (not part of a field value,
+    RFC 9110 5.5: HTTP servers drop them already); no control character inside."""
     value = headers.get(name)
+    if value:
+        value = value.strip(" \t")
     if value and CONTROL_RE.search(value):
         raise errors.Invalid(f"{name} must not contain control characters")
     return value

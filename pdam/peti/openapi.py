@@ -30,6 +30,19 @@ from .states import WIRE
 OPENAPI_VERSION = "3.0.3"
 CID_PATTERN = ids.ecma(ids.CID)
 PERIOD_PATTERN = ids.ecma(ids.PERIOD)
+#: ``YYYYMMDD`` that is a real calendar day (years 0001-9999, Gregorian leap years), as a
+#: regular expression so that generators draw only real days.
+_MMDD = (
+    "(?:(?:0[13578]|1[02])(?:0[1-9]|[12][0-9]|3[01])"
+    "|(?:0[469]|11)(?:0[1-9]|[12][0-9]|30)"
+    "|02(?:0[1-9]|1[0-9]|2[0-8]))"
+)
+_LEAP_YEAR = "(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
+COMPACT_DATE_PATTERN = (
+    f"^(?:(?:(?!0000)[0-9]{{4}}){_MMDD}|{_LEAP_YEAR}0229)$"
+)
+#: A header value as it travels (Latin-1, no control characters: the service refuses those).
+HEADER_TEXT = r"[\x20-\x7e\x80-\xff]"
 #: schemas.Text: no NUL (lone surrogates cannot be sent as UTF-8 JSON text anyway).
 STORABLE_PATTERN = r"^[^\x00]*$"
 
@@ -133,7 +146,7 @@ CUSTOM_FIELDS: dict[type, dict] = {
         "example": "1234",
     },
     schemas.WibDate: {
-        "anyOf": [{"type": "string", "format": "date"}, {"type": "string", "pattern": "^[0-9]{8}$"}],
+        "anyOf": [{"type": "string", "format": "date"}, {"type": "string", "pattern": COMPACT_DATE_PATTERN}],
         "description": "a WIB calendar day, `YYYY-MM-DD` or `YYYYMMDD` (a real date); default yesterday",
         "example": "2020-08-27",
     },
@@ -359,7 +372,7 @@ def operations() -> dict[str, dict[str, dict]]:
                             "type": "string",
                             "format": "uri",
                             "maxLength": 2048,
-                            "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x1f\x7f]+$",
+                            "pattern": f"^[Hh][Tt][Tt][Pp][Ss]?://{HEADER_TEXT}+$",
                         },
                     },
                     {
@@ -368,7 +381,8 @@ def operations() -> dict[str, dict[str, dict]]:
                         "required": False,
                         "description": "sent as the callbacks' `Authorization` header (default: this "
                         "request's own `Authorization`)",
-                        "schema": {"type": "string", "pattern": r"^[^\x00-\x1f\x7f]*$"},
+                        # spaces and tabs around the value are not part of it (RFC 9110 5.5)
+                        "schema": {"type": "string", "pattern": f"^[\\t ]*{HEADER_TEXT}*[\\t ]*$"},
                     },
                 ],
                 requestBody={
@@ -605,7 +619,100 @@ def build() -> dict:
         spec.path(path=path, operations=ops)
     doc = spec.to_dict()
     _require_dumped_fields(doc)
+    _periods_of_one_type(doc["components"]["schemas"]["PaymentRequest"]["properties"]["per"])
+    _status_query_object(doc["paths"]["/status/{cid}"]["get"])
+    _links(doc["paths"])
     return doc
+
+
+def _periods_of_one_type(per: dict) -> None:
+    """``per``: all integers or all digit strings, no period twice (``uniqueItems`` is exact
+    then: 202001 and "202001" cannot meet in one list). That an integer's last two digits are
+    01-12 is prose (schemathesis_hooks.py keeps the CLI's generated integers to real months)."""
+    item = per.pop("items")
+    per.pop("type")
+    bounds = {k: per.pop(k) for k in ("minItems", "maxItems")}
+    per["anyOf"] = [
+        {
+            "type": "array",
+            "items": {**alt, "example": 202005 if alt["type"] == "integer" else "202005"},
+            **bounds,
+            "uniqueItems": True,
+        }
+        for alt in item["anyOf"]
+    ]
+    per["description"] = (
+        "the periods paid: billing months `YYYYMM` (month 01 to 12), all integers or all digit "
+        "strings, none twice"
+    )
+    per["example"] = [202005]
+
+
+def _status_query_object(op: dict) -> None:
+    """``GET /status``: ``nob``, or ``pid``, or ``pid`` + ``pat``, or ``pid`` + ``inq`` (extra
+    keys narrow the match; ``pat``/``inq`` without ``pid``: 400). OpenAPI 3.0 cannot tie
+    separate parameters together, so they are one exploded form object (the same query
+    string) whose schema says it."""
+    keys = [p for p in op["parameters"] if isinstance(p, dict) and p.get("in") == "query"]
+    others = [p for p in op["parameters"] if not (isinstance(p, dict) and p.get("in") == "query")]
+    op["parameters"] = [
+        *others,
+        {
+            "name": "query",
+            "in": "query",
+            "required": True,
+            "style": "form",
+            "explode": True,
+            "description": "`nob`, or `pid`, or `pid` + `pat`, or `pid` + `inq` (as separate query "
+            "parameters: `?nob=...`, `?pid=...&pat=...`)",
+            "schema": {
+                "type": "object",
+                "properties": {p["name"]: p["schema"] for p in keys},
+                "anyOf": [
+                    {"required": ["pid"]},
+                    {"required": ["nob"], "not": {"anyOf": [{"required": ["pat"]}, {"required": ["inq"]}]}},
+                ],
+            },
+            "example": {"nob": "000200827001"},
+        },
+    ]
+
+
+def _links(paths: dict) -> None:
+    """OpenAPI links: inquiry -> payment -> status -> reversal (Schemathesis' stateful phase
+    walks them; Swagger UI shows them)."""
+    tagihan, status = paths["/tagihan/{cid}"], paths["/status/{cid}"]["get"]
+    tagihan["get"]["responses"]["200"]["links"] = {
+        "pay": {
+            "operationRef": "#/paths/~1tagihan~1{cid}/post",
+            "description": "Pay the oldest bill of this inquiry.",
+            "parameters": {"path.cid": "$request.path.cid"},
+            "requestBody": {
+                "inq": "$response.header.X-Cross-Site",
+                "per": ["$response.body#/tagihan/0/periode"],
+                "amo": "$response.body#/tagihan/0/biaya/jumlah",
+            },
+        }
+    }
+    tagihan["post"]["responses"]["202"]["links"] = {
+        "status": {
+            "operationRef": "#/paths/~1status~1{cid}/get",
+            "description": "The payment's status, by `nob`.",
+            "parameters": {"path.cid": "$response.body#/data/cid", "query.nob": "$response.body#/data/nob"},
+        },
+        "reverse": {
+            "operationRef": "#/paths/~1tagihan~1{cid}/delete",
+            "description": "Reverse the payment (409 while it is still `created`).",
+            "parameters": {
+                "path.cid": "$response.body#/data/cid",
+                "query.pid": "$response.body#/data/pid",
+                "query.pat": "$response.body#/data/pat",
+            },
+        },
+    }
+    reverse = tagihan["post"]["responses"]["202"]["links"]["reverse"]
+    for code in ("201", "202", "206", "409"):
+        status["responses"][code]["links"] = {"reverse": reverse}
 
 
 #: Component schemas that are loaded (input) or have optional fields; every other one is a

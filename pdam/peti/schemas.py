@@ -104,6 +104,14 @@ class PaymentRequest(Schema):
         if len(set(value)) != len(value):
             raise ValidationError("Periods must not repeat.")
 
+    @validates_schema(pass_original=True)
+    def _one_type(self, data, original, **kwargs):
+        """All numbers or all digit strings: so "no period twice" is JSON Schema's uniqueItems
+        (202001 and "202001" in one list would be two items to it, one period to us)."""
+        per = original.get("per") if isinstance(original, dict) else None
+        if isinstance(per, list) and len({type(p) for p in per}) > 1:
+            raise ValidationError("Periods must be all numbers or all digit strings.", "per")
+
 
 def json_body(request) -> Any:
     """The request's JSON body; None (answered 400 by ``load``) when it is not JSON, also when it

@@ -196,6 +196,8 @@ def test_paying_part_of_the_inquiry(pay, partner_headers, bills, inquire):
         ({"per": ["2019-01"]}, "per"),
         ({"per": [201901.0]}, "per"),
         ({"per": [201901, 201901]}, "per"),
+        ({"per": [201901, "201901"]}, "per"),  # one period twice
+        ({"per": [201901, "201902"]}, "per"),  # all numbers or all strings (uniqueItems is exact)
         ({"mer": ...}, "mer"),
         ({"mer": "12345"}, "mer"),
         ({"mer": ""}, "mer"),

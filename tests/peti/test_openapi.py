@@ -208,3 +208,68 @@ def test_document_is_built_once_per_app(app, client):
 
 def test_build_is_deterministic():
     assert openapi.build() == openapi.build()
+
+
+# -- exact: what the document allows, the service accepts (schemathesis.toml, issue #15) -------
+
+
+def test_compact_date_pattern_matches_exactly_the_real_days():
+    import datetime as dt
+
+    pattern = re.compile(openapi.COMPACT_DATE_PATTERN)
+    years = [0, 1, 4, 100, 400, 1900, 2000, 2023, 2024, 2100, 2400, 9996, 9999]
+    for year in years:
+        for month in range(0, 14):
+            for day in range(0, 33):
+                text = f"{year:04d}{month:02d}{day:02d}"
+                try:
+                    dt.date(year, month, day)
+                    real = True
+                except ValueError:
+                    real = False
+                assert bool(pattern.match(text)) is real, text
+
+
+def test_status_query_allows_exactly_the_contract_lookups():
+    from jsonschema import Draft4Validator
+
+    (param,) = [p for p in openapi.build()["paths"]["/status/{cid}"]["get"]["parameters"]
+                if isinstance(p, dict) and p.get("in") == "query"]
+    assert (param["style"], param["explode"], param["required"]) == ("form", True, True)
+    ok = Draft4Validator(param["schema"]).is_valid
+    nob, pid, pat, inq = "002008270001", "p-1", "A" * 20, "a" * 32
+    for query in ({"nob": nob}, {"pid": pid}, {"pid": pid, "pat": pat}, {"pid": pid, "inq": inq},
+                  {"nob": nob, "pid": pid, "pat": pat}, {"pid": pid, "other": "x"}):
+        assert ok(query), query
+    for query in ({}, {"pat": pat}, {"inq": inq}, {"nob": nob, "pat": pat}, {"nob": nob, "inq": inq},
+                  {"other": "x"}):
+        assert not ok(query), query
+
+
+def test_periods_are_one_type_without_repeats():
+    from jsonschema import Draft4Validator
+
+    per = openapi.build()["components"]["schemas"]["PaymentRequest"]["properties"]["per"]
+    ok = Draft4Validator(per).is_valid
+    assert ok([202001, 202002]) and ok(["202001", "202002"])
+    for bad in ([], [202001, 202001], ["202001", "202001"], [202001, "202002"], ["202013"], [99999]):
+        assert not ok(bad), bad
+
+
+def test_links_walk_inquiry_payment_status_reversal(doc):
+    paths = doc["paths"]
+
+    def target(link):
+        path, method = link["operationRef"].removeprefix("#/paths/").rsplit("/", 1)
+        return path.replace("~1", "/"), method
+
+    inquiry = paths["/tagihan/{cid}"]["get"]["responses"]["200"]["links"]
+    assert target(inquiry["pay"]) == ("/tagihan/{cid}", "post")
+    assert inquiry["pay"]["requestBody"]["inq"] == "$response.header.X-Cross-Site"
+    payment = paths["/tagihan/{cid}"]["post"]["responses"]["202"]["links"]
+    assert target(payment["status"]) == ("/status/{cid}", "get")
+    assert target(payment["reverse"]) == ("/tagihan/{cid}", "delete")
+    for code in ("201", "202", "206", "409"):
+        status_link = paths["/status/{cid}"]["get"]["responses"][code]["links"]["reverse"]
+        assert target(status_link) == ("/tagihan/{cid}", "delete")
+        assert status_link["parameters"]["query.pat"] == "$response.body#/data/pat"

@@ -25,7 +25,11 @@ def test_status_before_posting_is_201(client, partner_headers, example_bill, pay
     }
 
 
-@pytest.mark.parametrize("query", [{}, {"pat": "A" * 20}, {"inq": "a" * 32}, {"nob": "12"}, {"pid": "x" * 51}])
+@pytest.mark.parametrize(
+    "query",
+    [{}, {"pat": "A" * 20}, {"inq": "a" * 32}, {"nob": "12"}, {"pid": "x" * 51},
+     {"nob": "001111110001", "pat": "A" * 20}, {"nob": "001111110001", "inq": "a" * 32}],
+)
 def test_status_bad_query_is_400(client, partner_headers, query):
     res = status(client, partner_headers, **query)
     assert res.status_code == 400 and res.json["error"] == 400
@@ -34,8 +38,13 @@ def test_status_bad_query_is_400(client, partner_headers, query):
 def test_status_lookups(client, partner_headers, example_bill, pay):
     data = pay(partner_headers, per=[201903])
     for query in ({"nob": data["nob"]}, {"pid": data["pid"]}, {"pid": data["pid"], "pat": data["pat"]},
-                  {"pid": data["pid"], "inq": data["inq"]}):
+                  {"pid": data["pid"], "inq": data["inq"]},
+                  # the document allows any set with nob or pid (pat/inq only with pid): each key narrows
+                  {"nob": data["nob"], "pid": data["pid"]}, {"nob": data["nob"], "pid": data["pid"], "pat": data["pat"]},
+                  {"pid": data["pid"], "pat": data["pat"], "inq": data["inq"]}):
         assert status(client, partner_headers, **query).status_code == 201, query
+    for query in ({"nob": data["nob"], "pid": "nope"}, {"nob": "001111110001", "pid": data["pid"]}):
+        assert status(client, partner_headers, **query).status_code == 404, query
     for query in ({"nob": "001111110001"}, {"pid": "nope"}, {"pid": data["pid"], "pat": "F" * 20},
                   {"pid": data["pid"], "inq": "f" * 32}):
         res = status(client, partner_headers, **query)
