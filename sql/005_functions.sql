@@ -5,12 +5,19 @@
 -- partner's daily sequence. The counter row stays locked until the caller's
 -- transaction ends, so numbers are never shared (a rollback leaves a gap, never a
 -- duplicate); null when the day's 9,999 numbers are used up.
+-- (PL/pgSQL rather than SQL: its statements' plans are kept for the session, an SQL
+-- function's are made again on every call.)
 create function next_nob_v1(p_partner text, p_day date) returns text
-language sql volatile as $$
+language plpgsql volatile as $$
+declare
+    v_nob text;
+begin
     insert into nob_counter (partner_code, day, last_value) values (p_partner, p_day, 1)
     on conflict (partner_code, day) do update set last_value = nob_counter.last_value + 1
         where nob_counter.last_value < 9999
-    returning p_partner || to_char(day, 'YYMMDD') || lpad(last_value::text, 4, '0')
+    returning p_partner || to_char(day, 'YYMMDD') || lpad(last_value::text, 4, '0') into v_nob;
+    return v_nob;
+end
 $$;
 
 -- Posting's outcome rules (contract section 5), once for both paths. The caller
@@ -27,21 +34,22 @@ language plpgsql volatile as $$
 declare
     v_paid_total bigint;
     v_paid text[];
-    v_problems text[];
+    v_row payment;
 begin
     select coalesce(sum(t), 0), coalesce(array_agg(x order by x), '{}')
       into v_paid_total, v_paid
       from unnest(p_period, p_total) as paid(x, t);
-    select coalesce(array_agg(x order by x), '{}') into v_problems
-      from payment p, unnest(p.periods) as x
-     where p.id = p_id and not (x = any(v_paid));
+    -- The outcome and the meta in one guarded update (problems: the periods not paid).
     update payment set
+           problem_periods = array(select x from unnest(payment.periods) as x where not (x = any(v_paid)) order by x),
            status = case when cardinality(v_paid) = 0 then 'rejected'
-                         when cardinality(v_problems) > 0 or v_paid_total <> amount then 'changed'
+                         when cardinality(v_paid) < cardinality(payment.periods) or v_paid_total <> amount
+                         then 'changed'
                          else 'accepted' end,
            posted_at = p_now, paid_total = v_paid_total, paid_periods = v_paid,
-           problem_periods = v_problems, stuck_at = null, stuck_reason = null
-     where id = p_id and status = 'created';
+           stuck_at = null, stuck_reason = null
+     where id = p_id and status = 'created'
+    returning * into v_row;
     if not found then
         return;
     end if;
@@ -51,9 +59,11 @@ begin
       from unnest(p_bill_id, p_bill_no, p_period, p_water, p_admin_fee, p_admin_vat, p_late_fee,
                   p_installment) as b(id, bill_no, period, water, admin_fee, admin_vat, late_fee, installment)
      where pp.payment_id = p_id and pp.period = b.period;
-    update payment_period set paid = false, live = false
-     where payment_id = p_id and period = any(v_problems);
-    return query select * from payment where id = p_id;
+    if cardinality(v_row.problem_periods) > 0 then
+        update payment_period set paid = false, live = false
+         where payment_id = p_id and period = any(v_row.problem_periods);
+    end if;
+    return next v_row;
 end
 $$;
 
