@@ -8,11 +8,15 @@
 #   DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres scripts/contract_fuzz.sh
 #                                           # that server, database pdam_contract_fuzz (dropped and recreated)
 #   FUZZ_SECONDS=120 scripts/contract_fuzz.sh   # Schemathesis' time budget (default 60)
+#   FUZZ_SEED=random scripts/contract_fuzz.sh   # new cases (default: a fixed seed, as CI runs it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=.venv/bin/python
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+FUZZ_SEED=${FUZZ_SEED:-20261130}
+SEED_ARGS=()
+[ "$FUZZ_SEED" = random ] || SEED_ARGS=(--seed "$FUZZ_SEED")
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/pdam-contract-fuzz.XXXXXX")
 PIDS=()
 
@@ -83,4 +87,4 @@ curl -fsS -m 2 "http://127.0.0.1:$PORT/health" >/dev/null
 echo "== schemathesis run (--max-time $FUZZ_SECONDS, schemathesis.toml)"
 timeout $((FUZZ_SECONDS + 180)) .venv/bin/schemathesis --config-file schemathesis.toml run \
   "http://127.0.0.1:$PORT/openapi.json" --checks all -H "Authorization: Bearer $TOKEN" \
-  --max-time "$FUZZ_SECONDS" --request-timeout 10 --no-color
+  --max-time "$FUZZ_SECONDS" --request-timeout 10 --no-color "${SEED_ARGS[@]}"

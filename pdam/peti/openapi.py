@@ -367,12 +367,17 @@ def operations() -> dict[str, dict[str, dict]]:
                         "in": "header",
                         "required": False,
                         "description": "absolute http(s) URL for the payment's webhook callbacks "
-                        "(see `callbacks`)",
+                        "(see `callbacks`); empty: no callbacks, as without the header",
                         "schema": {
-                            "type": "string",
-                            "format": "uri",
-                            "maxLength": 2048,
-                            "pattern": f"^[Hh][Tt][Tt][Pp][Ss]?://{HEADER_TEXT}+$",
+                            "anyOf": [
+                                {"type": "string", "enum": [""]},
+                                {
+                                    "type": "string",
+                                    "format": "uri",
+                                    "maxLength": 2048,
+                                    "pattern": f"^[Hh][Tt][Tt][Pp][Ss]?://{HEADER_TEXT}+$",
+                                },
+                            ]
                         },
                     },
                     {
