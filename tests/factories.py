@@ -288,3 +288,26 @@ def race(calls) -> list:
     if errors:
         raise errors[0]
     return results
+
+
+# -- Schemathesis ------------------------------------------------------------------------
+
+
+def coverage_cases(operation):
+    """Schemathesis' coverage-phase cases of one operation (boundary values, missing and
+    wrong-typed parameters...), as its CLI runs them. The pytest integration of the pinned
+    Schemathesis does not run under pytest 9, so the generator is driven here."""
+    from schemathesis import GenerationMode
+    from schemathesis.generation.drivers import CoverageGenerator
+    from schemathesis.generation.feedback import FeedbackSources
+    from schemathesis.generation.overrides import Override
+
+    config = operation.schema.config
+    return CoverageGenerator(
+        operation=operation,
+        generation_modes=list(GenerationMode),
+        generation_config=config.generation_for(operation=operation, phase="coverage"),
+        auth_storage=None,
+        override=Override(),
+        feedback=FeedbackSources(),
+    )

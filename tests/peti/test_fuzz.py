@@ -27,11 +27,11 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
-from schemathesis.generation.feedback import FeedbackSources
 
 from pdam.core.payments import WIB
 from pdam.peti import openapi
 from tests import world as world_module
+from tests.factories import coverage_cases
 
 MIN_CASES = 100
 DOCUMENT = openapi.build()
@@ -171,24 +171,6 @@ def test_operation(fuzz, path, method):
 
 
 # -- the coverage phase: Schemathesis' deterministic boundary cases ---------------------------
-
-
-def coverage_cases(operation):
-    """Schemathesis' coverage-phase cases of one operation (boundary values, missing and
-    wrong-typed parameters...), as its CLI runs them. The pytest integration of the pinned
-    Schemathesis does not run under pytest 9, so the generator is driven here."""
-    from schemathesis.generation.drivers import CoverageGenerator
-    from schemathesis.generation.overrides import Override
-
-    config = operation.schema.config
-    return CoverageGenerator(
-        operation=operation,
-        generation_modes=list(GenerationMode),
-        generation_config=config.generation_for(operation=operation, phase="coverage"),
-        auth_storage=None,
-        override=Override(),
-        feedback=FeedbackSources(),
-    )
 
 
 @pytest.mark.parametrize(("path", "method"), OPERATIONS, ids=[f"{m.upper()} {p}" for p, m in OPERATIONS])

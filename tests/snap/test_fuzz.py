@@ -30,10 +30,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.core.parameters import ParameterLocation
-from schemathesis.generation.feedback import FeedbackSources
 
 from pdam import create_app, openapi_document
 from tests.conftest import CSV_HEADER, ISSUER, url_for_database
+from tests.factories import coverage_cases
 
 from .conftest import Bank, compact, hmac_signature, register, rsa_signature, wib_timestamp
 
@@ -236,21 +236,6 @@ def test_operation(fuzz, path, method):
     run()
     assert count >= MIN_CASES, f"{label}: only {count} cases"
     print(label, dict(statuses[label]))
-
-
-def coverage_cases(operation):
-    from schemathesis.generation.drivers import CoverageGenerator
-    from schemathesis.generation.overrides import Override
-
-    config = operation.schema.config
-    return CoverageGenerator(
-        operation=operation,
-        generation_modes=list(GenerationMode),
-        generation_config=config.generation_for(operation=operation, phase="coverage"),
-        auth_storage=None,
-        override=Override(),
-        feedback=FeedbackSources(),
-    )
 
 
 @pytest.mark.parametrize(("path", "method"), OPERATIONS, ids=[f"{m.upper()} {p}" for p, m in OPERATIONS])
