@@ -160,3 +160,80 @@ def test_a_missing_or_unusable_key_is_503_for_every_token(make_app, keys, known,
         res = get(app.test_client(), token)
         assert res.status_code == 503
         assert res.json == {"error": 503, "message": "token verification key is not configured or not usable"}
+
+
+# -- the verified-claims cache: the signature once per process, the rest every time -------
+
+
+def cache_of(app):
+    return app.extensions["pdam.verified_tokens"]
+
+
+def test_a_verified_token_is_cached_and_its_expiry_still_checked(client, app, keys, known, monkeypatch):
+    from pdam.peti import auth
+
+    token = sign(keys, known(claims(exp=now_ts() + 60)))
+    assert get(client, token).status_code == 404
+    assert cache_of(app).get(f"Bearer {token}") is not None
+    assert get(client, token).status_code == 404  # from the cache
+    monkeypatch.setattr(auth, "wall_clock", lambda: now_ts() + 60)
+    res = get(client, token)
+    assert_401(res)
+    assert res.json["message"] == "Token has expired"
+
+
+@pytest.mark.parametrize("claim", ["nbf", "iat"])
+def test_a_cached_token_is_refused_before_its_nbf_and_iat(client, app, keys, known, monkeypatch, claim):
+    from pdam.peti import auth
+
+    start = now_ts() - 5
+    token = sign(keys, known(claims(**{claim: start, "iat": start})))
+    assert get(client, token).status_code == 404
+    monkeypatch.setattr(auth, "wall_clock", lambda: start - 1)  # the clock went back
+    res = get(client, token)
+    assert_401(res)
+    assert res.json["message"] == f"Invalid token: The token is not yet valid ({claim})"
+
+
+def test_a_cached_token_of_a_partner_deactivated_since_is_403(client, app, partner_headers):
+    from pdam.core import partners
+    from pdam.web import runtime
+
+    assert client.get(PROTECTED, headers=partner_headers).status_code == 404
+    with app.app_context(), runtime.transaction() as conn:
+        partners.set_active(conn, "00", False)
+    res = client.get(PROTECTED, headers=partner_headers)
+    assert res.status_code == 403
+    assert res.json == {"error": 403, "message": "Partner is deactivated"}
+
+
+def test_a_cached_token_whose_record_is_gone_is_401(client, app, keys, known, run_sql):
+    c = known(claims())
+    token = sign(keys, c)
+    assert get(client, token).status_code == 404
+    run_sql("delete from api_token where jti = %s", (c["jti"],))
+    res = get(client, token)
+    assert_401(res)
+    assert res.json["message"] == "Unknown token"
+
+
+def test_a_refused_token_is_not_cached(client, app, keys, known):
+    token = sign(keys, known(claims()), key=keys["other"]["private"])
+    assert_401(get(client, token))
+    assert_401(get(client, token))
+    assert len(cache_of(app)) == 0
+
+
+def test_the_cache_is_bounded_oldest_first():
+    from pdam.peti.auth import VerifiedTokens
+
+    cache = VerifiedTokens(2)
+    for n in range(3):
+        cache.put(f"Bearer {n}", {"n": n})
+    assert len(cache) == 2
+    assert cache.get("Bearer 0") is None
+    assert cache.get("Bearer 2") == {"n": 2}
+    assert cache.get(None) is None
+    empty = VerifiedTokens(0)
+    empty.put("Bearer 0", {})
+    assert len(empty) == 0
