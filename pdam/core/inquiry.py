@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from ..infra import db
 from ..infra.sql import queries
 from . import errors
 
@@ -38,7 +39,10 @@ def inquire(
     ttl: int,
     reference: str | None = None,
 ) -> Inquiry:
-    """The customer and unpaid bills, saved under a new token for ``ttl`` seconds.
+    """The customer and unpaid bills, saved under a new token for ``ttl`` seconds: a read of
+    the ledger and one statement of ours, each atomic on its own (no transaction needed;
+    they run in the caller's when it has one open). Periods a payment not posted yet
+    holds are not shown (``shown_bills_v1``).
 
     With ``reference`` (the partner's own id of the inquiry) the inquiry is bound to it:
     the same reference for the same customer while it lives answers that inquiry again
@@ -52,30 +56,28 @@ def inquire(
                 raise _reused(reference)
             if known.expires_at > now:
                 return _from_row(known)
-    rows = ledger.execute(Q["bills"], {"cid": cid}).all()
+    rows = db.rows_alone(ledger, Q["bills"], {"cid": cid})
     if not rows:
         raise errors.UnknownCustomer("customer not found")
-    in_progress = {r.period for r in conn.execute(Q["in_progress"], {"cid": cid})} if rows[0].bill_no else set()
-    bills = [
-        {f: getattr(r, f) for f in BILL_FIELDS}
-        for r in rows
-        if r.bill_no is not None and r.period not in in_progress
-    ]
-    if not bills:
-        raise errors.NothingToPay("no unpaid bills")
     first = rows[0]
+    if first.bill_no is None:
+        raise errors.NothingToPay("no unpaid bills")
     customer = {"id": first.cid, "name": first.name, "address": first.address, "tariff": first.tariff}
     token = secrets.token_hex(16)
     expires = now + dt.timedelta(seconds=ttl)
-    snapshot = json.dumps({"customer": customer, "bills": bills}, separators=(",", ":"))
-    params = {"token": token, "partner": partner_code, "cid": cid, "snapshot": snapshot, "now": now,
-              "expires": expires}
+    params = {
+        "token": token, "partner": partner_code, "cid": cid, "now": now, "expires": expires,
+        "customer": json.dumps(customer, separators=(",", ":")),
+        "bills": json.dumps([{f: getattr(r, f) for f in BILL_FIELDS} for r in rows], separators=(",", ":")),
+    }
     if reference is None:
-        conn.execute(Q["save"], params)
-        return Inquiry(token, customer, bills, expires)
-    saved = conn.execute(Q["save_with_reference"], {**params, "reference": reference}).one_or_none()
-    if saved is not None:
-        return Inquiry(saved.token, customer, bills, expires)
+        saved = db.rows_alone(conn, Q["save"], params)[0]
+    else:
+        saved = db.rows_alone(conn, Q["save_with_reference"], {**params, "reference": reference})[0]
+    if not saved.bills:
+        raise errors.NothingToPay("no unpaid bills")
+    if saved.token is not None:
+        return Inquiry(saved.token, customer, saved.bills, expires)
     # The reference is held by a row the statement could not take: a concurrent inquiry
     # with the same reference (committed meanwhile: answer it), another customer's, or a
     # paid one.

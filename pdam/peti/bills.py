@@ -25,11 +25,10 @@ REVERSAL_QUERY = schemas.ReversalQuery()
 @partner_required
 def get_bills(cid):
     cfg = current_app.config
-    with runtime.transaction() as conn:
-        result = inquiry.inquire(
-            conn, runtime.ledger_connection(), current_partner().code, schemas.check_cid(cid),
-            runtime.now(), cfg["INQUIRY_TTL_SECONDS"],
-        )
+    result = inquiry.inquire(  # statements that are each atomic: no transaction to hold open
+        runtime.connection(), runtime.ledger_connection(), current_partner().code, schemas.check_cid(cid),
+        runtime.now(), cfg["INQUIRY_TTL_SECONDS"],
+    )
     headers = {"X-Cross-Site": result.token, "X-Message": cfg["INQUIRY_MESSAGE"]}
     return INQUIRY_RESPONSE.dump(result), 200, headers
 

@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from ..core import errors, inquiry, payments, states
 from ..core.payments import wib_day
 from ..infra import logs
-from ..infra.db import is_transient
+from ..infra.db import INTEGRITY, is_transient
 from ..web import runtime
 from ..web.errors import TooManyRequests
 from . import auth, codes, schemas, store
@@ -226,7 +226,7 @@ def in_savepoint(conn: sa.Connection, fn: Callable[[], Any]) -> Any:
         try:
             with conn.begin_nested():
                 return fn()
-        except sa.exc.IntegrityError:
+        except INTEGRITY:
             if attempt == 2:
                 raise errors.Conflict("a concurrent request changed the same data") from None
     raise AssertionError("unreachable")

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app, g
 
 from ..core import errors
-from ..infra.db import Database, committing
+from ..infra.db import INTEGRITY, Database, committing
 from ..infra.runtime import Runtime
 
 
@@ -79,6 +79,6 @@ def run(fn, *args, **kwargs):
         try:
             with transaction() as conn:
                 return fn(conn, *args, **kwargs)
-        except sa.exc.IntegrityError:
+        except INTEGRITY:
             if attempt == 2:
                 raise errors.Conflict("a concurrent request changed the same data") from None

@@ -1,0 +1,81 @@
+"""Statements run straight on psycopg (pdam/infra/db.py ``rows``, ``rows_alone``,
+``execute_alone``): in the caller's transaction, or in one of their own."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from pdam.infra import db
+
+ADD = sa.text(
+    "insert into partner (code, name, webhook_secret) values (:code, :name, repeat('s', 32)) returning code, name"
+)
+COUNT = sa.text("select count(*) as n from partner where code = :code")
+
+
+@pytest.fixture
+def engine(app):
+    return app.extensions["pdam.runtime"].database.engine
+
+
+def partners(run_sql, code: str) -> int:
+    return run_sql("select count(*) from partner where code = %s", (code,))[0][0]
+
+
+def test_rows_run_in_the_callers_transaction_and_begin_it(engine, run_sql):
+    with engine.connect() as conn:
+        assert not conn.in_transaction()
+        assert db.rows(conn, ADD, {"code": "01", "name": "A"}) == [("01", "A")]
+        assert conn.in_transaction()  # so the caller's commit covers it
+        assert partners(run_sql, "01") == 0  # not committed yet
+        conn.commit()
+    assert partners(run_sql, "01") == 1
+
+
+def test_rows_roll_back_with_the_callers_transaction(engine, run_sql):
+    with engine.connect() as conn:
+        db.rows(conn, ADD, {"code": "02", "name": "B"})
+        conn.rollback()
+        assert db.rows(conn, COUNT, {"code": "02"})[0].n == 0
+    assert partners(run_sql, "02") == 0
+
+
+def test_rows_alone_commit_on_their_own_before_a_transaction(engine, run_sql):
+    with engine.connect() as conn:
+        row = db.execute_alone(conn, ADD, {"code": "03", "name": "C"})
+        assert (row.code, row.name) == ("03", "C")
+        assert not conn.in_transaction()
+        assert partners(run_sql, "03") == 1  # committed already
+        conn.execute(sa.text("select 1"))  # then a transaction that fails
+        conn.rollback()
+    assert partners(run_sql, "03") == 1
+
+
+def test_rows_alone_join_a_transaction_that_is_open(engine, run_sql):
+    with engine.connect() as conn:
+        conn.execute(sa.text("select 1"))
+        db.rows_alone(conn, ADD, {"code": "04", "name": "D"})
+        conn.rollback()
+    assert partners(run_sql, "04") == 0
+
+
+def test_no_row_is_none_and_the_connection_stays_usable(engine):
+    with engine.connect() as conn:
+        assert db.execute_alone(conn, sa.text("select code from partner where code = :code"), {"code": "99"}) is None
+        assert db.execute_alone(conn, COUNT, {"code": "99"}).n == 0
+        assert not db.driver_connection(conn).autocommit  # back as SQLAlchemy left it
+
+
+def test_a_unique_violation_is_an_integrity_error_and_leaves_the_connection_usable(engine):
+    with engine.connect() as conn:
+        db.execute_alone(conn, ADD, {"code": "05", "name": "E"})
+        with pytest.raises(db.INTEGRITY) as raised:
+            db.execute_alone(conn, ADD, {"code": "05", "name": "E"})
+        assert isinstance(raised.value, psycopg.errors.UniqueViolation)
+        assert db.execute_alone(conn, COUNT, {"code": "05"}).n == 1
+        with pytest.raises(db.INTEGRITY):
+            db.rows(conn, ADD, {"code": "05", "name": "E"})
+        conn.rollback()
+        assert db.rows(conn, COUNT, {"code": "05"})[0].n == 1
