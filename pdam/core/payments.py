@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from ..infra import queue
+from ..infra import db, queue
 from ..infra.sql import queries
 from . import errors, inquiry
 
@@ -96,11 +96,12 @@ def same_request(payment: sa.Row, req: PaymentRequest) -> bool:
 def accept(conn: sa.Connection, partner_code: str, req: PaymentRequest, now: dt.datetime) -> Accepted:
     """Record ``req`` and enqueue its posting, or say precisely why not (contract order)."""
     periods = sorted(req.periods)
-    check = conn.execute(
+    (check,) = db.rows(
+        conn,
         Q["checks"],
         {"partner": partner_code, "pid": req.reference, "inq": req.inquiry_token, "cid": req.customer_id,
          "periods": periods, "now": now},
-    ).one()
+    )
 
     # 1. The partner's reference: an idempotent replay or a conflict, before any inquiry check.
     if check.existing_id is not None:
@@ -133,7 +134,8 @@ def accept(conn: sa.Connection, partner_code: str, req: PaymentRequest, now: dt.
     # 5. Record with its receipt number and periods, and enqueue: one transaction.
     day = wib_day(now)
     callback = req.callback
-    payment = conn.execute(
+    recorded = db.rows(
+        conn,
         Q["record"],
         {
             "partner": partner_code,
@@ -150,11 +152,12 @@ def accept(conn: sa.Connection, partner_code: str, req: PaymentRequest, now: dt.
             "callback_token": callback.token if callback.url else None,
             "authorization": callback.authorization if callback.url else None,
         },
-    ).one_or_none()
-    if payment is None:
+    )
+    if not recorded:
         raise _numbers_used_up(partner_code, day)
-    queue.defer(conn, queue.POST_PAYMENT, queue=queue.POSTING_QUEUE, payment_id=payment.id)
-    return Accepted(payment._asdict(), replayed=False)
+    payment = recorded[0]._asdict()
+    queue.defer(conn, queue.POST_PAYMENT, queue=queue.POSTING_QUEUE, payment_id=payment["id"])
+    return Accepted(payment, replayed=False)
 
 
 def accept_inquiry(
