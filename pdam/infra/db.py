@@ -100,9 +100,14 @@ def _pyformat(statement: sa.TextClause) -> str:
     return str(statement.compile(dialect=_DIALECT))
 
 
-def _fetch(raw: psycopg.Connection, statement: sa.TextClause, params: Mapping) -> list:
-    with raw.cursor(row_factory=namedtuple_row) as cur:
-        return cur.execute(_pyformat(statement), params).fetchall()
+def _fetch(conn: sa.Connection, raw: psycopg.Connection, statement: sa.TextClause, params: Mapping) -> list:
+    try:
+        with raw.cursor(row_factory=namedtuple_row) as cur:
+            return cur.execute(_pyformat(statement), params).fetchall()
+    except psycopg.OperationalError:
+        if raw.closed:  # lost: as SQLAlchemy does for its own statements, the pool replaces it
+            conn.invalidate()
+        raise
 
 
 def rows(conn: sa.Connection, statement: sa.TextClause, params: Mapping) -> list:
@@ -112,7 +117,7 @@ def rows(conn: sa.Connection, statement: sa.TextClause, params: Mapping) -> list
     more CPU than the statement's own round trip."""
     if not conn.in_transaction():
         conn.begin()
-    return _fetch(driver_connection(conn), statement, params)
+    return _fetch(conn, driver_connection(conn), statement, params)
 
 
 def rows_alone(conn: sa.Connection, statement: sa.TextClause, params: Mapping) -> list:
@@ -125,7 +130,7 @@ def rows_alone(conn: sa.Connection, statement: sa.TextClause, params: Mapping) -
     raw = driver_connection(conn)
     raw.autocommit = True  # client-side only: nothing is sent
     try:
-        return _fetch(raw, statement, params)
+        return _fetch(conn, raw, statement, params)
     finally:
         if not raw.closed:
             raw.autocommit = False

@@ -79,3 +79,16 @@ def test_a_unique_violation_is_an_integrity_error_and_leaves_the_connection_usab
             db.rows(conn, ADD, {"code": "05", "name": "E"})
         conn.rollback()
         assert db.rows(conn, COUNT, {"code": "05"})[0].n == 1
+
+
+def test_a_lost_connection_is_transient_and_the_pool_replaces_it_quietly(engine, run_sql, caplog):
+    with engine.connect() as conn:
+        pid = db.execute_alone(conn, sa.text("select pg_backend_pid() as pid"), {}).pid
+        run_sql("select pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(psycopg.OperationalError) as raised:
+            db.rows(conn, COUNT, {"code": "06"})
+        assert db.is_transient(raised.value)
+        conn.rollback()
+    with engine.connect() as conn:  # a working connection again
+        assert db.execute_alone(conn, COUNT, {"code": "06"}).n == 0
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
