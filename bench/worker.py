@@ -37,7 +37,7 @@ import common  # noqa: E402
 import loadgen  # noqa: E402
 import psycopg  # noqa: E402
 
-TARGET_RATIO = 0.60
+TARGET_RATIO = 0.80
 TARGET_P99_S = 1.0
 QUEUED_PARTNER, LATENCY_PARTNER = "01", "02"
 

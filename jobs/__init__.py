@@ -14,20 +14,27 @@ import procrastinate
 import psycopg_pool
 
 from pdam.core.errors import Retry
-from pdam.infra import settings
+from pdam.infra import db, settings
 from pdam.infra.runtime import Runtime
 
 runtime = Runtime(settings.load())
 cfg = runtime.settings
 
 
+def make_pool(url: str, conf, **kwargs) -> psycopg_pool.AsyncConnectionPool:
+    """The queue's pool on ``url``. A job waits at most 5 x DB_CONNECT_TIMEOUT for a
+    connection: a worker that lost its database stops within that time (instead of the
+    pool's default 30 s) and its supervisor restarts it. Its connections get the session
+    of the web's (``db.session_options``: timeouts, UTC): posting runs on them."""
+    timeout = 5 * max(1, conf["DB_CONNECT_TIMEOUT"])
+    session = {"options": db.session_options(conf)}
+    return psycopg_pool.AsyncConnectionPool(conninfo=url, timeout=timeout, kwargs=session, **kwargs)
+
+
 def _pool(**kwargs) -> psycopg_pool.AsyncConnectionPool:
-    """The queue's pool, on the database the runtime resolves (the embedded one when
-    DATABASE_URL is not set) at the moment the worker opens the App. A job waits at most
-    5 x DB_CONNECT_TIMEOUT for a connection: a worker that lost its database stops within
-    that time (instead of the pool's default 30 s) and its supervisor restarts it."""
-    timeout = 5 * max(1, cfg["DB_CONNECT_TIMEOUT"])
-    return psycopg_pool.AsyncConnectionPool(conninfo=runtime.database.url, timeout=timeout, **kwargs)
+    """``make_pool`` on the database the runtime resolves (the embedded one when
+    DATABASE_URL is not set) at the moment the worker opens the App."""
+    return make_pool(runtime.database.url, cfg, **kwargs)
 
 
 app = procrastinate.App(

@@ -1,12 +1,23 @@
 """Posting: apply recorded payments to the billing ledger (the core's ``posting.post``),
-commit, report the outcome (callback, log line), decide retry or give up."""
+commit, report the outcome (callback, log line), decide retry or give up.
+
+The task is async: with the ledger in this database (the default) an attempt runs on a
+connection of the worker's own Procrastinate pool (``run_async``: no thread, no second
+pool, no SQLAlchemy on the hot path); with a separate ledger it runs the sync ``run`` in a
+thread. Both run the same statements (``post_payment_v1``/``finish_posting_v1``), record
+the final callback in the posting's transaction, and share the retry decision, the stuck
+flag and the log lines.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+from typing import AsyncContextManager, Callable
 
 import procrastinate
+import psycopg
 
 from pdam.core import errors, posting
 from pdam.infra import logs, queue
@@ -45,16 +56,52 @@ def run(rt: Runtime, payment_id: int, attempt: int) -> str:
                 rollback_quietly(conn)
             if ledger is not None and ledger is not conn:
                 rollback_quietly(ledger)
-            decision = errors.retry_decision(exc, attempt, rt.settings["POSTING_MAX_ATTEMPTS"])
+            decision = _failed(exc, rt, payment_id, attempt)
             if isinstance(decision, errors.GiveUp) and not isinstance(exc, posting.PaymentMissing):
                 _flag_stuck(rt, payment_id, decision.message, attempt)
-            log.warning("posting of payment %s: %s", payment_id, decision.message,
-                        extra={"payment_id": payment_id, "outcome": type(decision).__name__.lower()})
             raise decision from exc
+    _log_posted(result, payment_id, attempt)
+    return result.status
+
+
+Connect = Callable[[], AsyncContextManager[psycopg.AsyncConnection]]
+
+
+async def run_async(rt: Runtime, connect: Connect, payment_id: int, attempt: int) -> str:
+    """``run`` with the ledger in this database, on an async connection from ``connect``
+    (the worker's pool: ``app.connector.pool.connection``, which commits the block's work at
+    its end and rolls it back on error): the posting and its final callback commit together.
+    A payment without a callback is posted by one statement committed on its own
+    (``posting.post_async``): there is nothing else to commit with it.
+    """
+    try:
+        async with connect() as conn:
+            now = rt.now()
+            result = await posting.post_async(conn, payment_id, now)
+            if result.payment is not None:
+                await callbacks.enqueue_async(conn, result.payment, result.status, now)  # the final callback
+    except Exception as exc:
+        decision = _failed(exc, rt, payment_id, attempt)
+        if isinstance(decision, errors.GiveUp) and not isinstance(exc, posting.PaymentMissing):
+            await asyncio.to_thread(_flag_stuck, rt, payment_id, decision.message, attempt)
+        raise decision from exc
+    _log_posted(result, payment_id, attempt)
+    return result.status
+
+
+def _failed(exc: Exception, rt: Runtime, payment_id: int, attempt: int) -> errors.Retry | errors.GiveUp:
+    """The retry decision of a failed attempt, logged."""
+    decision = errors.retry_decision(exc, attempt, rt.settings["POSTING_MAX_ATTEMPTS"])
+    log.warning("posting of payment %s: %s", payment_id, decision.message,
+                extra={"payment_id": payment_id, "outcome": type(decision).__name__.lower()})
+    return decision
+
+
+def _log_posted(result: posting.Posted, payment_id: int, attempt: int) -> None:
+    """The operators' line of a payment this run finished (none when it was final already)."""
     if result.payment is not None:
         with logs.bound(nob=result.payment["nob"]):
             log.info("posted", extra={"payment_id": payment_id, "outcome": result.status, "attempt": attempt})
-    return result.status
 
 
 def _flag_stuck(rt: Runtime, payment_id: int, reason: str, attempt: int) -> None:
@@ -69,5 +116,8 @@ def _flag_stuck(rt: Runtime, payment_id: int, reason: str, attempt: int) -> None
     name=queue.POST_PAYMENT, queue=queue.POSTING_QUEUE, pass_context=True,
     retry=RetryOnType(cfg["POSTING_RETRY_SECONDS"]),
 )
-def post_payment(context: procrastinate.JobContext, payment_id: int) -> str:
-    return run(runtime, payment_id, attempt=context.job.attempts + 1)
+async def post_payment(context: procrastinate.JobContext, payment_id: int) -> str:
+    attempt = context.job.attempts + 1
+    if runtime.database.separate_ledger:
+        return await asyncio.to_thread(run, runtime, payment_id, attempt)
+    return await run_async(runtime, app.connector.pool.connection, payment_id, attempt)

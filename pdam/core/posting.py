@@ -9,7 +9,8 @@ database) recognises "already paid by this payment".
 With one database, posting is one statement (``post_payment_v1``); with a
 separate ledger the same functions run in three steps, the bills paid in the
 ledger passed to the last one. Either way the outcome rules exist once, in
-``finish_posting_v1`` (sql/005_functions.sql).
+``finish_posting_v1`` (sql/005_functions.sql). The job server runs the one-database
+case on its own async connection (``post_async``: the same function).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+import psycopg
 import sqlalchemy as sa
 
-from ..infra import queue
+from ..infra import adb, queue
 from ..infra.sql import queries
 from . import errors, states
 
@@ -53,7 +55,30 @@ def post(conn: sa.Connection, ledger: sa.Connection, payment_id: int, now: dt.da
         row = _post_to_separate_ledger(conn, ledger, payment_id, now)
     if row is not None:
         return Posted(states.CREATED, row._asdict())
-    was = conn.execute(Q["status"], {"id": payment_id}).scalar()
+    return _unchanged(payment_id, conn.execute(Q["status"], {"id": payment_id}).scalar())
+
+
+async def post_async(conn: psycopg.AsyncConnection, payment_id: int, now: dt.datetime) -> Posted:
+    """``post`` with the ledger in this database, on an async psycopg connection (the job
+    server's own, no transaction open): the same function, rows as dicts.
+
+    A payment without a callback has nothing to record with its outcome: it is posted by
+    one statement that commits by itself (``post_alone``, one round trip instead of
+    three). Any other payment is posted in the caller's transaction, which the caller
+    commits with the callback it records."""
+    params = {"id": payment_id, "now": now}
+    found = await adb.rows_alone(conn, Q["post_alone"], params)
+    if not found:
+        found = await adb.rows(conn, Q["post"], params)
+    if found:
+        return Posted(states.CREATED, found[0])
+    status = await adb.rows(conn, Q["status"], {"id": payment_id})
+    return _unchanged(payment_id, status[0]["status"] if status else None)
+
+
+def _unchanged(payment_id: int, was: str | None) -> Posted:
+    """The outcome of a run that finished nothing: the payment's status ``was`` (read after
+    the posting statement, under its row lock)."""
     if was is None:
         raise PaymentMissing(f"payment {payment_id} does not exist")
     if was == states.CREATED:  # impossible under the row lock; never report a wrong outcome

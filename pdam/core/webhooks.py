@@ -22,9 +22,10 @@ import json
 from dataclasses import dataclass
 from typing import Mapping
 
+import psycopg
 import sqlalchemy as sa
 
-from ..infra import queue
+from ..infra import adb, queue
 from ..infra.sql import queries
 from . import errors, states
 
@@ -51,18 +52,36 @@ def lock_for(payment_id: int) -> str:
 def record(conn: sa.Connection, payment_id: int, event: str, url: str, body: dict, now: dt.datetime) -> int:
     """Store the ``event`` callback of a payment and defer its delivery, on ``conn``'s
     transaction; return the delivery id."""
-    if event not in states.EVENTS:
-        raise ValueError(f"unknown webhook event {event!r}")
-    params = {"payment_id": payment_id, "event": event, "url": url, "body": json.dumps(body), "now": now}
+    params = _delivery(payment_id, event, url, body, now)
     delivery_id = conn.execute(Q["insert_delivery"], params).scalar_one()
     _defer(conn, payment_id, delivery_id)
     return delivery_id
 
 
+async def record_async(
+    conn: psycopg.AsyncConnection, payment_id: int, event: str, url: str, body: dict, now: dt.datetime
+) -> int:
+    """``record`` on an async psycopg connection (the job server's own), in its current
+    transaction: the same row and the same delivery job."""
+    params = _delivery(payment_id, event, url, body, now)
+    (row,) = await adb.rows(conn, Q["insert_delivery"], params)
+    await queue.defer_async(conn, queue.DELIVER_WEBHOOK, **_job(payment_id, row["id"]))
+    return row["id"]
+
+
+def _delivery(payment_id: int, event: str, url: str, body: dict, now: dt.datetime) -> dict:
+    if event not in states.EVENTS:
+        raise ValueError(f"unknown webhook event {event!r}")
+    return {"payment_id": payment_id, "event": event, "url": url, "body": json.dumps(body), "now": now}
+
+
+def _job(payment_id: int, delivery_id: int) -> dict:
+    """The delivery job's queue, lock (one payment's callbacks in order) and arguments."""
+    return {"queue": queue.WEBHOOK_QUEUE, "lock": lock_for(payment_id), "delivery_id": delivery_id}
+
+
 def _defer(conn: sa.Connection, payment_id: int, delivery_id: int) -> int:
-    return queue.defer(
-        conn, queue.DELIVER_WEBHOOK, queue=queue.WEBHOOK_QUEUE, lock=lock_for(payment_id), delivery_id=delivery_id
-    )
+    return queue.defer(conn, queue.DELIVER_WEBHOOK, **_job(payment_id, delivery_id))
 
 
 @dataclass(frozen=True)

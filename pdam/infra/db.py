@@ -47,15 +47,21 @@ def resolve_database_url(settings: Mapping) -> str:
     return embedded.start(Path(settings["INSTANCE_PATH"]) / "pgdata")
 
 
-def make_engine(url: str, settings: Mapping, **kwargs) -> sa.Engine:
+def session_options(settings: Mapping) -> str:
+    """libpq ``options`` of every connection to our databases (``make_engine``'s, and the job
+    server's Procrastinate pool, where posting runs): statement and lock timeouts (a blocked
+    statement fails as transient: 503, or the job is retried), UTC."""
     timeout = settings["DB_STATEMENT_TIMEOUT_MS"]
-    options = f"-c statement_timeout={timeout} -c lock_timeout={timeout} -c timezone=UTC"
+    return f"-c statement_timeout={timeout} -c lock_timeout={timeout} -c timezone=UTC"
+
+
+def make_engine(url: str, settings: Mapping, **kwargs) -> sa.Engine:
     kwargs.setdefault("pool_size", settings["DB_POOL_SIZE"])
     kwargs.setdefault("max_overflow", settings["DB_POOL_SIZE"])
     kwargs.setdefault("pool_timeout", settings["DB_CONNECT_TIMEOUT"])
     return sa.create_engine(
         sqlalchemy_url(url),
-        connect_args={"connect_timeout": settings["DB_CONNECT_TIMEOUT"], "options": options},
+        connect_args={"connect_timeout": settings["DB_CONNECT_TIMEOUT"], "options": session_options(settings)},
         # Error messages (and so logged tracebacks) name the statement, never its parameters:
         # those include tokens (a payment keeps the request's Authorization for its callbacks).
         hide_parameters=True,
@@ -95,7 +101,7 @@ _DIALECT = pg_dialect.dialect()
 
 
 @functools.cache
-def _pyformat(statement: sa.TextClause) -> str:
+def pyformat(statement: sa.TextClause) -> str:
     """A named statement as psycopg takes it (``%(name)s``), compiled once by SQLAlchemy."""
     return str(statement.compile(dialect=_DIALECT))
 
@@ -103,7 +109,7 @@ def _pyformat(statement: sa.TextClause) -> str:
 def _fetch(conn: sa.Connection, raw: psycopg.Connection, statement: sa.TextClause, params: Mapping) -> list:
     try:
         with raw.cursor(row_factory=namedtuple_row) as cur:
-            return cur.execute(_pyformat(statement), params).fetchall()
+            return cur.execute(pyformat(statement), params).fetchall()
     except psycopg.OperationalError:
         if raw.closed:  # lost: as SQLAlchemy does for its own statements, the pool replaces it
             conn.invalidate()
@@ -153,10 +159,3 @@ def driver_connection(conn: sa.Connection):
     """The psycopg connection under a SQLAlchemy connection (for procrastinate and COPY)."""
     return conn.connection.driver_connection
 
-
-def session_options(settings: Mapping) -> str:
-    """libpq ``options`` giving a connection made outside ``make_engine`` (the job server's
-    Procrastinate pool, where posting runs) the same session: statement and lock timeouts
-    (a blocked posting fails as transient and is retried), UTC."""
-    timeout = settings["DB_STATEMENT_TIMEOUT_MS"]
-    return f"-c statement_timeout={timeout} -c lock_timeout={timeout} -c timezone=UTC"

@@ -101,6 +101,13 @@ def enqueue(conn: sa.Connection, row: dict, event: str, now: dt.datetime) -> int
     return webhooks.record(conn, row["id"], event, row["callback_url"], body_for(row, event), now)
 
 
+async def enqueue_async(conn, row: dict, event: str, now: dt.datetime) -> int | None:
+    """``enqueue`` on the job server's async psycopg connection, in its transaction."""
+    if not row["callback_url"]:
+        return None
+    return await webhooks.record_async(conn, row["id"], event, row["callback_url"], body_for(row, event), now)
+
+
 def _ordered(values: dict, order: tuple[str, ...]) -> dict:
     known = {key: values[key] for key in order if key in values}
     return known | {key: values[key] for key in sorted(values) if key not in known}

@@ -5,6 +5,15 @@
 -- Ledger in this database: lock, pay and finish in one statement.
 select * from post_payment_v1(:id, :now)
 
+-- post_alone --
+-- Ledger in this database, a payment without X-Async (no callback to record with its
+-- outcome): the same function, run as a transaction of its own (autocommit). No row when
+-- the payment has a callback (its id is not passed on), is final already or does not
+-- exist: the caller then runs ``post`` in its transaction. callback_url never changes
+-- after the payment is recorded, so reading it before the function's lock is safe.
+select * from post_payment_v1(
+    (select id from payment where id = :id and coalesce(callback_url, '') = ''), :now)
+
 -- status --
 select status from payment where id = :id
 

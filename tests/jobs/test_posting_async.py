@@ -1,0 +1,256 @@
+"""The async posting path (jobs/posting.py ``run_async``, what the worker runs with the
+ledger in this database) on a pool made as the worker makes its own (``jobs.make_pool``):
+the same outcomes and callbacks as the sync path, the callback in the posting's
+transaction, idempotence, the retry decision and the stuck flag."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+
+import psycopg
+import psycopg_pool
+import pytest
+import sqlalchemy as sa
+
+from pdam.core import errors, posting
+from pdam.infra.db import pyformat
+from pdam.peti import callbacks
+from tests.factories import CID, run_posting
+
+CID2 = "020202020202"
+HOOK = "http://127.0.0.1:9/hook"
+
+
+def run_posting_async(app, payment_id: int, attempt: int = 1) -> str:
+    """One attempt of the async path, on a pool configured like the worker's."""
+    import jobs
+    from jobs import posting as job
+
+    rt = app.extensions["pdam.runtime"]
+
+    async def attempt_once() -> str:
+        pool = jobs.make_pool(rt.database.url, rt.settings, open=False, min_size=1, max_size=2,
+                              check=psycopg_pool.AsyncConnectionPool.check_connection)
+        async with pool:
+            return await job.run_async(rt, pool.connection, payment_id, attempt)
+
+    return asyncio.run(attempt_once())
+
+
+def payment_ids(run_sql) -> list[int]:
+    return [r[0] for r in run_sql("select id from payment order by id")]
+
+
+SCENARIOS = {
+    "accepted": None,
+    "changed": "update bill set late_fee = 5000 where period = '202002'",  # denda grew after the inquiry
+    "rejected": "update bill set paid_by = '992001010001', paid_at = now()",  # paid at the counter
+}
+
+
+@pytest.mark.parametrize("outcome", list(SCENARIOS))
+@pytest.mark.parametrize("hook", [HOOK, None], ids=["x-async", "no-callback"])
+def test_same_outcomes_and_callbacks_as_the_sync_path(
+    app, partner_headers, seed_bills, pay, run_sql, outcome, hook
+):
+    for cid, pid in ((CID, "evid-sync"), (CID2, "evid-async")):
+        seed_bills.simple(cid, ["202001", "202002"])
+        pay(partner_headers, cid=cid, pid=pid, per=[202001, 202002], x_async=hook)
+    if SCENARIOS[outcome]:
+        run_sql(SCENARIOS[outcome])
+    sync_id, async_id = payment_ids(run_sql)
+    assert run_posting(app, sync_id, 1) == outcome
+    assert run_posting_async(app, async_id, 1) == outcome
+
+    rows = run_sql("select status, paid_total, paid_periods, problem_periods, posted_at is not null, stuck_at"
+                   " from payment order by id")
+    assert rows[0] == rows[1] and rows[0][0] == outcome
+    periods = run_sql(
+        "select payment_id, period, water, late_fee, paid, live from payment_period order by 1, 2")
+    assert [p[1:] for p in periods if p[0] == sync_id] == [p[1:] for p in periods if p[0] == async_id]
+    paid = run_sql("select p.id, count(b.id) from payment p left join bill b on b.paid_by = p.nob"
+                   " group by 1 order by 1")
+    assert paid[0][1] == paid[1][1]
+    finals = run_sql(
+        "select payment_id, event, body from webhook_delivery where event <> 'created' order by 1")
+    jobs = run_sql("select args->>'delivery_id', lock, queue_name from procrastinate_jobs"
+                   " where task_name = 'webhooks.deliver' order by id")
+    if hook is None:  # no X-Async: no callback either way
+        assert finals == [] and jobs == []
+        return
+    # The final callback: recorded for both, the same body but for the payment's own fields ...
+    assert [(f[0], f[1]) for f in finals] == [(sync_id, outcome), (async_id, outcome)]
+    sync_body, async_body = finals[0][2], finals[1][2]
+    assert {k: sync_body[k] for k in ("status", "code", "message", "meta")} == {
+        k: async_body[k] for k in ("status", "code", "message", "meta")}
+    # ... exactly what the edge renders from the committed row (the sync path's row type).
+    with app.app_context():
+        from pdam.web import runtime
+
+        row = runtime.connection().execute(
+            sa.text("select * from payment where id = :id"), {"id": async_id}).one()._asdict()
+    assert async_body == json.loads(json.dumps(callbacks.body_for(row, outcome)))
+    # Each with its delivery job, in the payment's callback order (lock).
+    assert [(j[1], j[2]) for j in jobs[-2:]] == [(f"webhook-payment-{sync_id}", "webhooks"),
+                                                 (f"webhook-payment-{async_id}", "webhooks")]
+    assert run_sql("select count(*) from webhook_delivery") == [(4,)] and len(jobs) == 4
+
+
+def test_a_payment_with_a_callback_is_never_posted_alone(partner_headers, example_bill, pay, run_sql):
+    """``post_alone`` (autocommit) leaves a payment with X-Async to ``post``, so its callback
+    is recorded in the posting's transaction."""
+    pay(partner_headers, per=[201903], x_async=HOOK)
+    (payment_id,) = payment_ids(run_sql)
+    params = {"id": payment_id, "now": dt.datetime.now(dt.timezone.utc)}
+    assert run_sql(pyformat(posting.Q["post_alone"]), params) == []
+    assert run_sql("select status from payment") == [("created",)]
+    assert run_sql("select paid_by from bill") == [(None,)]
+
+
+def test_the_connection_goes_back_to_the_pool_as_it_came(partner_headers, example_bill, pay, app, run_sql):
+    """Failed in its statement, given up or posted alone (autocommit): the pool's connection
+    is back in transaction mode and idle, as Procrastinate's own statements expect it."""
+    import jobs
+    from jobs import posting as job
+
+    pay(partner_headers, per=[201903])
+    (payment_id,) = payment_ids(run_sql)
+    rt = app.extensions["pdam.runtime"]
+    run_sql("create function no_bill() returns trigger language plpgsql as $$ begin"
+            " raise exception using errcode = '40P01', message = 'deadlock detected'; end $$;"
+            " create trigger no_bill before update on bill for each row execute function no_bill()")
+
+    async def attempts() -> list:
+        seen = []
+        pool = jobs.make_pool(rt.database.url, rt.settings, open=False, min_size=1, max_size=1)
+        async with pool:
+            for pid in (payment_id, 987654321, payment_id):
+                try:
+                    seen.append(await job.run_async(rt, pool.connection, pid, 1))
+                except (errors.Retry, errors.GiveUp) as exc:
+                    seen.append(type(exc).__name__)
+                    if pid == payment_id:
+                        run_sql("drop trigger no_bill on bill")
+                async with pool.connection() as conn:
+                    seen.append((conn.autocommit, conn.info.transaction_status.name))
+        return seen
+
+    assert asyncio.run(attempts()) == [
+        "Retry", (False, "IDLE"),  # the statement failed (autocommit, no callback)
+        "GiveUp", (False, "IDLE"),  # no such payment
+        "accepted", (False, "IDLE"),  # posted alone
+    ]
+    assert run_sql("select status from payment") == [("accepted",)]
+
+
+def test_a_second_run_changes_nothing(partner_headers, example_bill, pay, app, run_sql):
+    pay(partner_headers, per=[201903], x_async=HOOK)
+    (payment_id,) = payment_ids(run_sql)
+    assert run_posting_async(app, payment_id, 1) == "accepted"
+    before = (run_sql("select paid_by, paid_at from bill"),
+              run_sql("select status, posted_at, paid_total from payment"),
+              run_sql("select count(*) from webhook_delivery"),
+              run_sql("select count(*) from procrastinate_jobs"))
+    assert run_posting_async(app, payment_id, 2) == "accepted"  # the status, nothing posted
+    assert run_posting(app, payment_id, 3) == "accepted"  # nor by the other path
+    after = (run_sql("select paid_by, paid_at from bill"),
+             run_sql("select status, posted_at, paid_total from payment"),
+             run_sql("select count(*) from webhook_delivery"),
+             run_sql("select count(*) from procrastinate_jobs"))
+    assert after == before and before[2] == [(2,)]  # created + the one final callback
+
+
+def test_the_callback_commits_with_the_posting(partner_headers, example_bill, pay, app, run_sql):
+    pay(partner_headers, per=[201903], x_async=HOOK)
+    (payment_id,) = payment_ids(run_sql)
+    # Recording the final callback fails (after the posting statement ran) ...
+    run_sql("create function no_delivery() returns trigger language plpgsql as $$ begin"
+            " raise exception using errcode = '40P01', message = 'deadlock detected'; end $$;"
+            " create trigger no_delivery before insert on webhook_delivery for each row"
+            " execute function no_delivery()")
+    with pytest.raises(errors.Retry) as raised:
+        run_posting_async(app, payment_id, 1)
+    assert isinstance(raised.value.__cause__, psycopg.errors.DeadlockDetected)
+    # ... so nothing of the posting stays: no paid bill, no final status, no delivery job.
+    assert run_sql("select status, posted_at, stuck_at from payment") == [("created", None, None)]
+    assert run_sql("select paid_by from bill") == [(None,)]
+    assert run_sql("select event from webhook_delivery") == [("created",)]
+    assert run_sql("select count(*) from procrastinate_jobs where task_name = 'webhooks.deliver'") == [(1,)]
+    run_sql("drop trigger no_delivery on webhook_delivery")
+    assert run_posting_async(app, payment_id, 2) == "accepted"
+    assert run_sql("select event from webhook_delivery order by id") == [("created",), ("accepted",)]
+    assert run_sql("select count(*) from procrastinate_jobs where task_name = 'webhooks.deliver'") == [(2,)]
+
+
+def test_transient_failure_is_retried_then_flagged_stuck(app, partner_headers, example_bill, pay, run_sql):
+    pay(partner_headers, per=[201903])
+    (payment_id,) = payment_ids(run_sql)
+    run_sql("create function slow_bill() returns trigger language plpgsql as $$ begin"
+            " raise exception using errcode = '40P01', message = 'deadlock detected'; end $$;"
+            " create trigger slow_bill before update on bill for each row execute function slow_bill()")
+    with pytest.raises(errors.Retry) as raised:
+        run_posting_async(app, payment_id, 1)
+    assert isinstance(raised.value.__cause__, psycopg.OperationalError)
+    assert run_sql("select status, stuck_at from payment") == [("created", None)]
+    last = app.config["POSTING_MAX_ATTEMPTS"]
+    with pytest.raises(errors.GiveUp) as raised:
+        run_posting_async(app, payment_id, last)
+    assert isinstance(raised.value.__cause__, psycopg.OperationalError)
+    rows = run_sql("select status, stuck_at is not null, stuck_reason, posting_attempts from payment")
+    assert rows[0][:2] == ("created", True) and "deadlock" in rows[0][2] and rows[0][3] == last
+    run_sql("drop trigger slow_bill on bill")
+    assert run_posting_async(app, payment_id, 1) == "accepted"  # posting clears the flag
+    assert run_sql("select status, stuck_at from payment") == [("accepted", None)]
+
+
+def test_a_lock_held_too_long_is_retried(make_app, partner_headers, example_bill, pay, run_sql, database_url):
+    """The worker's connections have the web's timeouts: a posting blocked on the payment's
+    row lock fails as transient instead of waiting for ever."""
+    app = make_app(DB_STATEMENT_TIMEOUT_MS=300)
+    pay(partner_headers, per=[201903], app=app)
+    (payment_id,) = payment_ids(run_sql)
+    with psycopg.connect(database_url) as holder:
+        holder.execute("select 1 from payment where id = %s for update", (payment_id,))
+        with pytest.raises(errors.Retry) as raised:
+            run_posting_async(app, payment_id, 1)
+        # The statement or the lock timeout, whichever fires first (both are 300 ms).
+        timed_out = (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable)
+        assert isinstance(raised.value.__cause__, timed_out)
+    assert run_posting_async(app, payment_id, 2) == "accepted"
+
+
+def test_not_transient_gives_up_and_flags_at_once(app, partner_headers, example_bill, pay, run_sql):
+    pay(partner_headers, per=[201903])
+    (payment_id,) = payment_ids(run_sql)
+    run_sql("alter table bill rename to bill_away")
+    try:
+        with pytest.raises(errors.GiveUp):
+            run_posting_async(app, payment_id, 1)
+    finally:
+        run_sql("alter table bill_away rename to bill")
+    assert run_sql("select status, stuck_at is not null from payment") == [("created", True)]
+
+
+def test_a_missing_payment_is_given_up_without_a_flag(app, run_sql):
+    with pytest.raises(errors.GiveUp) as raised:
+        run_posting_async(app, 987654321, 1)
+    assert isinstance(raised.value.__cause__, posting.PaymentMissing)
+    assert run_sql("select count(*) from payment") == [(0,)]
+
+
+def test_the_worker_pool_has_the_web_session(app):
+    import jobs
+
+    rt = app.extensions["pdam.runtime"]
+
+    async def settings() -> tuple:
+        pool = jobs.make_pool(rt.database.url, rt.settings, open=False, min_size=1, max_size=1)
+        async with pool, pool.connection() as conn:
+            cur = await conn.execute("select current_setting('statement_timeout'),"
+                                     " current_setting('lock_timeout'), current_setting('TimeZone')")
+            return await cur.fetchone()
+
+    timeout = f"{app.config['DB_STATEMENT_TIMEOUT_MS'] // 1000}s"
+    assert asyncio.run(settings()) == (timeout, timeout, "UTC")
