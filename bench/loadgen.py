@@ -186,3 +186,153 @@ async def run(
     for _ in range(clients):
         await phase._connect()
     return await phase.finished
+
+
+# --- open loop ----------------------------------------------------------------------
+
+
+@dataclass
+class Stream:
+    """Requests sent at a fixed rate, whatever the answers take (open loop)."""
+
+    name: str
+    rate: float  # requests per second
+    items: Iterator[Item]
+
+
+class _OpenPhase:
+    """Sends each stream's k-th request at start + k / rate on an idle keep-alive
+    connection (a new one when none is idle, up to ``max_connections``; beyond that the
+    request waits). A request's latency runs from the moment it was due, so waiting for a
+    connection counts: no coordinated omission."""
+
+    def __init__(self, loop, port: int, streams: list[Stream], on_response, max_connections: int):
+        self.loop, self.port, self.on_response = loop, port, on_response
+        self.results = {s.name: PhaseResult() for s in streams}
+        self.max_connections = max_connections
+        self.idle: list[_Client] = []
+        self.waiting: list[tuple[float, Stream, Item]] = []
+        self.connections = 0
+        self.outstanding = 0
+        self.scheduled = 0
+        self.drained = loop.create_future()
+
+    # _Client's callbacks
+    def send_next(self, c: _Client) -> None:  # a new connection is ready
+        self._free(c)
+
+    def done(self, c: _Client, body: bytes) -> None:
+        now = time.perf_counter()
+        due, stream = c.job
+        r = self.results[stream.name]
+        r.requests += 1
+        r.latencies.append(now - due)
+        r.elapsed = now - self.start
+        if not 200 <= c.status < 300:
+            r.errors += 1
+            if len(r.error_samples) < 5:
+                r.error_samples.append(f"{c.status} {body[:200].decode(errors='replace')}")
+        if self.on_response is not None:
+            self.on_response(c.status, c.head, c.ctx)
+        c.busy = False
+        self._finished_one()
+        if b"\r\nconnection: close" in c.head:
+            self._drop(c)
+        else:
+            self._free(c)
+
+    def lost(self, c: _Client) -> None:
+        if c.closing:
+            return
+        if c.busy:
+            r = self.results[c.job[1].name]
+            r.errors += 1
+            if len(r.error_samples) < 5:
+                r.error_samples.append("connection lost during a request")
+            self._finished_one()
+        self._drop(c)
+
+    # scheduling
+    def due(self, stream: Stream) -> None:
+        item = next(stream.items, None)
+        if item is None:
+            self.results[stream.name].exhausted = True
+            self._finished_one()
+            return
+        job = (time.perf_counter(), stream, item)
+        if self.idle:
+            self._send(self.idle.pop(), job)
+        else:
+            self.waiting.append(job)
+            if self.connections < self.max_connections:
+                self.connections += 1
+                self.loop.create_task(self._connect())
+
+    def _send(self, c: _Client, job) -> None:
+        c.job = (job[0], job[1])
+        c.ctx = job[2][1]
+        c.busy = True
+        c.transport.write(job[2][0])
+
+    def _free(self, c: _Client) -> None:
+        if self.waiting:
+            self._send(c, self.waiting.pop(0))
+        else:
+            self.idle.append(c)
+
+    def _drop(self, c: _Client) -> None:
+        c.closing = True
+        c.transport.close()
+        if c in self.idle:
+            self.idle.remove(c)
+        self.connections -= 1
+        if self.waiting and self.connections < self.max_connections:
+            self.connections += 1
+            self.loop.create_task(self._connect())
+
+    def _finished_one(self) -> None:
+        self.outstanding -= 1
+        if self.outstanding == 0 and not self.drained.done():
+            self.drained.set_result(None)
+
+    async def _connect(self) -> None:
+        try:
+            await self.loop.create_connection(lambda: _Client(self), "127.0.0.1", self.port)
+        except OSError as exc:
+            self.connections -= 1
+            if self.waiting:
+                due, stream, _ = self.waiting.pop(0)
+                r = self.results[stream.name]
+                r.errors += 1
+                r.error_samples.append(f"cannot connect: {exc}")
+                self._finished_one()
+
+
+async def run_open(
+    port: int,
+    streams: list[Stream],
+    *,
+    duration: float,
+    warm_connections: int = 16,
+    max_connections: int = 256,
+    on_response: Callable[[int, bytes, object], None] | None = None,
+) -> dict[str, PhaseResult]:
+    """Send every stream at its rate for ``duration`` seconds; wait for the last answers."""
+    loop = asyncio.get_running_loop()
+    phase = _OpenPhase(loop, port, streams, on_response, max_connections)
+    for _ in range(warm_connections):
+        phase.connections += 1
+        await phase._connect()
+    phase.start = time.perf_counter() + 0.05
+    base = loop.time() + 0.05
+    for s in streams:
+        count = int(duration * s.rate)
+        phase.outstanding += count
+        for k in range(count):
+            loop.call_at(base + k / s.rate, phase.due, s)
+    if phase.outstanding:
+        await phase.drained
+    for c in phase.idle:
+        c.closing = True
+        c.transport.close()
+    return phase.results
