@@ -14,15 +14,13 @@ from ..infra.sql import queries
 from . import errors
 
 Q = queries("inquiry")
-BILL_FIELDS = (
-    "bill_no period meter_start meter_end usage water admin_fee admin_vat late_fee installment total"
-).split()
 
 
 @dataclass(frozen=True)
 class Inquiry:
-    """What a partner is shown: the token, the customer and the unpaid bills (dicts of
-    ``BILL_FIELDS``, oldest first)."""
+    """What a partner is shown: the token, the customer (``id name address tariff``) and
+    the unpaid bills, oldest first (dicts of ``bill_no period meter_start meter_end usage
+    water admin_fee admin_vat late_fee installment total``: ``customer_bills_v1``'s)."""
 
     token: str
     customer: dict
@@ -39,10 +37,11 @@ def inquire(
     ttl: int,
     reference: str | None = None,
 ) -> Inquiry:
-    """The customer and unpaid bills, saved under a new token for ``ttl`` seconds: a read of
-    the ledger and one statement of ours, each atomic on its own (no transaction needed;
-    they run in the caller's when it has one open). Periods a payment not posted yet
-    holds are not shown (``shown_bills_v1``).
+    """The customer and unpaid bills, saved under a new token for ``ttl`` seconds: one
+    statement with the ledger in this database, else a read of the ledger and one statement
+    of ours; each is atomic on its own (no transaction needed; they run in the caller's
+    when it has one open). What the ledger gives is ``customer_bills_v1``'s; periods a
+    payment not posted yet holds are not shown (``shown_bills_v1``).
 
     With ``reference`` (the partner's own id of the inquiry) the inquiry is bound to it:
     the same reference for the same customer while it lives answers that inquiry again
@@ -56,28 +55,20 @@ def inquire(
                 raise _reused(reference)
             if known.expires_at > now:
                 return _from_row(known)
-    rows = db.rows_alone(ledger, Q["bills"], {"cid": cid})
-    if not rows:
-        raise errors.UnknownCustomer("customer not found")
-    first = rows[0]
-    if first.bill_no is None:
-        raise errors.NothingToPay("no unpaid bills")
-    customer = {"id": first.cid, "name": first.name, "address": first.address, "tariff": first.tariff}
     token = secrets.token_hex(16)
     expires = now + dt.timedelta(seconds=ttl)
-    params = {
-        "token": token, "partner": partner_code, "cid": cid, "now": now, "expires": expires,
-        "customer": json.dumps(customer, separators=(",", ":")),
-        "bills": json.dumps([{f: getattr(r, f) for f in BILL_FIELDS} for r in rows], separators=(",", ":")),
-    }
-    if reference is None:
-        saved = db.rows_alone(conn, Q["save"], params)[0]
+    params = {"token": token, "partner": partner_code, "cid": cid, "now": now, "expires": expires}
+    if reference is None and ledger is conn:  # one statement: read, filter, save
+        found = db.rows_alone(conn, Q["inquire"], params)
     else:
-        saved = db.rows_alone(conn, Q["save_with_reference"], {**params, "reference": reference})[0]
+        found = _save_from_ledger(conn, ledger, params, reference)
+    if not found:
+        raise errors.UnknownCustomer("customer not found")
+    saved = found[0]
     if not saved.bills:
         raise errors.NothingToPay("no unpaid bills")
     if saved.token is not None:
-        return Inquiry(saved.token, customer, saved.bills, expires)
+        return Inquiry(saved.token, saved.customer, saved.bills, expires)
     # The reference is held by a row the statement could not take: a concurrent inquiry
     # with the same reference (committed meanwhile: answer it), another customer's, or a
     # paid one.
@@ -89,6 +80,18 @@ def inquire(
     if known.expires_at > now:
         return _from_row(known)
     raise errors.AlreadyPaid(f"the inquiry with reference {reference} was already paid")
+
+
+def _save_from_ledger(conn: sa.Connection, ledger: sa.Connection, params: dict, reference: str | None) -> list:
+    """``inquire``'s statement in two: the ledger's read (its own database, or a bound
+    inquiry's), then ours, with or without the reference; the same rows."""
+    found = db.rows_alone(ledger, Q["bills"], {"cid": params["cid"]})
+    if not found:
+        return []
+    params = params | {"customer": json.dumps(found[0].customer), "bills": json.dumps(found[0].bills)}
+    if reference is None:
+        return db.rows_alone(conn, Q["save"], params)
+    return db.rows_alone(conn, Q["save_with_reference"], params | {"reference": reference})
 
 
 def _reused(reference: str) -> errors.ReferenceReused:

@@ -1,32 +1,26 @@
 -- Inquiry: a customer's unpaid bills and the snapshot a payment is checked against.
 
+-- inquire --
+-- Ledger in this database: read the customer and its bills, save what is shown, in one
+-- statement. No row when the customer does not exist; token null when nothing is shown.
+select c.customer_row as customer, s.shown as bills, s.saved_token as token
+from customer_bills_v1(:cid) c,
+     save_inquiry_v1(:token, :partner, :cid, c.customer_row, c.unpaid, :now, :expires) s
+
 -- bills --
--- The customer with its unpaid bills, oldest first (one row with null bill columns
--- when it has none; no row when the customer does not exist). Runs on the ledger.
-select c.id as cid, c.name, c.address, c.tariff, b.bill_no, b.period, b.meter_start,
-       b.meter_end, b.usage, b.water, b.admin_fee, b.admin_vat, b.late_fee, b.installment, b.total
-from customer c left join bill b on b.customer_id = c.id and b.paid_by is null
-where c.id = :cid
-order by b.period
+-- The customer and its unpaid bills (jsonb). Runs on the ledger, when it is a database
+-- of its own (then ``save`` follows on ours).
+select customer_row as customer, unpaid as bills from customer_bills_v1(:cid)
 
 -- save --
--- The inquiry of these bills (a jsonb array), saved less what shown_bills_v1 hides,
--- in one statement: the bills shown, and the token (null when no bill is left and
--- nothing was saved).
-with shown as (select shown_bills_v1(:cid, cast(:bills as jsonb)) as bills),
-saved as (
-    insert into inquiry (token, partner_code, customer_id, snapshot, created_at, expires_at)
-    select :token, :partner, :cid,
-           jsonb_build_object('customer', cast(:customer as jsonb), 'bills', shown.bills), :now, :expires
-    from shown where jsonb_array_length(shown.bills) > 0
-    returning token
-)
-select shown.bills, (select token from saved) as token from shown
+-- ``inquire``'s second half, on ours: the same columns.
+select cast(:customer as jsonb) as customer, s.shown as bills, s.saved_token as token
+from save_inquiry_v1(:token, :partner, :cid, cast(:customer as jsonb), cast(:bills as jsonb), :now, :expires) s
 
 -- save_with_reference --
--- The same, bound to the partner's reference. A row of that reference which expired,
--- is this customer's and no payment used is renewed in place (same token); the token
--- is null when the reference is held otherwise (live, another customer's, or paid).
+-- ``save`` bound to the partner's reference. A row of that reference which expired, is
+-- this customer's and no payment used is renewed in place (same token); the token is
+-- null when the reference is held otherwise (live, another customer's, or paid).
 with shown as (select shown_bills_v1(:cid, cast(:bills as jsonb)) as bills),
 saved as (
     insert into inquiry (token, partner_code, customer_id, snapshot, created_at, expires_at, reference)
@@ -40,7 +34,7 @@ saved as (
           and not exists (select 1 from payment p where p.inquiry_token = inquiry.token)
     returning token
 )
-select shown.bills, (select token from saved) as token from shown
+select cast(:customer as jsonb) as customer, shown.bills, (select token from saved) as token from shown
 
 -- by_reference --
 select token, customer_id, snapshot, expires_at from inquiry

@@ -426,3 +426,26 @@ def test_trailing_newline_is_not_a_valid_inq(pay, partner_headers, bills, inquir
     _, inq = inquire(CID, partner_headers)
     res = pay.response(partner_headers, inq=inq + "\n")
     assert res.status_code == 400 and "inq" in res.json["errors"]
+
+
+def test_a_separate_ledger_answers_the_same_inquiry(split_app, partner_headers, pay, run_sql):
+    """With BILLING_DATABASE_URL the inquiry reads the ledger, then saves on ours (two
+    statements instead of one): the same answer, the same snapshot, in-progress periods
+    hidden the same way; an unknown customer and a customer who owes nothing as usual."""
+    from tests.factories import CID
+
+    client = split_app.test_client()
+    res = client.get(f"/tagihan/{CID}", headers=partner_headers)
+    assert res.status_code == 200
+    assert res.json["pelanggan"] == {"id": CID, "nama": "Nala", "alamat": "Jl. X", "golongan": "10R"}
+    assert [(b["id"], b["periode"], b["biaya"]["jumlah"]) for b in res.json["tagihan"]] == [
+        ("b202001", "202001", 48800), ("b202002", "202002", 48800)]
+    (snapshot,) = run_sql("select snapshot from inquiry where token = %s", (res.headers["X-Cross-Site"],))[0]
+    assert snapshot["customer"]["name"] == "Nala" and len(snapshot["bills"]) == 2
+    pay(partner_headers, per=[202001], app=split_app)
+    res = client.get(f"/tagihan/{CID}", headers=partner_headers)
+    assert [b["periode"] for b in res.json["tagihan"]] == ["202002"]
+    assert client.get("/tagihan/999999999999", headers=partner_headers).json == {
+        "error": 404, "message": "customer not found"}
+    pay(partner_headers, per=[202002], pid="evid-2", app=split_app)
+    assert client.get(f"/tagihan/{CID}", headers=partner_headers).json == {"error": 404, "message": "no unpaid bills"}
