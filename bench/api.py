@@ -15,7 +15,9 @@ keep-alive clients, one phase at a time:
 5. open loop: inquiries and payments sent at fixed rates (150/s and 50/s by
    default, ``--open-rates``) for ``--open-duration`` (30 s), whatever the answers
    take, payments spread over the partners (inquiries made beforehand, not
-   measured); latency runs from when a request was due (``--no-open-loop`` skips it)
+   measured); latency runs from when a request was due. It starts on a settled
+   database (``VACUUM ANALYZE`` and ``CHECKPOINT`` first: the cleanup the closed-loop
+   bursts left would otherwise run during it) (``--no-open-loop`` skips it)
 6. the rate limit's cost: a second web process beside the first, with
    ``PARTNER_RATE_LIMIT`` so high it never refuses (every request still takes a
    token); phases 1 and 2 alternate between the two (off, on, off, on: the machine's
@@ -271,6 +273,8 @@ async def open_loop(web: common.Web, args, payers: list[str], auth: dict, paymen
 
     tokens: dict = {}
     await loadgen.run(web.port, prepared(), clients=args.clients, duration=None, on_response=token_collector(tokens))
+    common.log("open loop: settling the database (VACUUM ANALYZE, CHECKPOINT) after the closed-loop phases")
+    common.settle(args.url)
     streams = [
         loadgen.Stream("inquiry", inquiry_rate,
                        inquiry_requests(web.port, auth["01"], "01", itertools.cycle(inquiry_cids))),

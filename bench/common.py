@@ -78,6 +78,14 @@ def bench_database() -> Iterator[tuple[str, str]]:
             conn.execute(f'drop database if exists "{name}" with (force)')
 
 
+def settle(url: str) -> None:
+    """Do now the cleanup earlier work left (autovacuum's, the checkpointer's), so that
+    it does not run during the next measurement."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("vacuum analyze")
+        conn.execute("checkpoint")
+
+
 def server_settings(url: str) -> str:
     with psycopg.connect(url) as conn:
         version = conn.execute("show server_version").fetchone()[0]

@@ -29,6 +29,19 @@ class PhaseResult:
     exhausted: bool = False  # the phase ran out of requests before its deadline
 
 
+def _count(r: PhaseResult, status: int, body: bytes, latency: float) -> None:
+    r.requests += 1
+    r.latencies.append(latency)
+    if not 200 <= status < 300:
+        _error(r, f"{status} {body[:200].decode(errors='replace')}")
+
+
+def _error(r: PhaseResult, sample: str) -> None:
+    r.errors += 1
+    if len(r.error_samples) < 5:
+        r.error_samples.append(sample)
+
+
 def request(method: str, path: str, port: int, headers: dict[str, str] | None = None, body: bytes = b"") -> bytes:
     lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
@@ -122,14 +135,8 @@ class _Phase:
     def done(self, c: _Client, body: bytes) -> None:
         now = time.perf_counter()
         c.busy = False
-        r = self.result
-        r.requests += 1
-        r.latencies.append(now - c.t0)
+        _count(self.result, c.status, body, now - c.t0)
         self.last = now
-        if not 200 <= c.status < 300:
-            r.errors += 1
-            if len(r.error_samples) < 5:
-                r.error_samples.append(f"{c.status} {body[:200].decode(errors='replace')}")
         if self.on_response is not None:
             self.on_response(c.status, c.head, c.ctx)
         if b"\r\nconnection: close" in c.head:
@@ -141,9 +148,7 @@ class _Phase:
         if c.closing:
             return
         if c.busy:  # the server dropped a request: an error, and the client reconnects
-            self.result.errors += 1
-            if len(self.result.error_samples) < 5:
-                self.result.error_samples.append("connection lost during a request")
+            _error(self.result, "connection lost during a request")
         self._replace(c)
 
     def _replace(self, c: _Client) -> None:
@@ -156,8 +161,7 @@ class _Phase:
         try:
             await self.loop.create_connection(lambda: _Client(self), "127.0.0.1", self.port)
         except OSError as exc:
-            self.result.errors += 1
-            self.result.error_samples.append(f"cannot connect: {exc}")
+            _error(self.result, f"cannot connect: {exc}")
             self._retire(None)
 
     def _retire(self, c: _Client | None) -> None:
@@ -225,13 +229,8 @@ class _OpenPhase:
         now = time.perf_counter()
         due, stream = c.job
         r = self.results[stream.name]
-        r.requests += 1
-        r.latencies.append(now - due)
+        _count(r, c.status, body, now - due)
         r.elapsed = now - self.start
-        if not 200 <= c.status < 300:
-            r.errors += 1
-            if len(r.error_samples) < 5:
-                r.error_samples.append(f"{c.status} {body[:200].decode(errors='replace')}")
         if self.on_response is not None:
             self.on_response(c.status, c.head, c.ctx)
         c.busy = False
@@ -245,10 +244,7 @@ class _OpenPhase:
         if c.closing:
             return
         if c.busy:
-            r = self.results[c.job[1].name]
-            r.errors += 1
-            if len(r.error_samples) < 5:
-                r.error_samples.append("connection lost during a request")
+            _error(self.results[c.job[1].name], "connection lost during a request")
             self._finished_one()
         self._drop(c)
 
@@ -301,10 +297,8 @@ class _OpenPhase:
         except OSError as exc:
             self.connections -= 1
             if self.waiting:
-                due, stream, _ = self.waiting.pop(0)
-                r = self.results[stream.name]
-                r.errors += 1
-                r.error_samples.append(f"cannot connect: {exc}")
+                _, stream, _ = self.waiting.pop(0)
+                _error(self.results[stream.name], f"cannot connect: {exc}")
                 self._finished_one()
 
 
