@@ -204,6 +204,12 @@ class Stream:
     items: Iterator[Item]
 
 
+#: Seconds a connection may stay idle before the open loop stops using it: under the
+#: server's keep-alive timeout (gunicorn.conf.py: 5 s), so a request is never sent on a
+#: connection the server is closing at that moment.
+IDLE_LIMIT = 4.0
+
+
 class _OpenPhase:
     """Sends each stream's k-th request at start + k / rate on an idle keep-alive
     connection (a new one when none is idle, up to ``max_connections``; beyond that the
@@ -255,7 +261,10 @@ class _OpenPhase:
             self.results[stream.name].exhausted = True
             self._finished_one()
             return
-        job = (time.perf_counter(), stream, item)
+        now = time.perf_counter()
+        job = (now, stream, item)
+        while self.idle and now - self.idle[-1].idle_since > IDLE_LIMIT:
+            self._drop(self.idle[-1])  # the server may be closing it: never send on it
         if self.idle:
             self._send(self.idle.pop(), job)
         else:
@@ -274,6 +283,7 @@ class _OpenPhase:
         if self.waiting:
             self._send(c, self.waiting.pop(0))
         else:
+            c.idle_since = time.perf_counter()
             self.idle.append(c)
 
     def _drop(self, c: _Client) -> None:
