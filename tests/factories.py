@@ -290,7 +290,78 @@ def race(calls) -> list:
     return results
 
 
+# -- OpenAPI -----------------------------------------------------------------------------
+
+
+def typed(prop: dict) -> bool:
+    """Whether an OpenAPI schema says what it is (a ``fields.Function`` without an entry in
+    the document's field docs comes out as ``{}``)."""
+    return bool({"type", "$ref", "allOf", "anyOf", "oneOf", "enum"} & set(prop))
+
+
+def assert_properties_typed(schema: dict, where: str) -> None:
+    """Every property of ``schema``, nested ones and array items included, is ``typed``."""
+    for name, prop in schema.get("properties", {}).items():
+        assert typed(prop), f"{where}.{name} has no type"
+        assert_properties_typed(prop, f"{where}.{name}")
+        if "items" in prop:
+            assert typed(prop["items"]), f"{where}.{name}[] has no type"
+
+
 # -- Schemathesis ------------------------------------------------------------------------
+
+
+def fuzz_cases(operation, min_cases: int, steer, headers, counts) -> int:
+    """Send Schemathesis' generated cases of ``operation``, positive and negative, at least
+    ``min_cases`` of them; a positive case is first steered to real data (``steer(case,
+    data)``, ``data`` a Hypothesis draw source). Every answer goes through all the checks
+    and its status is counted in ``counts``; returns how many cases were sent.
+    ``FUZZ_RANDOM=1`` draws new examples instead of the fixed ones."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import strategies as st
+    from schemathesis import GenerationMode
+
+    modes = [operation.as_strategy(GenerationMode.POSITIVE), operation.as_strategy(GenerationMode.NEGATIVE)]
+    sent = 0
+
+    @settings(
+        max_examples=min_cases,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],  # no shrinking: bounded time; the failing case is shown
+        derandomize=os.environ.get("FUZZ_RANDOM") != "1",
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+    )
+    @given(case=st.one_of(modes), data=st.data())
+    def run(case, data):
+        nonlocal sent
+        sent += 1
+        if case.meta.generation.mode == GenerationMode.POSITIVE:
+            steer(case, data)
+        counts[case.call_and_validate(headers=headers(case)).status_code] += 1
+
+    run()
+    return sent
+
+
+def fuzz_coverage(operation, repair, headers) -> int:
+    """Send the coverage-phase cases of ``operation`` (a positive one ``repair``ed first)
+    under all the checks; returns how many were sent."""
+    from schemathesis import GenerationMode
+
+    sent = 0
+    for case in coverage_cases(operation):
+        sent += 1
+        if case.meta.generation.mode == GenerationMode.POSITIVE:
+            repair(case)
+        case.call_and_validate(headers=headers(case))
+    return sent
+
+
+def only_failed(statuses: dict) -> set:
+    """The operations (labels of ``statuses``, ``{label: {status: count}}``) that never
+    answered 2xx."""
+    return {label for label, codes in statuses.items() if not any(200 <= c < 300 for c in codes)}
 
 
 def coverage_cases(operation):

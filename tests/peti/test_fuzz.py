@@ -20,18 +20,15 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-import os
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from schemathesis import GenerationMode
 
 from pdam.core.payments import WIB
 from pdam.peti import openapi
 from tests import world as world_module
-from tests.factories import coverage_cases
+from tests.factories import fuzz_cases, fuzz_coverage, only_failed
 
 MIN_CASES = 100
 DOCUMENT = openapi.build()
@@ -140,31 +137,15 @@ def _steer(case, data, world, client) -> None:
 @pytest.mark.parametrize(("path", "method"), OPERATIONS, ids=[f"{m.upper()} {p}" for p, m in OPERATIONS])
 def test_operation(fuzz, path, method):
     app, world, schema, statuses = fuzz
-    operation = schema[path][method]
-    modes = [operation.as_strategy(GenerationMode.POSITIVE), operation.as_strategy(GenerationMode.NEGATIVE)]
     label = f"{method.upper()} {path}"
     client = app.test_client()
-    count = 0
 
-    @settings(
-        max_examples=MIN_CASES,
-        deadline=None,
-        phases=[Phase.explicit, Phase.generate],  # no shrinking: bounded time; the failing case is shown
-        derandomize=os.environ.get("FUZZ_RANDOM") != "1",
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
-    )
-    @given(case=st.one_of(modes), data=st.data())
-    def run(case, data):
-        nonlocal count
-        count += 1
-        if case.meta.generation.mode == GenerationMode.POSITIVE:
-            _repair(case)
-            _steer(case, data, world, client)
-        response = case.call_and_validate(headers=world.headers[world_module.A])
-        statuses[label][response.status_code] += 1
+    def steer(case, data):
+        _repair(case)
+        _steer(case, data, world, client)
 
-    run()
+    headers = world.headers[world_module.A]
+    count = fuzz_cases(schema[path][method], MIN_CASES, steer, lambda case: headers, statuses[label])
     assert count >= MIN_CASES, f"{label}: only {count} cases"
     assert statuses[label], label
     print(label, dict(statuses[label]))  # shown with -s: what the run exercised
@@ -176,12 +157,7 @@ def test_operation(fuzz, path, method):
 @pytest.mark.parametrize(("path", "method"), OPERATIONS, ids=[f"{m.upper()} {p}" for p, m in OPERATIONS])
 def test_coverage_phase(fuzz, path, method):
     _, world, schema, _ = fuzz
-    count = 0
-    for case in coverage_cases(schema[path][method]):
-        count += 1
-        if case.meta.generation.mode == GenerationMode.POSITIVE:
-            _repair(case)
-        case.call_and_validate(headers=world.headers[world_module.A])
+    count = fuzz_coverage(schema[path][method], _repair, lambda case: world.headers[world_module.A])
     assert count > 0
     print(method.upper(), path, "coverage cases:", count)
 
@@ -191,8 +167,7 @@ def test_valid_requests_also_succeeded(fuzz):
     _, _, _, statuses = fuzz
     if not statuses:
         pytest.skip("run together with test_operation")
-    failed_only = {label for label, codes in statuses.items() if not any(200 <= c < 300 for c in codes)}
-    assert failed_only == set(), dict(statuses)
+    assert only_failed(statuses) == set(), dict(statuses)
 
 
 # -- 500s found by sending what the generators draw rarely (NUL, lone surrogates, control

@@ -8,7 +8,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from pdam.peti import openapi
-
+from tests.factories import assert_properties_typed, typed
 
 SNAP = "/snap/"  # the SNAP edge's paths: checked by tests/snap/test_openapi.py
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
@@ -181,19 +181,8 @@ def test_request_and_response_bodies_come_from_the_route_schemas(doc):
 
 def test_every_property_has_a_type(doc):
     """A ``fields.Function`` without an entry in openapi.FIELD_DOCS would come out as ``{}``."""
-
-    def typed(prop) -> bool:
-        return bool({"type", "$ref", "allOf", "anyOf", "oneOf", "enum"} & set(prop))
-
-    def walk(schema, where):
-        for name, prop in schema.get("properties", {}).items():
-            assert typed(prop), f"{where}.{name} has no type"
-            walk(prop, f"{where}.{name}")
-            if "items" in prop:
-                assert typed(prop["items"]), f"{where}.{name}[] has no type"
-
     for name, schema in doc["components"]["schemas"].items():
-        walk(schema, name)
+        assert_properties_typed(schema, name)
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
             for p in resolve_params(doc, op):

@@ -26,14 +26,12 @@ import re
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from schemathesis import GenerationMode
 from schemathesis.core.parameters import ParameterLocation
 
 from pdam import create_app, openapi_document
 from tests.conftest import CSV_HEADER, ISSUER, url_for_database
-from tests.factories import coverage_cases
+from tests.factories import fuzz_cases, fuzz_coverage, only_failed
 
 from .conftest import Bank, compact, hmac_signature, register, rsa_signature, wib_timestamp
 
@@ -210,30 +208,13 @@ def _headers(case, world: World) -> dict:
 @pytest.mark.parametrize(("path", "method"), OPERATIONS, ids=[f"{m.upper()} {p}" for p, m in OPERATIONS])
 def test_operation(fuzz, path, method):
     app, world, schema, statuses = fuzz
-    operation = schema[path][method]
-    modes = [operation.as_strategy(GenerationMode.POSITIVE), operation.as_strategy(GenerationMode.NEGATIVE)]
     label = f"{method.upper()} {path}"
-    count = 0
 
-    @settings(
-        max_examples=MIN_CASES,
-        deadline=None,
-        phases=[Phase.explicit, Phase.generate],
-        derandomize=os.environ.get("FUZZ_RANDOM") != "1",
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
-    )
-    @given(case=st.one_of(modes), data=st.data())
-    def run(case, data):
-        nonlocal count
-        count += 1
-        if case.meta.generation.mode == GenerationMode.POSITIVE:
-            _repair(case)
-            _steer(case, data, world)
-        response = case.call_and_validate(headers=_headers(case, world))
-        statuses[label][response.status_code] += 1
+    def steer(case, data):
+        _repair(case)
+        _steer(case, data, world)
 
-    run()
+    count = fuzz_cases(schema[path][method], MIN_CASES, steer, lambda case: _headers(case, world), statuses[label])
     assert count >= MIN_CASES, f"{label}: only {count} cases"
     print(label, dict(statuses[label]))
 
@@ -241,12 +222,7 @@ def test_operation(fuzz, path, method):
 @pytest.mark.parametrize(("path", "method"), OPERATIONS, ids=[f"{m.upper()} {p}" for p, m in OPERATIONS])
 def test_coverage_phase(fuzz, path, method):
     _, world, schema, _ = fuzz
-    count = 0
-    for case in coverage_cases(schema[path][method]):
-        count += 1
-        if case.meta.generation.mode == GenerationMode.POSITIVE:
-            _repair(case)
-        case.call_and_validate(headers=_headers(case, world))
+    count = fuzz_coverage(schema[path][method], _repair, lambda case: _headers(case, world))
     assert count > 0
     print(method.upper(), path, "coverage cases:", count)
 
@@ -255,5 +231,4 @@ def test_valid_requests_also_succeeded(fuzz):
     _, _, _, statuses = fuzz
     if not statuses:
         pytest.skip("run together with test_operation")
-    failed_only = {label for label, codes in statuses.items() if not any(200 <= c < 300 for c in codes)}
-    assert failed_only == set(), dict(statuses)
+    assert only_failed(statuses) == set(), dict(statuses)

@@ -9,6 +9,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from pdam import openapi_document
+from tests.factories import assert_properties_typed
 
 SNAP = "/snap/"
 PATHS = {
@@ -112,19 +113,9 @@ def test_schemas_come_from_the_route_schemas(doc):
 
 
 def test_every_property_has_a_type(doc):
-    def typed(prop) -> bool:
-        return bool({"type", "$ref", "allOf", "anyOf", "oneOf", "enum"} & set(prop))
-
-    def walk(schema, where):
-        for name, prop in schema.get("properties", {}).items():
-            assert typed(prop), f"{where}.{name} has no type"
-            walk(prop, f"{where}.{name}")
-            if "items" in prop:
-                assert typed(prop["items"]), f"{where}.{name}[] has no type"
-
     for name, schema in doc["components"]["schemas"].items():
         if name.startswith("Snap"):
-            walk(schema, name)
+            assert_properties_typed(schema, name)
 
 
 def test_real_answers_match_the_document(bank, bills, doc):
