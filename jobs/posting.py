@@ -56,10 +56,7 @@ def run(rt: Runtime, payment_id: int, attempt: int) -> str:
                 rollback_quietly(conn)
             if ledger is not None and ledger is not conn:
                 rollback_quietly(ledger)
-            decision = _failed(exc, rt, payment_id, attempt)
-            if isinstance(decision, errors.GiveUp) and not isinstance(exc, posting.PaymentMissing):
-                _flag_stuck(rt, payment_id, decision.message, attempt)
-            raise decision from exc
+            raise _failed(exc, rt, payment_id, attempt) from exc
     _log_posted(result, payment_id, attempt)
     return result.status
 
@@ -81,19 +78,19 @@ async def run_async(rt: Runtime, connect: Connect, payment_id: int, attempt: int
             if result.payment is not None:
                 await callbacks.enqueue_async(conn, result.payment, result.status, now)  # the final callback
     except Exception as exc:
-        decision = _failed(exc, rt, payment_id, attempt)
-        if isinstance(decision, errors.GiveUp) and not isinstance(exc, posting.PaymentMissing):
-            await asyncio.to_thread(_flag_stuck, rt, payment_id, decision.message, attempt)
-        raise decision from exc
+        raise await asyncio.to_thread(_failed, exc, rt, payment_id, attempt) from exc
     _log_posted(result, payment_id, attempt)
     return result.status
 
 
 def _failed(exc: Exception, rt: Runtime, payment_id: int, attempt: int) -> errors.Retry | errors.GiveUp:
-    """The retry decision of a failed attempt, logged."""
+    """The retry decision of a failed attempt, logged; giving up flags the payment stuck
+    (except one that does not exist)."""
     decision = errors.retry_decision(exc, attempt, rt.settings["POSTING_MAX_ATTEMPTS"])
     log.warning("posting of payment %s: %s", payment_id, decision.message,
                 extra={"payment_id": payment_id, "outcome": type(decision).__name__.lower()})
+    if isinstance(decision, errors.GiveUp) and not isinstance(exc, posting.PaymentMissing):
+        _flag_stuck(rt, payment_id, decision.message, attempt)
     return decision
 
 
