@@ -28,9 +28,11 @@ run: install dev-keys
 	@echo "database: $$($(FLASK) db url)"
 	DATABASE_URL="$$($(FLASK) db url)" PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start web worker
 
-# Set up everything, check the layers, run the whole test suite (embedded PostgreSQL unless
-# TEST_DATABASE_URL is set).
+# Set up everything, check style and layers, run the whole test suite (embedded PostgreSQL
+# unless TEST_DATABASE_URL is set).
 test: install
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
 

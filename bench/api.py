@@ -68,8 +68,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--no-rate-limit", action="store_true", help="skip the rate limit's cost (phase 6)")
     p.add_argument("--seed", type=int, default=1, help="random seed of the customer order")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON ('-' for stdout)")
-    p.add_argument("--log-dir", type=Path, default=common.ROOT / "bench" / "results",
-                   help="where gunicorn's output goes (bench/results)")
+    p.add_argument(
+        "--log-dir",
+        type=Path,
+        default=common.ROOT / "bench" / "results",
+        help="where gunicorn's output goes (bench/results)",
+    )
     args = p.parse_args()
     if args.customers < 10000:
         p.error("--customers must be at least 10000")
@@ -96,7 +100,8 @@ def summarize(name: str, r: loadgen.PhaseResult, cpu: dict, trivial_rps: float |
         # CPU milliseconds per request in gunicorn and in PostgreSQL; other = cores used by the rest
         "web_cpu_ms": round(cpu["cpu_seconds"].get("web", 0.0) * 1000 / max(r.requests, 1), 2),
         "db_cpu_ms": round(cpu["cpu_seconds"].get("postgres", 0.0) * 1000 / max(r.requests, 1), 2)
-        if common.CpuMeter.postmaster else None,
+        if common.CpuMeter.postmaster
+        else None,
         "other_cores": round(cpu["cores"].get("other", 0.0), 2),
         "lock_waits": cpu["lock_waits"],
     }
@@ -163,8 +168,9 @@ def repeat(req: bytes):
         yield req, None
 
 
-async def trivial_and_inquiry(web: common.Web, setup: common.Setup, order, args, label: str = "",
-                              tokens: dict | None = None) -> list[dict]:
+async def trivial_and_inquiry(
+    web: common.Web, setup: common.Setup, order, args, label: str = "", tokens: dict | None = None
+) -> list[dict]:
     """Phases 1 and 2: the trivial route, then inquiries of partner 01 over ``order``."""
     live = loadgen.request("GET", "/health/live", web.port)
     common.log(f"trivial route{label}: GET /health/live for {args.duration:.0f} s")
@@ -172,7 +178,9 @@ async def trivial_and_inquiry(web: common.Web, setup: common.Setup, order, args,
     rows = [summarize(f"GET /health/live (trivial){label}", r, cpu, None)]
     common.log(f"inquiry{label}: GET /tagihan/<cid> for {args.duration:.0f} s")
     inquiries = inquiry_requests(web.port, f"Bearer {setup.tokens['01']}", "01", order)
-    r, cpu = await measure(web, inquiries, args, args.duration, token_collector(tokens) if tokens is not None else None)
+    r, cpu = await measure(
+        web, inquiries, args, args.duration, token_collector(tokens) if tokens is not None else None
+    )
     rows.append(summarize(f"GET /tagihan/<cid> (inquiry){label}", r, cpu, rows[0]["rps"]))
     return rows
 
@@ -181,8 +189,12 @@ async def rate_limit_phases(off: common.Web, on: common.Web, setup: common.Setup
     """Trivial and inquiry phases alternating between the web process without and with
     the limit, twice each; the shares are compared over the two rounds."""
     common.log(f"warm-up {args.warmup:.0f} s with the rate limit on")
-    await loadgen.run(on.port, inquiry_requests(on.port, f"Bearer {setup.tokens['01']}", "01", order),
-                      clients=args.clients, duration=args.warmup)
+    await loadgen.run(
+        on.port,
+        inquiry_requests(on.port, f"Bearer {setup.tokens['01']}", "01", order),
+        clients=args.clients,
+        duration=args.warmup,
+    )
     rows = []
     for round_ in (1, 2):
         rows += await trivial_and_inquiry(off, setup, order, args, f" limit off #{round_}")
@@ -206,8 +218,13 @@ async def run_phases(web: common.Web, setup: common.Setup, cids: list[str], args
                 continue
             used[code] = used.get(code, 0) + 1
             body = json.dumps(
-                {"inq": inq, "amo": common.customer_total(index[cid]), "per": [int(p) for p in common.PERIODS],
-                 "mer": common.MERCHANT, "pid": f"bench-{tag}-{code}-{n}"},
+                {
+                    "inq": inq,
+                    "amo": common.customer_total(index[cid]),
+                    "per": [int(p) for p in common.PERIODS],
+                    "mer": common.MERCHANT,
+                    "pid": f"bench-{tag}-{code}-{n}",
+                },
                 separators=(",", ":"),
             ).encode()
             headers = {"Authorization": auth[code], "Content-Type": "application/json"}
@@ -223,13 +240,20 @@ async def run_phases(web: common.Web, setup: common.Setup, cids: list[str], args
 
     common.log(f"warm-up {args.warmup:.0f} s (database health check, inquiry)")
     await loadgen.run(port, repeat(health), clients=args.clients, duration=args.warmup / 2)
-    await loadgen.run(port, inquiries(single, single_order), clients=args.clients, duration=args.warmup / 2,
-                      on_response=token_collector(tokens))
+    await loadgen.run(
+        port,
+        inquiries(single, single_order),
+        clients=args.clients,
+        duration=args.warmup / 2,
+        on_response=token_collector(tokens),
+    )
 
     rows += await trivial_and_inquiry(web, setup, single_order, args, tokens=tokens)
     trivial = rows[0]["rps"]
 
-    common.log(f"payment, one partner: POST /tagihan/<cid> for {args.duration:.0f} s ({len(tokens)} inquiries ready)")
+    common.log(
+        f"payment, one partner: POST /tagihan/<cid> for {args.duration:.0f} s ({len(tokens)} inquiries ready)"
+    )
     r, cpu = await measure(web, payments(tokens, MAX_PAYMENTS_PER_PARTNER), args, args.duration)
     rows.append(summarize("POST /tagihan/<cid> (payment, 1 partner)", r, cpu, trivial))
     paid_single = r.requests
@@ -243,12 +267,20 @@ async def run_phases(web: common.Web, setup: common.Setup, cids: list[str], args
         def spread_inquiries():
             for n, cid in enumerate(unused[:want]):
                 code = spread[n % len(spread)]
-                yield loadgen.request("GET", f"/tagihan/{cid}", port, {"Authorization": auth[code]}), (code, cid)
+                yield (
+                    loadgen.request("GET", f"/tagihan/{cid}", port, {"Authorization": auth[code]}),
+                    (code, cid),
+                )
 
         args.rest = unused[want:]
         spread_tokens: dict = {}
-        await loadgen.run(port, spread_inquiries(), clients=args.clients, duration=None,
-                          on_response=token_collector(spread_tokens))
+        await loadgen.run(
+            port,
+            spread_inquiries(),
+            clients=args.clients,
+            duration=None,
+            on_response=token_collector(spread_tokens),
+        )
         common.log(f"payment, {len(spread)} partners: POST /tagihan/<cid> for {args.duration:.0f} s")
         r, cpu = await measure(web, payments(spread_tokens, MAX_PAYMENTS_PER_PARTNER), args, args.duration)
         rows.append(summarize(f"POST /tagihan/<cid> (payment, {len(spread)} partners)", r, cpu, trivial))
@@ -258,7 +290,9 @@ async def run_phases(web: common.Web, setup: common.Setup, cids: list[str], args
     return rows
 
 
-async def open_loop(web: common.Web, args, payers: list[str], auth: dict, payments, trivial: float) -> list[dict]:
+async def open_loop(
+    web: common.Web, args, payers: list[str], auth: dict, payments, trivial: float
+) -> list[dict]:
     """Phase 5: inquiries (partner 01, customers nobody paid) and payments (spread over
     ``payers``, each with an inquiry made beforehand) at fixed rates, together."""
     inquiry_rate, payment_rate = (float(x) for x in args.open_rates.split(","))
@@ -269,19 +303,29 @@ async def open_loop(web: common.Web, args, payers: list[str], auth: dict, paymen
     def prepared():
         for n, cid in enumerate(pay_cids):
             code = payers[n % len(payers)]
-            yield loadgen.request("GET", f"/tagihan/{cid}", web.port, {"Authorization": auth[code]}), (code, cid)
+            yield (
+                loadgen.request("GET", f"/tagihan/{cid}", web.port, {"Authorization": auth[code]}),
+                (code, cid),
+            )
 
     tokens: dict = {}
-    await loadgen.run(web.port, prepared(), clients=args.clients, duration=None, on_response=token_collector(tokens))
+    await loadgen.run(
+        web.port, prepared(), clients=args.clients, duration=None, on_response=token_collector(tokens)
+    )
     common.log("open loop: settling the database (VACUUM ANALYZE, CHECKPOINT) after the closed-loop phases")
     common.settle(args.url)
     streams = [
-        loadgen.Stream("inquiry", inquiry_rate,
-                       inquiry_requests(web.port, auth["01"], "01", itertools.cycle(inquiry_cids))),
+        loadgen.Stream(
+            "inquiry",
+            inquiry_rate,
+            inquiry_requests(web.port, auth["01"], "01", itertools.cycle(inquiry_cids)),
+        ),
         loadgen.Stream("payment", payment_rate, payments(tokens, MAX_PAYMENTS_PER_PARTNER, tag="o")),
     ]
-    common.log(f"open loop: {inquiry_rate:.0f} inquiries/s + {payment_rate:.0f} payments/s"
-               f" for {args.open_duration:.0f} s")
+    common.log(
+        f"open loop: {inquiry_rate:.0f} inquiries/s + {payment_rate:.0f} payments/s"
+        f" for {args.open_duration:.0f} s"
+    )
     cpu = common.CpuMeter({"web": web.pid})
     start = time.perf_counter()
     results = await loadgen.run_open(web.port, streams, duration=args.open_duration)
@@ -309,28 +353,52 @@ TARGET_RATE_LIMIT_COST = 0.05
 
 def targets(rows: list[dict]) -> list[dict]:
     checks = []
+
     def share(which: str) -> float | None:
-        ratios = [r["ratio"] for r in rows if r["route"].startswith(f"GET /tagihan/<cid> (inquiry) limit {which}")]
+        ratios = [
+            r["ratio"] for r in rows if r["route"].startswith(f"GET /tagihan/<cid> (inquiry) limit {which}")
+        ]
         return sum(ratios) / len(ratios) if ratios else None
 
     off, on = share("off"), share("on")
     if off and on:
         cost = 1 - on / off
-        checks.append({"check": f"rate limit cost: inquiry share of trivial, limit on vs off, <= {TARGET_RATE_LIMIT_COST:.0%}",
-                       "value": f"{off:.3f} off, {on:.3f} on: {cost:+.1%}", "ok": cost <= TARGET_RATE_LIMIT_COST})
+        checks.append(
+            {
+                "check": f"rate limit cost: inquiry share of trivial, limit on vs off, <= {TARGET_RATE_LIMIT_COST:.0%}",
+                "value": f"{off:.3f} off, {on:.3f} on: {cost:+.1%}",
+                "ok": cost <= TARGET_RATE_LIMIT_COST,
+            }
+        )
     for row in rows:
-        kind = "payment" if row["route"].startswith("POST") else "inquiry" if "inquiry" in row["route"] else None
+        kind = (
+            "payment" if row["route"].startswith("POST") else "inquiry" if "inquiry" in row["route"] else None
+        )
         if kind is None or " limit " in row["route"]:
             continue
         if row.get("open_loop"):
-            checks.append({"check": f"{row['route']}: p99 < {TARGET_OPEN_P99_MS:.0f} ms, 0 errors",
-                           "value": f"p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, {row['errors']} errors",
-                           "ok": row["p99_ms"] < TARGET_OPEN_P99_MS and not row["errors"]})
+            checks.append(
+                {
+                    "check": f"{row['route']}: p99 < {TARGET_OPEN_P99_MS:.0f} ms, 0 errors",
+                    "value": f"p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, {row['errors']} errors",
+                    "ok": row["p99_ms"] < TARGET_OPEN_P99_MS and not row["errors"],
+                }
+            )
             continue
-        checks.append({"check": f"{row['route']}: req/s >= {TARGET_RATIO[kind]:.0%} of trivial",
-                       "value": row["ratio"], "ok": row["ratio"] >= TARGET_RATIO[kind]})
-        checks.append({"check": f"{row['route']}: p99 < {TARGET_P99_MS:.0f} ms",
-                       "value": row["p99_ms"], "ok": row["p99_ms"] < TARGET_P99_MS})
+        checks.append(
+            {
+                "check": f"{row['route']}: req/s >= {TARGET_RATIO[kind]:.0%} of trivial",
+                "value": row["ratio"],
+                "ok": row["ratio"] >= TARGET_RATIO[kind],
+            }
+        )
+        checks.append(
+            {
+                "check": f"{row['route']}: p99 < {TARGET_P99_MS:.0f} ms",
+                "value": row["p99_ms"],
+                "ok": row["p99_ms"] < TARGET_P99_MS,
+            }
+        )
     return checks
 
 
@@ -347,7 +415,9 @@ def print_report(info: dict, rows: list[dict], checks: list[dict]) -> None:
     for k, v in info.items():
         print(f"{k:>12}: {v}")
     print()
-    head = f"{'route':<42} {'requests':>8} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'ratio':>6}"
+    head = (
+        f"{'route':<42} {'requests':>8} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'ratio':>6}"
+    )
     head += f" {'web cpu':>7} {'db cpu':>6} {'client':>6} {'others':>6} {'busy':>5}  lock waits"
     print(head)
     print("-" * len(head))
@@ -361,7 +431,9 @@ def print_report(info: dict, rows: list[dict], checks: list[dict]) -> None:
         for sample in r["error_samples"]:
             print(f"    error: {sample}")
     print()
-    print("web cpu / db cpu: CPU ms per request in gunicorn / in the database server (n/a: not on this host);")
+    print(
+        "web cpu / db cpu: CPU ms per request in gunicorn / in the database server (n/a: not on this host);"
+    )
     print("client / others: cores used by the load generator / by every other process; busy: all cores;")
     print("lock waits: share of busy database sessions found waiting for a row lock (row: the nob counter)")
     print("or for the NOTIFY commit lock (notify: the job queue's trigger), sampled every 20 ms")
@@ -399,7 +471,7 @@ def main() -> int:
         "machine": common.machine_description(),
         "database": f"{where} ({settings})",
         "web": f"{' '.join(common.WEB_COMMAND)} on 127.0.0.1:{web.port}: {gconf['workers']} workers x"
-               f" {gconf['threads']} threads ({gconf['worker_class']})",
+        f" {gconf['threads']} threads ({gconf['worker_class']})",
         "load": f"{args.clients} keep-alive clients, {args.duration:.0f} s per phase, {args.customers} customers",
         "total time": f"{time.time() - started:.0f} s",
     }

@@ -19,9 +19,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -113,8 +113,10 @@ def service_setup(url: str, partner_codes: list[str]) -> Iterator[Setup]:
     with tempfile.TemporaryDirectory(prefix="pdam-bench-keys-") as keydir:
         private, public = tokens.keygen(Path(keydir), algorithm)
         public_key = public.read_text()
-        app = create_app({"DATABASE_URL": url, "BILLING_DATABASE_URL": None, "PDAM_JWT_PUBLIC_KEY": public_key})
-        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        app = create_app(
+            {"DATABASE_URL": url, "BILLING_DATABASE_URL": None, "PDAM_JWT_PUBLIC_KEY": public_key}
+        )
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         issued = {}
         with app.app_context(), runtime.transaction() as conn:
             for code in partner_codes:
@@ -141,7 +143,9 @@ def customer_id(k: int) -> str:
 def bill_amounts(k: int) -> list[tuple[str, int, int, int, int, int]]:
     """(period, water, admin_fee, admin_vat, late_fee, installment) of customer ``k``'s bills."""
     water = 30000 + (k % 97) * 500
-    return [(p, water + i * 1000, 8000, 800, (k % 3) * 5000 if i == 0 else 0, 0) for i, p in enumerate(PERIODS)]
+    return [
+        (p, water + i * 1000, 8000, 800, (k % 3) * 5000 if i == 0 else 0, 0) for i, p in enumerate(PERIODS)
+    ]
 
 
 def customer_total(k: int) -> int:
@@ -365,8 +369,12 @@ class CpuMeter:
         # counts processes that started and ended within the phase, which /proc no longer shows)
         ours = sum(v for k, v in cores.items() if k != "other")
         cores["other"] = max(0.0, busy * (os.cpu_count() or 1) - ours)
-        return {"machine_busy": busy, "client_cores": cores.get("client", 0.0), "cores": cores,
-                "cpu_seconds": seconds}
+        return {
+            "machine_busy": busy,
+            "client_cores": cores.get("client", 0.0),
+            "cores": cores,
+            "cpu_seconds": seconds,
+        }
 
 
 def machine_description() -> str:

@@ -21,8 +21,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -61,10 +61,24 @@ def write_csv(path: Path, customers: int, months: list[str]) -> int:
             meter = 100 + n % 900
             for i, period in enumerate(months):
                 usage = 10 + (n + i) % 30
-                writer.writerow((
-                    cid, name, address, "10R - Rumah Tangga 10", f"{cid}{period}", period,
-                    meter, meter + usage, usage, usage * 4500, 8000, 800, (n % 7 == 0) * 10000, 0,
-                ))
+                writer.writerow(
+                    (
+                        cid,
+                        name,
+                        address,
+                        "10R - Rumah Tangga 10",
+                        f"{cid}{period}",
+                        period,
+                        meter,
+                        meter + usage,
+                        usage,
+                        usage * 4500,
+                        8000,
+                        800,
+                        (n % 7 == 0) * 10000,
+                        0,
+                    )
+                )
                 meter += usage
                 rows += 1
     return rows
@@ -105,8 +119,10 @@ def main() -> int:
         path = Path(tmp) / "bills.csv"
         started = time.perf_counter()
         rows = write_csv(path, args.customers, periods(args.periods))
-        log(f"wrote {rows:,} bills of {args.customers:,} customers ({path.stat().st_size / 1e6:.1f} MB)"
-            f" in {time.perf_counter() - started:.1f} s")
+        log(
+            f"wrote {rows:,} bills of {args.customers:,} customers ({path.stat().st_size / 1e6:.1f} MB)"
+            f" in {time.perf_counter() - started:.1f} s"
+        )
         with psycopg.connect(url) as conn:
             version = conn.execute("show server_version").fetchone()[0]
         log(f"database: {where}, PostgreSQL {version}")
@@ -132,11 +148,15 @@ def main() -> int:
             log(f"unexpected result: {bills} bills, {customers} customers")
             return 1
 
-    print(f"bills import: {rows:,} bills of {args.customers:,} customers, one transaction, PostgreSQL {version}")
+    print(
+        f"bills import: {rows:,} bills of {args.customers:,} customers, one transaction, PostgreSQL {version}"
+    )
     for run, seconds in enumerate(results, 1):
         kind = "new bills" if run == 1 else "re-import (every bill updated)"
-        print(f"  run {run} ({kind}): {seconds:.1f} s wall, {rows / seconds:,.0f} bills/s"
-              " (process start, parse and check, COPY, upsert, commit)")
+        print(
+            f"  run {run} ({kind}): {seconds:.1f} s wall, {rows / seconds:,.0f} bills/s"
+            " (process start, parse and check, COPY, upsert, commit)"
+        )
     return 0
 
 

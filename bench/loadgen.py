@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Optional
 
 Item = tuple[bytes, object]  # (request bytes, context handed back with the response)
 
@@ -42,7 +42,9 @@ def _error(r: PhaseResult, sample: str) -> None:
         r.error_samples.append(sample)
 
 
-def request(method: str, path: str, port: int, headers: dict[str, str] | None = None, body: bytes = b"") -> bytes:
+def request(
+    method: str, path: str, port: int, headers: dict[str, str] | None = None, body: bytes = b""
+) -> bytes:
     lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
     if body or method in ("POST", "PUT", "PATCH"):
@@ -51,9 +53,9 @@ def request(method: str, path: str, port: int, headers: dict[str, str] | None = 
 
 
 class _Client(asyncio.Protocol):
-    def __init__(self, phase: "_Phase"):
+    def __init__(self, phase: _Phase):
         self.phase = phase
-        self.transport: Optional[asyncio.Transport] = None
+        self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.need = -1
         self.head_len = 0

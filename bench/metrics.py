@@ -145,7 +145,9 @@ def main() -> int:
     ):
         print(f"{name:<58} {statistics.median(values):>9.1f} {values[-1]:>8.1f}")
     ok = statistics.median(scrapes) < TARGET_MS
-    print(f"\n{'PASS' if ok else 'MISS'}  scrape median < {TARGET_MS:.0f} ms: {statistics.median(scrapes):.1f}")
+    print(
+        f"\n{'PASS' if ok else 'MISS'}  scrape median < {TARGET_MS:.0f} ms: {statistics.median(scrapes):.1f}"
+    )
     return 0 if ok else 1
 
 

@@ -48,12 +48,19 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=100.0, help="payments per second of the latency phase (100)")
     p.add_argument("--latency-duration", type=float, default=20.0, help="seconds of the latency phase (20)")
     p.add_argument("--timeout", type=float, default=600.0, help="give up a drain after this many seconds")
-    p.add_argument("--stale-stats", action="store_true",
-                   help="do not ANALYZE the queue table after filling it (see the README)")
+    p.add_argument(
+        "--stale-stats",
+        action="store_true",
+        help="do not ANALYZE the queue table after filling it (see the README)",
+    )
     p.add_argument("--no-latency", action="store_true", help="only the drains, skip the latency phase")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON ('-' for stdout)")
-    p.add_argument("--log-dir", type=Path, default=common.ROOT / "bench" / "results",
-                   help="where the worker's and gunicorn's output goes (bench/results)")
+    p.add_argument(
+        "--log-dir",
+        type=Path,
+        default=common.ROOT / "bench" / "results",
+        help="where the worker's and gunicorn's output goes (bench/results)",
+    )
     args = p.parse_args()
     if not 1 <= args.jobs <= 9900 or args.rate * args.latency_duration > 9900:
         p.error("at most 9900 payments per phase (a partner has 9,999 receipt numbers a day)")
@@ -79,8 +86,12 @@ def record_payments(setup: common.Setup, code: str, keys: range, batch: int = 25
                     cid = common.customer_id(k)
                     inq = inquiry.inquire(conn, runtime.ledger_connection(), code, cid, now, ttl)
                     req = payments.PaymentRequest(
-                        customer_id=cid, inquiry_token=inq.token, amount=common.customer_total(k),
-                        periods=common.PERIODS, merchant=common.MERCHANT, reference=f"q-{code}-{k}",
+                        customer_id=cid,
+                        inquiry_token=inq.token,
+                        amount=common.customer_total(k),
+                        periods=common.PERIODS,
+                        merchant=common.MERCHANT,
+                        reference=f"q-{code}-{k}",
                     )
                     payments.accept(conn, code, req, now)
 
@@ -94,8 +105,14 @@ def prepare_inquiries(setup: common.Setup, code: str, keys: range) -> dict[int, 
     with setup.app.app_context(), runtime.transaction() as conn:
         now = runtime.now()
         for k in keys:
-            inq = inquiry.inquire(conn, runtime.ledger_connection(), code, common.customer_id(k), now,
-                                  setup.app.config["INQUIRY_TTL_SECONDS"])
+            inq = inquiry.inquire(
+                conn,
+                runtime.ledger_connection(),
+                code,
+                common.customer_id(k),
+                now,
+                setup.app.config["INQUIRY_TTL_SECONDS"],
+            )
             out[k] = inq.token
     return out
 
@@ -133,7 +150,9 @@ where j.task_name = %s
 JOB_STATES = "select status::text, count(*) from procrastinate_jobs where task_name = %s group by 1"
 
 
-def drain(setup: common.Setup, task: str, done_sql: str, done_args: tuple, total: int, args, log: Path) -> dict:
+def drain(
+    setup: common.Setup, task: str, done_sql: str, done_args: tuple, total: int, args, log: Path
+) -> dict:
     """Start one worker on a queue holding ``total`` jobs of ``task``; wait until
     ``done_sql`` counts ``total``; stop the worker."""
     with psycopg.connect(setup.url, autocommit=True) as conn:
@@ -150,7 +169,9 @@ def drain(setup: common.Setup, task: str, done_sql: str, done_args: tuple, total
                 if proc.poll() is not None:
                     raise RuntimeError(f"the worker exited with {proc.returncode}; see {log}")
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"{task}: only {done}/{total} done after {args.timeout:.0f} s; see {log}")
+                    raise RuntimeError(
+                        f"{task}: only {done}/{total} done after {args.timeout:.0f} s; see {log}"
+                    )
                 time.sleep(0.05)
             wall = time.monotonic() - spawned
             usage = cpu.stop(time.monotonic() - cpu_from)
@@ -167,7 +188,8 @@ def drain(setup: common.Setup, task: str, done_sql: str, done_args: tuple, total
         "job_states": states,
         "worker_cpu_ms": round(usage["cpu_seconds"].get("worker", 0.0) * 1000 / measured, 2),
         "db_cpu_ms": round(usage["cpu_seconds"].get("postgres", 0.0) * 1000 / measured, 2)
-        if common.CpuMeter.postmaster else None,
+        if common.CpuMeter.postmaster
+        else None,
         "other_cores": round(usage["cores"].get("other", 0.0), 2),
         "machine_busy": round(usage["machine_busy"], 2),
     }
@@ -269,13 +291,21 @@ def latency_phase(setup: common.Setup, first_key: int, args, weblog: Path, worke
             for k in keys:
                 pid = f"steady-{k}"
                 body = json.dumps(
-                    {"inq": tokens[k], "amo": common.customer_total(k), "per": [int(p) for p in common.PERIODS],
-                     "mer": common.MERCHANT, "pid": pid},
+                    {
+                        "inq": tokens[k],
+                        "amo": common.customer_total(k),
+                        "per": [int(p) for p in common.PERIODS],
+                        "mer": common.MERCHANT,
+                        "pid": pid,
+                    },
                     separators=(",", ":"),
                 ).encode()
                 headers = {"Authorization": auth, "Content-Type": "application/json"}
                 requests.append(
-                    (loadgen.request("POST", f"/tagihan/{common.customer_id(k)}", web.port, headers, body), pid)
+                    (
+                        loadgen.request("POST", f"/tagihan/{common.customer_id(k)}", web.port, headers, body),
+                        pid,
+                    )
                 )
             with psycopg.connect(setup.url, autocommit=True) as conn:
                 deadline = time.monotonic() + 60
@@ -327,17 +357,23 @@ def print_report(info: dict, drains: list[dict], ratio: float, lat: dict | None,
     for k, v in info.items():
         print(f"{k:>12}: {v}")
     print()
-    head = (f"{'drain: task':<24} {'jobs':>5} {'seconds':>7} {'jobs/s':>7} {'startup+drain s':>15}"
-            f" {'worker cpu':>10} {'db cpu':>6} {'others':>6} {'busy':>5}  job states")
+    head = (
+        f"{'drain: task':<24} {'jobs':>5} {'seconds':>7} {'jobs/s':>7} {'startup+drain s':>15}"
+        f" {'worker cpu':>10} {'db cpu':>6} {'others':>6} {'busy':>5}  job states"
+    )
     print(head)
     print("-" * len(head))
     for d in drains:
-        print(f"{d['task']:<24} {d['jobs']:>5} {d['seconds']:>7.1f} {d['jobs_per_s']:>7.0f}"
-              f" {d['wall_with_startup_s']:>15.1f} {d['worker_cpu_ms']:>10.2f}"
-              f" {'n/a' if d['db_cpu_ms'] is None else format(d['db_cpu_ms'], '.2f'):>6}"
-              f" {d['other_cores']:>6.2f} {d['machine_busy']:>5.0%}  {d['job_states']}")
+        print(
+            f"{d['task']:<24} {d['jobs']:>5} {d['seconds']:>7.1f} {d['jobs_per_s']:>7.0f}"
+            f" {d['wall_with_startup_s']:>15.1f} {d['worker_cpu_ms']:>10.2f}"
+            f" {'n/a' if d['db_cpu_ms'] is None else format(d['db_cpu_ms'], '.2f'):>6}"
+            f" {d['other_cores']:>6.2f} {d['machine_busy']:>5.0%}  {d['job_states']}"
+        )
     print(f"posting / no-op: {ratio:.2f}")
-    print("worker cpu / db cpu: CPU ms per job in the worker / in PostgreSQL; others: cores used by other processes")
+    print(
+        "worker cpu / db cpu: CPU ms per job in the worker / in PostgreSQL; others: cores used by other processes"
+    )
     print()
     if lat:
         print_latency(lat)
@@ -347,14 +383,22 @@ def print_report(info: dict, drains: list[dict], ratio: float, lat: dict | None,
 
 
 def print_latency(lat: dict) -> None:
-    print(f"accept-to-final at {lat['send_rate']} payments/s for {lat['send_seconds']} s: {lat['payments']} payments"
-          f" {lat['statuses']}")
-    print(f"  posted_at - accepted_at: p50 {lat['final_p50_ms']} ms, p99 {lat['final_p99_ms']} ms,"
-          f" max {lat['final_max_ms']} ms")
-    print(f"  POST /tagihan answer (202): p50 {lat['http_p50_ms']} ms, p99 {lat['http_p99_ms']} ms,"
-          f" errors {lat['errors']}")
-    print(f"  client send to final (queueing in front of gunicorn included): p50 {lat['send_to_final_p50_ms']} ms,"
-          f" p99 {lat['send_to_final_p99_ms']} ms")
+    print(
+        f"accept-to-final at {lat['send_rate']} payments/s for {lat['send_seconds']} s: {lat['payments']} payments"
+        f" {lat['statuses']}"
+    )
+    print(
+        f"  posted_at - accepted_at: p50 {lat['final_p50_ms']} ms, p99 {lat['final_p99_ms']} ms,"
+        f" max {lat['final_max_ms']} ms"
+    )
+    print(
+        f"  POST /tagihan answer (202): p50 {lat['http_p50_ms']} ms, p99 {lat['http_p99_ms']} ms,"
+        f" errors {lat['errors']}"
+    )
+    print(
+        f"  client send to final (queueing in front of gunicorn included): p50 {lat['send_to_final_p50_ms']} ms,"
+        f" p99 {lat['send_to_final_p99_ms']} ms"
+    )
     for e in lat["error_samples"]:
         print(f"    error: {e}")
     print(f"  cores used: {lat['cores']}, machine busy {lat['machine_busy']:.0%}")
@@ -377,19 +421,29 @@ def main() -> int:
             t = time.perf_counter()
             record_payments(setup, QUEUED_PARTNER, range(args.jobs))
             analyze_queue(setup, args)
-            common.log(f"recorded in {time.perf_counter() - t:.1f} s; one worker drains them (log: {logs['posting']})")
+            common.log(
+                f"recorded in {time.perf_counter() - t:.1f} s; one worker drains them (log: {logs['posting']})"
+            )
             posting = drain(
-                setup, "posting.post_payment",
-                "select count(*) from payment where partner_code = %s and status <> 'created'", (QUEUED_PARTNER,),
-                args.jobs, args, logs["posting"],
+                setup,
+                "posting.post_payment",
+                "select count(*) from payment where partner_code = %s and status <> 'created'",
+                (QUEUED_PARTNER,),
+                args.jobs,
+                args,
+                logs["posting"],
             )
             common.log(f"deferring {args.jobs} no-op jobs; one worker drains them (log: {logs['noop']})")
             defer_noops(setup, args.jobs)
             analyze_queue(setup, args)
             noop = drain(
-                setup, "maintenance.noop",
+                setup,
+                "maintenance.noop",
                 "select count(*) from procrastinate_jobs where task_name = %s and status in ('succeeded', 'failed')",
-                ("maintenance.noop",), args.jobs, args, logs["noop"],
+                ("maintenance.noop",),
+                args.jobs,
+                args,
+                logs["noop"],
             )
             lat = None
             if not args.no_latency:
@@ -398,12 +452,20 @@ def main() -> int:
             settings = common.server_settings(url)
     ratio = posting["jobs_per_s"] / noop["jobs_per_s"]
     checks = [
-        {"check": f"posting drain >= {TARGET_RATIO:.0%} of the no-op rate", "value": round(ratio, 3),
-         "ok": ratio >= TARGET_RATIO},
+        {
+            "check": f"posting drain >= {TARGET_RATIO:.0%} of the no-op rate",
+            "value": round(ratio, 3),
+            "ok": ratio >= TARGET_RATIO,
+        },
     ]
     if lat:
-        checks.append({"check": f"accept-to-final p99 < {TARGET_P99_S:.0f} s", "value": lat["final_p99_ms"] / 1000,
-                       "ok": lat["final_p99_ms"] / 1000 < TARGET_P99_S})
+        checks.append(
+            {
+                "check": f"accept-to-final p99 < {TARGET_P99_S:.0f} s",
+                "value": lat["final_p99_ms"] / 1000,
+                "ok": lat["final_p99_ms"] / 1000 < TARGET_P99_S,
+            }
+        )
     info = {
         "machine": common.machine_description(),
         "database": f"{where} ({settings})",
@@ -413,8 +475,10 @@ def main() -> int:
     }
     print_report(info, [posting, noop], ratio, lat, checks)
     if args.json:
-        doc = json.dumps({"info": info, "drains": [posting, noop], "ratio": ratio, "latency": lat,
-                          "targets": checks}, indent=2)
+        doc = json.dumps(
+            {"info": info, "drains": [posting, noop], "ratio": ratio, "latency": lat, "targets": checks},
+            indent=2,
+        )
         if args.json == "-":
             print(doc)
         else:

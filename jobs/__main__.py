@@ -14,7 +14,6 @@ import sys
 import time
 
 
-
 def worker_command() -> list[str]:
     return [sys.executable, "-m", "jobs.worker"]
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import AsyncContextManager, Callable
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
 import procrastinate
 import psycopg
@@ -61,7 +62,7 @@ def run(rt: Runtime, payment_id: int, attempt: int) -> str:
     return result.status
 
 
-Connect = Callable[[], AsyncContextManager[psycopg.AsyncConnection]]
+Connect = Callable[[], AbstractAsyncContextManager[psycopg.AsyncConnection]]
 
 
 async def run_async(rt: Runtime, connect: Connect, payment_id: int, attempt: int) -> str:
@@ -87,8 +88,12 @@ def _failed(exc: Exception, rt: Runtime, payment_id: int, attempt: int) -> error
     """The retry decision of a failed attempt, logged; giving up flags the payment stuck
     (except one that does not exist)."""
     decision = errors.retry_decision(exc, attempt, rt.settings["POSTING_MAX_ATTEMPTS"])
-    log.warning("posting of payment %s: %s", payment_id, decision.message,
-                extra={"payment_id": payment_id, "outcome": type(decision).__name__.lower()})
+    log.warning(
+        "posting of payment %s: %s",
+        payment_id,
+        decision.message,
+        extra={"payment_id": payment_id, "outcome": type(decision).__name__.lower()},
+    )
     if isinstance(decision, errors.GiveUp) and not isinstance(exc, posting.PaymentMissing):
         _flag_stuck(rt, payment_id, decision.message, attempt)
     return decision
@@ -110,7 +115,9 @@ def _flag_stuck(rt: Runtime, payment_id: int, reason: str, attempt: int) -> None
 
 
 @app.task(
-    name=queue.POST_PAYMENT, queue=queue.POSTING_QUEUE, pass_context=True,
+    name=queue.POST_PAYMENT,
+    queue=queue.POSTING_QUEUE,
+    pass_context=True,
     retry=RetryOnType(cfg["POSTING_RETRY_SECONDS"]),
 )
 async def post_payment(context: procrastinate.JobContext, payment_id: int) -> str:

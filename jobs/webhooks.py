@@ -61,7 +61,12 @@ def _attempt(rt: Runtime, delivery_id: int, job_attempt: int) -> str:
     )
     with rt.database.engine.begin() as conn:
         recorded = webhooks.record_attempt(
-            conn, row, at=attempted_at, status=status, http_status=outcome.http_status, error=outcome.error,
+            conn,
+            row,
+            at=attempted_at,
+            status=status,
+            http_status=outcome.http_status,
+            error=outcome.error,
             duration_ms=duration_ms,
         )
     details = {
@@ -82,7 +87,9 @@ def _attempt(rt: Runtime, delivery_id: int, job_attempt: int) -> str:
 
 
 @app.task(
-    name=queue.DELIVER_WEBHOOK, queue=queue.WEBHOOK_QUEUE, pass_context=True,
+    name=queue.DELIVER_WEBHOOK,
+    queue=queue.WEBHOOK_QUEUE,
+    pass_context=True,
     retry=RetryOnType(cfg["WEBHOOK_RETRY_SECONDS"]),
 )
 def deliver_task(context: procrastinate.JobContext, delivery_id: int) -> str:

@@ -43,8 +43,11 @@ def main() -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             ok = verify(args.secret, self.headers.get("X-Signature", ""), body)
             event = json.loads(body or b"{}")
-            print(f"{self.headers.get('X-Event-Id')} {event.get('status')} {event.get('code')}"
-                  f" nob={event.get('data', {}).get('nob')} signature={'ok' if ok else 'BAD'}", flush=True)
+            print(
+                f"{self.headers.get('X-Event-Id')} {event.get('status')} {event.get('code')}"
+                f" nob={event.get('data', {}).get('nob')} signature={'ok' if ok else 'BAD'}",
+                flush=True,
+            )
             print(json.dumps(event), flush=True)
             self.send_response(200 if ok else 401)
             self.end_headers()

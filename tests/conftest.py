@@ -144,7 +144,7 @@ class Databases:
 
     def close(self) -> None:
         self.stopping.set()
-        for maker in self.makers:
+        for _ in self.makers:
             self.wanted.release()
         for maker in self.makers:
             maker.join()
@@ -336,7 +336,9 @@ def seed_bills(app):
 @pytest.fixture
 def example_bill(seed_bills):
     """The contract's status and webhook example: one bill of 41,500 for 201903 (``CID``)."""
-    seed_bills(bill_line(CID, "201903", water=32700, name="Nala Gareng", address="Jl. Merdeka 7", bill_no="b201903"))
+    seed_bills(
+        bill_line(CID, "201903", water=32700, name="Nala Gareng", address="Jl. Merdeka 7", bill_no="b201903")
+    )
 
 
 @pytest.fixture
@@ -359,8 +361,19 @@ def pay(request):
     ``pay.response(..., inq=token)`` sends the request with that inquiry token (no inquiry,
     the contract example's amount and periods unless given) and returns the response."""
 
-    def send(headers, cid=CID, per=None, pid="evid-123456", *, inq=None, x_async=None, x_async_token=None,
-             extra_headers=None, app=None, **fields):
+    def send(
+        headers,
+        cid=CID,
+        per=None,
+        pid="evid-123456",
+        *,
+        inq=None,
+        x_async=None,
+        x_async_token=None,
+        extra_headers=None,
+        app=None,
+        **fields,
+    ):
         client = (app or request.getfixturevalue("app")).test_client()
         callback = {"X-Async": x_async, "X-Async-Token": x_async_token}
         extra_headers = {**{k: v for k, v in callback.items() if v is not None}, **(extra_headers or {})}
@@ -426,7 +439,9 @@ def start_worker(database_url, app_config):
         }
         cmd = [sys.executable, "-m", "jobs" if supervised else "jobs.worker"]
         out = log.open("w") if log else subprocess.DEVNULL
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         if log:
             out.close()  # the child has its own copy
         procs.append(proc)
@@ -486,8 +501,12 @@ def split_app(make_app, ledger_url, seed_bills):
     """An app whose ledger is in another database (BILLING_DATABASE_URL), with two bills of
     48,800 (``b202001``, ``b202002``) for ``CID`` in it."""
     app = make_app(BILLING_DATABASE_URL=ledger_url)
-    seed_bills("".join(bill_line(CID, p, name="Nala", address="Jl. X", bill_no=f"b{p}") for p in ("202001", "202002")),
-               into=app)
+    seed_bills(
+        "".join(
+            bill_line(CID, p, name="Nala", address="Jl. X", bill_no=f"b{p}") for p in ("202001", "202002")
+        ),
+        into=app,
+    )
     app.ledger_url = ledger_url
     return app
 
@@ -528,7 +547,9 @@ class Receiver:
             "entered": time.monotonic(),
         }
         with self._lock:
-            call["n"] = sum(1 for c in self.calls if c["headers"]["X-Event-Id"] == call["headers"]["X-Event-Id"]) + 1
+            call["n"] = (
+                sum(1 for c in self.calls if c["headers"]["X-Event-Id"] == call["headers"]["X-Event-Id"]) + 1
+            )
             self.calls.append(call)
         response = self.answer(call)
         call["left"] = time.monotonic()

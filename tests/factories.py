@@ -87,7 +87,13 @@ CID = "010101002004"
 
 def body(inq_token, **overrides) -> dict:
     """A POST /tagihan body (the contract's example for ``CID``); a field given as ``...`` is left out."""
-    base = {"inq": inq_token, "pid": "evid-123456", "amo": 345100, "mer": "1234", "per": [201901, 201902, 201903]}
+    base = {
+        "inq": inq_token,
+        "pid": "evid-123456",
+        "amo": 345100,
+        "mer": "1234",
+        "per": [201901, 201902, 201903],
+    }
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not ...}
 
@@ -133,7 +139,7 @@ def issue(app, private_key: str, code: str, now: dt.datetime | None = None, days
     """A token of partner ``code``, issued through the domain code the CLI uses (recorded jti)."""
     from pdam.web import runtime
 
-    now = (now or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0)
+    now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     with app.app_context(), runtime.transaction() as conn:
         return tokens.issue(
             conn,

@@ -17,7 +17,11 @@ def test_token_keygen_boots_no_database(tmp_path):
     env["PDAM_INSTANCE_PATH"] = str(tmp_path / "instance")
     res = subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", "token", "keygen", str(tmp_path / "keys")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "keys" / "private.pem").exists() and (tmp_path / "keys" / "public.pem").exists()
@@ -29,6 +33,11 @@ def test_create_app_touches_neither_database_nor_logging(keys):
 
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    app = create_app({"PDAM_JWT_PUBLIC_KEY": keys["ES256"]["public"], "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"})
+    app = create_app(
+        {
+            "PDAM_JWT_PUBLIC_KEY": keys["ES256"]["public"],
+            "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+        }
+    )
     assert app.extensions["pdam.runtime"]._database is None  # built on first use only
     assert root.handlers == handlers and root.level == level

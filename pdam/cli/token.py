@@ -39,7 +39,7 @@ def _private_key() -> str:
 def issue_token(code: str, days: int | None = None, until: dt.datetime | None = None) -> str:
     now = clock.system().replace(microsecond=0)
     if until:
-        expires = until.replace(tzinfo=dt.timezone.utc) + dt.timedelta(days=1)
+        expires = until.replace(tzinfo=dt.UTC) + dt.timedelta(days=1)
     else:
         expires = now + dt.timedelta(days=days or current_app.config["TOKEN_DEFAULT_DAYS"])
     cfg = current_app.config
@@ -77,10 +77,14 @@ def token_issue(code, days, until):
 def token_list(code):
     """List issued tokens (of one partner)."""
     for r in run_in_transaction(tokens.list_tokens, code):
-        state = f"revoked {r.revoked_at:%Y-%m-%d %H:%M} ({r.revoke_reason})" if r.revoked_at else (
-            "expired" if r.expires_at <= clock.system() else "valid"
+        state = (
+            f"revoked {r.revoked_at:%Y-%m-%d %H:%M} ({r.revoke_reason})"
+            if r.revoked_at
+            else ("expired" if r.expires_at <= clock.system() else "valid")
         )
-        click.echo(f"{r.jti}  {r.partner_code}  issued {r.issued_at:%Y-%m-%d}  expires {r.expires_at:%Y-%m-%d}  {state}")
+        click.echo(
+            f"{r.jti}  {r.partner_code}  issued {r.issued_at:%Y-%m-%d}  expires {r.expires_at:%Y-%m-%d}  {state}"
+        )
 
 
 @group.command("revoke")

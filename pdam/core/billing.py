@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import csv
 import operator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import sqlalchemy as sa
 
@@ -19,7 +19,16 @@ COLUMNS = (
     "cid nama alamat golongan bill_id periode meter_awal meter_akhir pakai"
     " air administrasi ppn_administrasi denda angsuran"
 ).split()
-AMOUNTS = ("meter_awal", "meter_akhir", "pakai", "air", "administrasi", "ppn_administrasi", "denda", "angsuran")
+AMOUNTS = (
+    "meter_awal",
+    "meter_akhir",
+    "pakai",
+    "air",
+    "administrasi",
+    "ppn_administrasi",
+    "denda",
+    "angsuran",
+)
 #: Cells lose surrounding spaces and tabs; any other character (a newline in a quoted
 #: cell) stays and is judged by the field's rule.
 BLANKS = " \t"
@@ -127,7 +136,7 @@ def _parse(reader, progress: Callable[[int], None]) -> list[tuple]:
             and all(amounts)  # none empty
             and max(map(len, amounts)) < 16  # below MAX_AMOUNT; longer ones take the full check
         )
-        bad = [] if ok else _row_errors(dict(zip(COLUMNS, values)))
+        bad = [] if ok else _row_errors(dict(zip(COLUMNS, values, strict=False)))
         key = (cid, periode)
         if not bad:
             first = seen.setdefault(key, line)
@@ -182,8 +191,7 @@ def apply_staged(conn: sa.Connection, count: int) -> ImportResult:
                 )
             else:
                 lines.append(
-                    f"line {c.line}: bill_id {c.bill_no} belongs to cid {c.customer_id}"
-                    f" periode {c.period}"
+                    f"line {c.line}: bill_id {c.bill_no} belongs to cid {c.customer_id} periode {c.period}"
                 )
         raise errors.Conflict("nothing imported:\n" + "\n".join(lines))
     customers = conn.execute(Q["upsert_customers"]).rowcount

@@ -82,7 +82,9 @@ def inquire(
     raise errors.AlreadyPaid(f"the inquiry with reference {reference} was already paid")
 
 
-def _save_from_ledger(conn: sa.Connection, ledger: sa.Connection, params: dict, reference: str | None) -> list:
+def _save_from_ledger(
+    conn: sa.Connection, ledger: sa.Connection, params: dict, reference: str | None
+) -> list:
     """``inquire``'s statement in two: the ledger's read (its own database, or a bound
     inquiry's), then ours, with or without the reference; the same rows."""
     found = db.rows_alone(ledger, Q["bills"], {"cid": params["cid"]})

@@ -99,8 +99,14 @@ def accept(conn: sa.Connection, partner_code: str, req: PaymentRequest, now: dt.
     (check,) = db.rows(
         conn,
         Q["checks"],
-        {"partner": partner_code, "pid": req.reference, "inq": req.inquiry_token, "cid": req.customer_id,
-         "periods": periods, "now": now},
+        {
+            "partner": partner_code,
+            "pid": req.reference,
+            "inq": req.inquiry_token,
+            "cid": req.customer_id,
+            "periods": periods,
+            "now": now,
+        },
     )
 
     # 1. The partner's reference: an idempotent replay or a conflict, before any inquiry check.

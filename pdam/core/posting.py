@@ -26,7 +26,17 @@ from ..infra.sql import queries
 from . import errors, states
 
 Q = queries("posting")
-BILL_COLUMNS = ("id", "bill_no", "period", "water", "admin_fee", "admin_vat", "late_fee", "installment", "total")
+BILL_COLUMNS = (
+    "id",
+    "bill_no",
+    "period",
+    "water",
+    "admin_fee",
+    "admin_vat",
+    "late_fee",
+    "installment",
+    "total",
+)
 
 
 class PaymentMissing(errors.GiveUp):
@@ -95,7 +105,9 @@ def _post_to_separate_ledger(conn: sa.Connection, ledger: sa.Connection, payment
         {"nob": payment.nob, "customer_id": payment.customer_id, "periods": payment.periods, "now": now},
     ).all()
     paid = {name: [getattr(bill, name) for bill in bills] for name in BILL_COLUMNS}
-    return conn.execute(Q["finish"], {"id": payment_id, "now": now, "bill_id": paid.pop("id"), **paid}).one_or_none()
+    return conn.execute(
+        Q["finish"], {"id": payment_id, "now": now, "bill_id": paid.pop("id"), **paid}
+    ).one_or_none()
 
 
 def flag_stuck(conn: sa.Connection, payment_id: int, reason: str, attempts: int, now: dt.datetime) -> bool:

@@ -9,7 +9,7 @@ does not need the billing ledger, which may be another database.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Iterator
+from collections.abc import Iterator
 
 import sqlalchemy as sa
 

@@ -59,7 +59,9 @@ def reverse(
     answered as it is (idempotent), also after the window: it is the same answer
     to the same request.
     """
-    row = conn.execute(Q["lock"], {"partner": partner_code, "cid": cid, "pid": reference, "pat": pat}).one_or_none()
+    row = conn.execute(
+        Q["lock"], {"partner": partner_code, "cid": cid, "pid": reference, "pat": pat}
+    ).one_or_none()
     if row is None:
         raise errors.NotFound("payment not found")
     if row.reversed_at is not None:
@@ -70,9 +72,7 @@ def reverse(
         raise errors.Conflict("the payment was rejected (paid before); there is nothing to reverse")
     until = deadline(row.accepted_at)
     if now >= until:
-        raise errors.NotAllowed(
-            f"reversal of payment {row.nob} was allowed until {until:%Y-%m-%d %H:%M} WIB"
-        )
+        raise errors.NotAllowed(f"reversal of payment {row.nob} was allowed until {until:%Y-%m-%d %H:%M} WIB")
     freed = ledger.execute(Q["free_bills"], {"nob": row.nob}).all()
     if len(freed) != len(row.paid_periods or []):
         # A retry after the ledger committed and we did not (separate ledger): nothing left.

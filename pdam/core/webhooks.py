@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import psycopg
 import sqlalchemy as sa
@@ -144,14 +144,29 @@ def record_attempt(
     this delivery meanwhile (its answer stands)."""
     conn.execute(
         Q["insert_attempt"],
-        {"id": delivery.id, "at": at, "url": delivery.url, "http_status": http_status, "error": error,
-         "duration_ms": duration_ms},
+        {
+            "id": delivery.id,
+            "at": at,
+            "url": delivery.url,
+            "http_status": http_status,
+            "error": error,
+            "duration_ms": duration_ms,
+        },
     )
-    return 1 == conn.execute(
-        Q["record"],
-        {"id": delivery.id, "attempts": delivery.attempts, "status": status, "at": at, "error": error,
-         "delivered_at": at if status == DELIVERED else None},
-    ).rowcount
+    return (
+        1
+        == conn.execute(
+            Q["record"],
+            {
+                "id": delivery.id,
+                "attempts": delivery.attempts,
+                "status": status,
+                "at": at,
+                "error": error,
+                "delivered_at": at if status == DELIVERED else None,
+            },
+        ).rowcount
+    )
 
 
 def give_up(conn: sa.Connection, delivery_id: int, reason: str, now: dt.datetime) -> bool:

@@ -8,7 +8,7 @@ statement as a transaction of its own, like ``db.rows_alone``.
 from __future__ import annotations
 
 import contextlib
-from typing import Mapping
+from collections.abc import Mapping
 
 import psycopg
 import sqlalchemy as sa

@@ -8,13 +8,13 @@ given ``now``.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 Clock = Callable[[], dt.datetime]
 
 
 def system() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def from_settings(settings: Mapping) -> Clock:

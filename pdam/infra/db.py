@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Iterator, Mapping
 
 import procrastinate.exceptions
 import psycopg
@@ -61,7 +61,10 @@ def make_engine(url: str, settings: Mapping, **kwargs) -> sa.Engine:
     kwargs.setdefault("pool_timeout", settings["DB_CONNECT_TIMEOUT"])
     return sa.create_engine(
         sqlalchemy_url(url),
-        connect_args={"connect_timeout": settings["DB_CONNECT_TIMEOUT"], "options": session_options(settings)},
+        connect_args={
+            "connect_timeout": settings["DB_CONNECT_TIMEOUT"],
+            "options": session_options(settings),
+        },
         # Error messages (and so logged tracebacks) name the statement, never its parameters:
         # those include tokens (a payment keeps the request's Authorization for its callbacks).
         hide_parameters=True,
@@ -158,4 +161,3 @@ def rollback_quietly(conn: sa.Connection) -> None:
 def driver_connection(conn: sa.Connection):
     """The psycopg connection under a SQLAlchemy connection (for procrastinate and COPY)."""
     return conn.connection.driver_connection
-

@@ -251,4 +251,3 @@ def send(url: str, raw_body: bytes, headers: dict, *, timeout: float, allow_priv
     finally:
         deadline.cancel()
         pool.close()
-

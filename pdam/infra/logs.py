@@ -13,9 +13,13 @@ import contextlib
 import contextvars
 import logging
 import logging.config
-from typing import Iterator
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
 
-_context: contextvars.ContextVar[dict] = contextvars.ContextVar("pdam_log_context", default={})
+# Never mutated in place (bind replaces it), so one shared read-only default is safe.
+_context: contextvars.ContextVar[Mapping] = contextvars.ContextVar(
+    "pdam_log_context", default=MappingProxyType({})
+)
 
 
 def bind(**values) -> contextvars.Token:
@@ -37,7 +41,7 @@ def bound(**values) -> Iterator[None]:
         unbind(token)
 
 
-def current() -> dict:
+def current() -> Mapping:
     return _context.get()
 
 

@@ -40,9 +40,7 @@ def migration_files(track: str) -> list[Path]:
 
 
 def _applied(conn: psycopg.Connection, track: str) -> dict[str, str]:
-    rows = conn.execute(
-        "select name, checksum from schema_migration where track = %s", (track,)
-    ).fetchall()
+    rows = conn.execute("select name, checksum from schema_migration where track = %s", (track,)).fetchall()
     return dict(rows)
 
 
@@ -102,9 +100,7 @@ def _procrastinate_files(conn: psycopg.Connection) -> list[tuple[str, str]]:
 def upgrade(url: str, ledger_url: str | None = None) -> list[str]:
     """Bring both databases up to date; return what was applied."""
     ledger_url = ledger_url or url
-    applied = _apply_track(
-        ledger_url, "ledger", [(p.name, p.read_text()) for p in migration_files("ledger")]
-    )
+    applied = _apply_track(ledger_url, "ledger", [(p.name, p.read_text()) for p in migration_files("ledger")])
     # The queue's schema before ours: our migrations may index its tables.
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(CREATE_TABLE)

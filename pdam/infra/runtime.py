@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from typing import Mapping
+from collections.abc import Mapping
 
 from . import clock
 from .db import Database

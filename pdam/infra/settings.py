@@ -7,8 +7,9 @@ README's configuration table lists each one.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 VERSION = "0.1.0"
 DEFAULT_ISSUER = "pdam-peti"
@@ -79,9 +80,7 @@ def load(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # Partner flow
         "INQUIRY_TTL_SECONDS": _int(env, "INQUIRY_TTL_SECONDS", 900),
         "INQUIRY_MESSAGE": env.get("INQUIRY_MESSAGE", "Terima kasih telah membayar tepat waktu"),
-        "PAYMENT_MESSAGE": env.get(
-            "PAYMENT_MESSAGE", "Bayarlah tagihan tepat waktu untuk menghindari denda"
-        ),
+        "PAYMENT_MESSAGE": env.get("PAYMENT_MESSAGE", "Bayarlah tagihan tepat waktu untuk menghindari denda"),
         "MAX_CONTENT_LENGTH": _int(env, "MAX_CONTENT_LENGTH", 16 * 1024),
         # SNAP (banks' virtual accounts): X-TIMESTAMP tolerance, access token lifetime
         "SNAP_TIMESTAMP_SKEW_SECONDS": _int(env, "SNAP_TIMESTAMP_SKEW_SECONDS", 300),

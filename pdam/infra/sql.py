@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Mapping
 
 import sqlalchemy as sa
 
@@ -25,7 +25,7 @@ def parse(text: str) -> dict[str, str]:
     parts = NAME_RE.split(text)
     names, bodies = parts[1::2], parts[2::2]
     statements = {}
-    for name, body in zip(names, bodies):
+    for name, body in zip(names, bodies, strict=False):
         if name in statements:
             raise ValueError(f"statement {name!r} is defined twice")
         statements[name] = body.strip().rstrip(";")
@@ -37,4 +37,3 @@ def queries(name: str) -> Mapping[str, sa.TextClause]:
     """The statements of ``sql/queries/<name>.sql`` as SQLAlchemy text clauses."""
     text = (QUERIES_DIR / f"{name}.sql").read_text(encoding="utf-8")
     return MappingProxyType({key: sa.text(sql) for key, sql in parse(text).items()})
-

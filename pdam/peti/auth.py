@@ -55,8 +55,11 @@ def _parsed(algorithm: str, public_key: str | None):
     try:
         return jwt_algorithms.get_default_algorithms()[algorithm].prepare_key(public_key)
     except (ValueError, TypeError, jwt_exceptions.InvalidKeyError) as exc:
-        log.error("the JWT public key is not a usable %s key (%s): every request needing a token gets 503",
-                  algorithm, exc)
+        log.error(
+            "the JWT public key is not a usable %s key (%s): every request needing a token gets 503",
+            algorithm,
+            exc,
+        )
         return None
 
 
@@ -163,7 +166,6 @@ def init_app(app: Flask) -> None:
     @jwt.revoked_token_loader
     def _revoked(_header, _claims):
         return _response("Token has been revoked")
-
 
 
 def check_partner(claims: dict) -> bool:

@@ -26,8 +26,12 @@ REVERSAL_QUERY = schemas.ReversalQuery()
 def get_bills(cid):
     cfg = current_app.config
     result = inquiry.inquire(  # statements that are each atomic: no transaction to hold open
-        runtime.connection(), runtime.ledger_connection(), current_partner().code, schemas.check_cid(cid),
-        runtime.now(), cfg["INQUIRY_TTL_SECONDS"],
+        runtime.connection(),
+        runtime.ledger_connection(),
+        current_partner().code,
+        schemas.check_cid(cid),
+        runtime.now(),
+        cfg["INQUIRY_TTL_SECONDS"],
     )
     headers = {"X-Cross-Site": result.token, "X-Message": cfg["INQUIRY_MESSAGE"]}
     return INQUIRY_RESPONSE.dump(result), 200, headers
@@ -81,4 +85,6 @@ def reverse(cid):
     row = _reverse(current_partner().code, cid, query["pid"], query["pat"], runtime.now())
     logs.bind(nob=row["nob"])
     wire = WIRE[states.REVERSED]
-    return PAYMENT_STATUS.dump({**row, "status": states.REVERSED, "code": wire.code, "message": wire.message}), wire.code
+    return PAYMENT_STATUS.dump(
+        {**row, "status": states.REVERSED, "code": wire.code, "message": wire.message}
+    ), wire.code

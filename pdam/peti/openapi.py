@@ -38,9 +38,7 @@ _MMDD = (
     "|02(?:0[1-9]|1[0-9]|2[0-8]))"
 )
 _LEAP_YEAR = "(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
-COMPACT_DATE_PATTERN = (
-    f"^(?:(?:(?!0000)[0-9]{{4}}){_MMDD}|{_LEAP_YEAR}0229)$"
-)
+COMPACT_DATE_PATTERN = f"^(?:(?:(?!0000)[0-9]{{4}}){_MMDD}|{_LEAP_YEAR}0229)$"
 #: A header value as it travels (Latin-1, no control characters: the service refuses those).
 HEADER_TEXT = r"[\x20-\x7e\x80-\xff]"
 #: schemas.Text: no NUL (lone surrogates cannot be sent as UTF-8 JSON text anyway).
@@ -108,7 +106,10 @@ FIELD_DOCS: dict[tuple[str, str], Any] = {
     ("PaymentStatus", "data"): schemas.StatusData,
     ("PaymentStatus", "meta"): schemas.Meta,
     ("PaymentStatus", "status"): {"enum": list(states.EVENTS)},
-    ("PaymentStatus", "code"): {"enum": sorted({w.code for w in WIRE.values()}), "description": "the HTTP status"},
+    ("PaymentStatus", "code"): {
+        "enum": sorted({w.code for w in WIRE.values()}),
+        "description": "the HTTP status",
+    },
     ("PaymentData", "pat"): {"pattern": "^[0-9A-F]{20}$", "description": "the payment's secret handle"},
     ("PaymentData", "pop"): {"pattern": ids.ecma(ids.PARTNER_CODE), "description": "the partner code"},
     ("PaymentData", "inq"): HEX32,

@@ -225,7 +225,7 @@ class InquiryResponse(Schema):
     tagihan = fields.List(fields.Nested(Bill), attribute="bills")
 
 
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def epoch_ms(when: dt.datetime) -> int:
@@ -278,7 +278,9 @@ class PaymentAccepted(Schema):
     status = fields.Constant("accepted")
     message = fields.String()
     data = fields.Function(lambda p: _dump(PaymentData, p))
-    meta = fields.Function(lambda p: _dump(Meta, {**p, "paid_total": None, "paid_periods": None, "problem_periods": None}))
+    meta = fields.Function(
+        lambda p: _dump(Meta, {**p, "paid_total": None, "paid_periods": None, "problem_periods": None})
+    )
 
 
 class PaymentStatus(Schema):

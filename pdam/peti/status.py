@@ -28,8 +28,13 @@ def get_status(cid):
     query = schemas.load(STATUS_QUERY, request.args.to_dict())
     with runtime.transaction() as conn:
         row = payments.find(
-            conn, current_partner().code, cid,
-            nob=query.get("nob"), reference=query.get("pid"), pat=query.get("pat"), inquiry_token=query.get("inq"),
+            conn,
+            current_partner().code,
+            cid,
+            nob=query.get("nob"),
+            reference=query.get("pid"),
+            pat=query.get("pat"),
+            inquiry_token=query.get("inq"),
         )
     logs.bind(nob=row["nob"])
     body = status_body(row)

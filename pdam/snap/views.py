@@ -14,7 +14,8 @@ import datetime as dt
 import hashlib
 import json
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, g, request

@@ -13,7 +13,14 @@ import hmac
 import os
 
 from flask import Blueprint, Response, current_app, request
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -26,11 +33,14 @@ Q = queries("metrics")
 bp = Blueprint("metrics", __name__)
 
 REQUESTS = Counter(
-    "pdam_http_requests", "HTTP requests answered, by route template, method and status",
+    "pdam_http_requests",
+    "HTTP requests answered, by route template, method and status",
     ["route", "method", "status"],
 )
 DURATION = Histogram(
-    "pdam_http_request_duration_seconds", "Time until the response starts, by route template", ["route"],
+    "pdam_http_request_duration_seconds",
+    "Time until the response starts, by route template",
+    ["route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 #: Label of a request that matched no route (never the raw path: unbounded and may hold ids).
@@ -58,7 +68,9 @@ class DatabaseCollector:
             jobs.add_metric([row.queue_name, row.status], row.n)
         yield jobs
         oldest = GaugeMetricFamily(
-            "pdam_oldest_todo_job_age_seconds", "How long the oldest due job of a queue has waited", labels=["queue"]
+            "pdam_oldest_todo_job_age_seconds",
+            "How long the oldest due job of a queue has waited",
+            labels=["queue"],
         )
         ages = {row.queue_name: row.age for row in self._rows("oldest_todo")}
         for queue_name in sorted(ages):
@@ -70,7 +82,9 @@ class DatabaseCollector:
             payments.add_metric([status], counted.get(status, 0))
         yield payments
         attention = GaugeMetricFamily(
-            "pdam_payments_needing_attention", "Payments an operator should look at, by reason", labels=["reason"]
+            "pdam_payments_needing_attention",
+            "Payments an operator should look at, by reason",
+            labels=["reason"],
         )
         reasons = {row.reason: row.n for row in self._rows("attention")}
         for reason in ("changed", "rejected", "stuck", "slow", "webhook failed"):

@@ -11,9 +11,13 @@ from pdam.core import billing, errors
 from pdam.web import runtime
 from tests.factories import CONTRACT_BILL, CSV_HEADER
 
-GOOD = CSV_HEADER + CONTRACT_BILL + (
-    "010101010101,Semar Badranaya,Jl. Perjuangan No. 102,10R - Rumah Tangga 10,1234202006,202006,501,515,14,70000,8000,800,0,0\n"
-    "0101020304,Petruk,\"Gg. Kenanga, No. 3\",20N - Niaga Kecil,0304202007,202007,77,99,22,110000,8000,800,0,0\n"
+GOOD = (
+    CSV_HEADER
+    + CONTRACT_BILL
+    + (
+        "010101010101,Semar Badranaya,Jl. Perjuangan No. 102,10R - Rumah Tangga 10,1234202006,202006,501,515,14,70000,8000,800,0,0\n"
+        '0101020304,Petruk,"Gg. Kenanga, No. 3",20N - Niaga Kecil,0304202007,202007,77,99,22,110000,8000,800,0,0\n'
+    )
 )
 
 
@@ -47,7 +51,10 @@ def test_import_good_file(app, tmp_path, run_sql):
         ("0101,A,,,b9,202001,0,0,0,-5,0,0,0,0", "line 5: air must be a whole non-negative number"),
         ("0101,A,,,b9,202001,0,0,0,1.5,0,0,0,0", "line 5: air must be a whole non-negative number"),
         ("0101,A,,,b9,202001,0,0,0", "line 5: expected 14 columns"),
-        ("010101010101,A,,,b9,202005,0,0,0,1,0,0,0,0", "line 5: bill for cid 010101010101 periode 202005 already on line 2"),
+        (
+            "010101010101,A,,,b9,202005,0,0,0,1,0,0,0,0",
+            "line 5: bill for cid 010101010101 periode 202005 already on line 2",
+        ),
     ],
 )
 def test_bad_line_imports_nothing(app, tmp_path, run_sql, bad_line, message):
@@ -112,19 +119,24 @@ def test_import_of_a_file_that_is_not_utf8(app, tmp_path, run_sql):
     assert run_sql("select count(*) from bill") == [(0,)]
     with pytest.raises(errors.Invalid, match="^not UTF-8 text"):  # the parser alone, given bad text
         many = "".join(f"0101{n:06d},P,,,b{n},202001,0,0,0,1,0,0,0,0\n" for n in range(3000)).encode()
-        billing.parse_csv(io.TextIOWrapper(io.BytesIO(CSV_HEADER.encode() + many + b"\xe9\n"), encoding="utf-8"))
+        billing.parse_csv(
+            io.TextIOWrapper(io.BytesIO(CSV_HEADER.encode() + many + b"\xe9\n"), encoding="utf-8")
+        )
 
 
 def test_import_of_a_broken_csv_field(app, tmp_path, run_sql):
-    res = import_file(app, tmp_path, CSV_HEADER + "0101,\"" + "x" * 200_000 + "\",,,b1,202001,0,0,0,1,0,0,0,0\n")
+    res = import_file(
+        app, tmp_path, CSV_HEADER + '0101,"' + "x" * 200_000 + '",,,b1,202001,0,0,0,1,0,0,0,0\n'
+    )
     assert res.exit_code == 1 and "line 2: field larger than field limit" in res.output
     assert run_sql("select count(*) from customer") == [(0,)]
 
 
 def test_import_refuses_a_second_bill_id_for_an_existing_bill(app, tmp_path, run_sql):
     assert import_file(app, tmp_path, CSV_HEADER + "0101,A,,,b1,202001,0,0,0,1,0,0,0,0\n").exit_code == 0
-    res = import_file(app, tmp_path, CSV_HEADER + "0102,B,,,b2,202001,0,0,0,1,0,0,0,0\n"
-                                                     "0101,A,,,b9,202001,0,0,0,5,0,0,0,0\n")
+    res = import_file(
+        app, tmp_path, CSV_HEADER + "0102,B,,,b2,202001,0,0,0,1,0,0,0,0\n0101,A,,,b9,202001,0,0,0,5,0,0,0,0\n"
+    )
     assert res.exit_code == 1 and "line 3: bill_id b1 belongs to cid 0101 periode 202001" in res.output
     assert run_sql("select customer_id, bill_no, water from bill") == [("0101", "b1", 1)]
 
@@ -143,9 +155,11 @@ def test_import_reports_progress_and_stages(app, tmp_path, run_sql):
 
 
 def test_import_is_not_cut_by_the_request_statement_timeout(make_app, tmp_path, run_sql):
-    run_sql("create function slow_import() returns trigger language plpgsql as $$"
-            " begin perform pg_sleep(0.4); return null; end $$;"
-            " create trigger slow_import after insert on bill for each statement execute function slow_import()")
+    run_sql(
+        "create function slow_import() returns trigger language plpgsql as $$"
+        " begin perform pg_sleep(0.4); return null; end $$;"
+        " create trigger slow_import after insert on bill for each statement execute function slow_import()"
+    )
     app = make_app(DB_STATEMENT_TIMEOUT_MS=150)
     res = import_file(app, tmp_path, CSV_HEADER + "0101,A,,,b1,202001,0,0,0,1,0,0,0,0\n")
     assert res.exit_code == 0, res.output

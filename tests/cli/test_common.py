@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 
 
-@pytest.mark.parametrize("args", [["partner", "list"], ["partner", "add", "03", "X"], ["partner", "deactivate", "03"],
-                                  ["payment", "requeue", "001234567890"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["partner", "list"],
+        ["partner", "add", "03", "X"],
+        ["partner", "deactivate", "03"],
+        ["payment", "requeue", "001234567890"],
+    ],
+)
 def test_cli_with_database_down_is_one_line_and_exit_1(make_app, args):
     app = make_app(DATABASE_URL="postgresql://postgres@127.0.0.1:1/nowhere", DB_CONNECT_TIMEOUT=1)
     res = app.test_cli_runner().invoke(args=args)

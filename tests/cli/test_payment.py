@@ -6,12 +6,15 @@ from __future__ import annotations
 from tests.factories import deliver_pending
 
 
-def test_cli_requeue_of_a_reversed_payment_is_refused(app, partner_headers, pay, post_queued, seed_bills, run_sql):
+def test_cli_requeue_of_a_reversed_payment_is_refused(
+    app, partner_headers, pay, post_queued, seed_bills, run_sql
+):
     seed_bills.simple("0101000001", ["202001"])
     data = pay(partner_headers, "0101000001", [202001], "p1")
     post_queued()
-    app.test_client().delete("/tagihan/0101000001", query_string={"pid": "p1", "pat": data["pat"]},
-                             headers=partner_headers)
+    app.test_client().delete(
+        "/tagihan/0101000001", query_string={"pid": "p1", "pat": data["pat"]}, headers=partner_headers
+    )
     res = app.test_cli_runner().invoke(args=["payment", "requeue", data["nob"]])
     assert res.exit_code == 1 and "already final (accepted)" in res.output
     assert run_sql("select paid_by from bill") == [(None,)]
@@ -27,7 +30,9 @@ def test_webhook_resend(partner_headers, example_bill, pay, receiver, post_queue
     assert out.exit_code == 0, out.output
     assert "a new delivery of the same event" in out.output
     assert f"delivery {last_id}" in out.output and event_id in out.output
-    new = run_sql("select id, event, event_id::text, resend_of, status from webhook_delivery order by id desc limit 1")
+    new = run_sql(
+        "select id, event, event_id::text, resend_of, status from webhook_delivery order by id desc limit 1"
+    )
     assert new[0][1:] == ("accepted", event_id, last_id, "pending")
     pay_id = run_sql("select id from payment")[0][0]
     assert run_sql(

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 def test_token_round_trip(make_app, tmp_path):
     keydir = tmp_path / "keys"
-    app = make_app(PDAM_JWT_PUBLIC_KEY=None, PDAM_JWT_PUBLIC_KEY_FILE=str(keydir / "public.pem"),
-                   JWT_PRIVATE_KEY_FILE=str(keydir / "private.pem"))
+    app = make_app(
+        PDAM_JWT_PUBLIC_KEY=None,
+        PDAM_JWT_PUBLIC_KEY_FILE=str(keydir / "public.pem"),
+        JWT_PRIVATE_KEY_FILE=str(keydir / "private.pem"),
+    )
     runner = app.test_cli_runner()
     res = runner.invoke(args=["token", "keygen", str(keydir)])
     assert res.exit_code == 0, res.output

@@ -20,8 +20,15 @@ INQ, NOB, PAT = "0123456789abcdef0123456789abcdef", "002008260001", "0123456789A
 
 @pytest.mark.parametrize(
     "pattern, good",
-    [(ids.CID, "010101010101"), (ids.PERIOD, "202001"), (ids.INQ, INQ), (ids.NOB, NOB), (ids.PAT, PAT),
-     (ids.PARTNER_CODE, "00"), (ids.JTI, INQ)],
+    [
+        (ids.CID, "010101010101"),
+        (ids.PERIOD, "202001"),
+        (ids.INQ, INQ),
+        (ids.NOB, NOB),
+        (ids.PAT, PAT),
+        (ids.PARTNER_CODE, "00"),
+        (ids.JTI, INQ),
+    ],
 )
 def test_every_pattern_refuses_a_trailing_newline(pattern, good):
     assert ids.matches(pattern, good)

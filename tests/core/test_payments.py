@@ -17,7 +17,7 @@ from pdam.web import runtime
 from tests.factories import CID, race
 
 THREADS = 100
-UTC = dt.timezone.utc
+UTC = dt.UTC
 PARTNERS = ["00", "01", "96"]
 START = dt.datetime(2020, 8, 25, 16, 0, tzinfo=UTC)  # 23:00 WIB: WIB days differ from UTC days
 
@@ -49,7 +49,9 @@ def test_identical_payment_from_100_threads(app, partner_headers, two_bills, inq
     nobs = {res["data"]["nob"] for code, res, _ in results if code == 202}
     assert len(nobs) == 1
     assert run_sql("select count(*) from payment") == [(1,)]
-    assert run_sql("select count(*) from procrastinate_jobs where task_name = 'posting.post_payment'") == [(1,)]
+    assert run_sql("select count(*) from procrastinate_jobs where task_name = 'posting.post_payment'") == [
+        (1,)
+    ]
     replays = [h for code, _, h in results if code == 202 and h.get("Idempotent-Replayed") == "true"]
     assert len(replays) == codes[202] - 1
 
@@ -57,8 +59,11 @@ def test_identical_payment_from_100_threads(app, partner_headers, two_bills, inq
 def test_same_inq_with_100_different_pids(app, partner_headers, two_bills, inquire, run_sql):
     _, inq = inquire(CID, partner_headers)
     reqs = [
-        (f"/tagihan/{CID}", {"inq": inq, "pid": f"pid-{i}", "amo": 97600, "mer": "1", "per": [202001, 202002]},
-         partner_headers)
+        (
+            f"/tagihan/{CID}",
+            {"inq": inq, "pid": f"pid-{i}", "amo": 97600, "mer": "1", "per": [202001, 202002]},
+            partner_headers,
+        )
         for i in range(THREADS)
     ]
     codes = Counter(code for code, _, _ in hammer(app, reqs))
@@ -67,12 +72,18 @@ def test_same_inq_with_100_different_pids(app, partner_headers, two_bills, inqui
     assert run_sql("select count(*) from payment_period") == [(2,)]
 
 
-def test_two_inquiries_same_period_paid_concurrently(app, partner_headers, auth_for, two_bills, inquire, run_sql):
+def test_two_inquiries_same_period_paid_concurrently(
+    app, partner_headers, auth_for, two_bills, inquire, run_sql
+):
     other = auth_for("96", "BANK2")
     _, inq1 = inquire(CID, partner_headers)
     _, inq2 = inquire(CID, other)
     reqs = [
-        (f"/tagihan/{CID}", {"inq": inq1, "pid": "a", "amo": 48800, "mer": "1", "per": [202001]}, partner_headers),
+        (
+            f"/tagihan/{CID}",
+            {"inq": inq1, "pid": "a", "amo": 48800, "mer": "1", "per": [202001]},
+            partner_headers,
+        ),
         (f"/tagihan/{CID}", {"inq": inq2, "pid": "b", "amo": 48800, "mer": "1", "per": [202001]}, other),
     ] * 1
     for _ in range(5):  # several rounds: both orders of arrival get exercised
@@ -82,7 +93,9 @@ def test_two_inquiries_same_period_paid_concurrently(app, partner_headers, auth_
         assert run_sql("select count(*) from payment_period where period = '202001' and live") == [(1,)]
 
 
-def test_many_partners_many_payments_get_distinct_nobs(app, add_partner, issue_token, seed_bills, inquire, run_sql):
+def test_many_partners_many_payments_get_distinct_nobs(
+    app, add_partner, issue_token, seed_bills, inquire, run_sql
+):
     codes = [f"{i:02d}" for i in range(10, 20)]
     reqs = []
     for code in codes:
@@ -92,8 +105,13 @@ def test_many_partners_many_payments_get_distinct_nobs(app, add_partner, issue_t
             cid = f"77{code}{j:04d}"
             seed_bills.simple(cid, ["202001"])
             _, inq = inquire(cid, headers)
-            reqs.append((f"/tagihan/{cid}", {"inq": inq, "pid": f"p{j}", "amo": 48800, "mer": "1",
-                                             "per": [202001]}, headers))
+            reqs.append(
+                (
+                    f"/tagihan/{cid}",
+                    {"inq": inq, "pid": f"p{j}", "amo": 48800, "mer": "1", "per": [202001]},
+                    headers,
+                )
+            )
     results = hammer(app, reqs)
     assert all(code == 202 for code, _, _ in results), [r for r in results if r[0] != 202][:1]
     nobs = [res["data"]["nob"] for _, res, _ in results]
@@ -110,9 +128,15 @@ def test_wib_day_decides_the_date(app, add_partner):
     add_partner("00")
     with app.app_context(), runtime.transaction() as conn:
         # 2020-08-25 17:30 UTC is 2020-08-26 00:30 WIB.
-        assert payments.allocate_nob(conn, "00", dt.datetime(2020, 8, 25, 17, 30, tzinfo=UTC)) == "002008260001"
-        assert payments.allocate_nob(conn, "00", dt.datetime(2020, 8, 25, 16, 59, tzinfo=UTC)) == "002008250001"
-        assert payments.allocate_nob(conn, "00", dt.datetime(2020, 8, 26, 16, 59, tzinfo=UTC)) == "002008260002"
+        assert (
+            payments.allocate_nob(conn, "00", dt.datetime(2020, 8, 25, 17, 30, tzinfo=UTC)) == "002008260001"
+        )
+        assert (
+            payments.allocate_nob(conn, "00", dt.datetime(2020, 8, 25, 16, 59, tzinfo=UTC)) == "002008250001"
+        )
+        assert (
+            payments.allocate_nob(conn, "00", dt.datetime(2020, 8, 26, 16, 59, tzinfo=UTC)) == "002008260002"
+        )
 
 
 def test_rolled_back_allocation_leaves_a_gap_not_a_duplicate(app, add_partner):

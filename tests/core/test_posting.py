@@ -25,14 +25,28 @@ def test_accepted_with_contract_meta(client, partner_headers, example_bill, pay,
         "status": "accepted",
         "code": 202,
         "message": "payment done",
-        "data": {**{k: data[k] for k in ("cid", "pid", "pat", "pop", "mer", "inq", "pts")}, "rev": 0, "nob": data["nob"]},
-        "meta": {"jumlah_tagihan": 41500, "jumlah_bayar": 41500, "jumlah_masalah": 0, "lembar_tagihan": 1,
-                 "lembar_bayar": 1, "lembar_masalah": 0, "periode_tagihan": [201903], "periode_bayar": [201903],
-                 "periode_masalah": None},
+        "data": {
+            **{k: data[k] for k in ("cid", "pid", "pat", "pop", "mer", "inq", "pts")},
+            "rev": 0,
+            "nob": data["nob"],
+        },
+        "meta": {
+            "jumlah_tagihan": 41500,
+            "jumlah_bayar": 41500,
+            "jumlah_masalah": 0,
+            "lembar_tagihan": 1,
+            "lembar_bayar": 1,
+            "lembar_masalah": 0,
+            "periode_tagihan": [201903],
+            "periode_bayar": [201903],
+            "periode_masalah": None,
+        },
     }
     assert list(res.json["data"]) == ["cid", "pid", "pat", "pop", "mer", "inq", "pts", "rev", "nob"]
     assert run_sql("select paid_by from bill") == [(data["nob"],)]
-    assert run_sql("select bill_no, water, paid, live from payment_period") == [("b201903", 32700, True, True)]
+    assert run_sql("select bill_no, water, paid, live from payment_period") == [
+        ("b201903", 32700, True, True)
+    ]
 
 
 def test_changed_when_denda_changed(client, partner_headers, seed_bills, pay, post_queued, run_sql):
@@ -43,32 +57,51 @@ def test_changed_when_denda_changed(client, partner_headers, seed_bills, pay, po
     st = status(client, partner_headers, nob=data["nob"])
     assert st.status_code == 206 and st.json["message"] == "suspect data"
     assert st.json["meta"] == {
-        "jumlah_tagihan": 102600, "jumlah_bayar": 97600, "jumlah_masalah": -5000,
-        "lembar_tagihan": 2, "lembar_bayar": 2, "lembar_masalah": 0,
-        "periode_tagihan": [202001, 202002], "periode_bayar": [202001, 202002], "periode_masalah": None,
+        "jumlah_tagihan": 102600,
+        "jumlah_bayar": 97600,
+        "jumlah_masalah": -5000,
+        "lembar_tagihan": 2,
+        "lembar_bayar": 2,
+        "lembar_masalah": 0,
+        "periode_tagihan": [202001, 202002],
+        "periode_bayar": [202001, 202002],
+        "periode_masalah": None,
     }
 
 
-def test_changed_when_a_period_was_paid_elsewhere(client, partner_headers, seed_bills, pay, post_queued, run_sql):
+def test_changed_when_a_period_was_paid_elsewhere(
+    client, partner_headers, seed_bills, pay, post_queued, run_sql
+):
     seed_bills.simple(CID, ["202001", "202002"])
     data = pay(partner_headers, per=[202001, 202002])
-    run_sql("update bill set paid_by = '992001010001', paid_at = now() where period = '202001'")  # at the counter
+    run_sql(
+        "update bill set paid_by = '992001010001', paid_at = now() where period = '202001'"
+    )  # at the counter
     assert post_queued() == ["changed"]
     st = status(client, partner_headers, pid="evid-123456")
     assert st.status_code == 206
     assert st.json["meta"] == {
-        "jumlah_tagihan": 48800, "jumlah_bayar": 97600, "jumlah_masalah": 48800,
-        "lembar_tagihan": 1, "lembar_bayar": 2, "lembar_masalah": 1,
-        "periode_tagihan": [202002], "periode_bayar": [202001, 202002], "periode_masalah": [202001],
+        "jumlah_tagihan": 48800,
+        "jumlah_bayar": 97600,
+        "jumlah_masalah": 48800,
+        "lembar_tagihan": 1,
+        "lembar_bayar": 2,
+        "lembar_masalah": 1,
+        "periode_tagihan": [202002],
+        "periode_bayar": [202001, 202002],
+        "periode_masalah": [202001],
     }
     assert run_sql("select paid_by from bill order by period") == [("992001010001",), (data["nob"],)]
     # The problem period is free again for the bill's real state: no live claim on it.
     assert run_sql("select period, paid, live from payment_period order by period") == [
-        ("202001", False, False), ("202002", True, True)
+        ("202001", False, False),
+        ("202002", True, True),
     ]
 
 
-def test_rejected_when_everything_was_paid_before(client, partner_headers, example_bill, pay, post_queued, run_sql):
+def test_rejected_when_everything_was_paid_before(
+    client, partner_headers, example_bill, pay, post_queued, run_sql
+):
     data = pay(partner_headers, per=[201903])
     run_sql("update bill set paid_by = '992001010001', paid_at = now()")
     assert post_queued() == ["rejected"]
@@ -143,7 +176,9 @@ def test_outcomes_with_a_separate_ledger(split_app, partner_headers, pay, run_sq
     paid, problems = expected[2], expected[3]
     late_fee = {"202002": 5000} if "late_fee" in change else {}
     assert ledger_rows(split_app.ledger_url) == sorted({**before, **dict.fromkeys(paid, nob)}.items())
-    assert run_sql("select period, bill_no, late_fee, paid, live from payment_period order by period") == sorted(
+    assert run_sql(
+        "select period, bill_no, late_fee, paid, live from payment_period order by period"
+    ) == sorted(
         [(p, f"b{p}", late_fee.get(p, 0), True, True) for p in paid]
         + [(p, None, None, False, False) for p in problems]
     )

@@ -10,7 +10,7 @@ import pytest
 
 from pdam.core import reversal
 from pdam.web import runtime
-from tests.factories import CID, H, WIB, race, run_posting
+from tests.factories import CID, WIB, H, race, run_posting
 
 #: Every app of this module runs on the test clock, which starts at H (day H, 10:00 WIB).
 pytestmark = pytest.mark.usefixtures("clock")
@@ -47,17 +47,29 @@ def test_reversal_frees_the_bills(client, partner_headers, posted, clock, run_sq
         "status": "reversed",
         "code": 200,
         "message": "payment reversed",
-        "data": {**{k: posted[k] for k in ("cid", "pid", "pat", "pop", "mer", "inq", "pts")}, "rev": 1,
-                 "nob": posted["nob"]},
-        "meta": {"jumlah_tagihan": 97600, "jumlah_bayar": 97600, "jumlah_masalah": 0, "lembar_tagihan": 2,
-                 "lembar_bayar": 2, "lembar_masalah": 0, "periode_tagihan": [202001, 202002],
-                 "periode_bayar": [202001, 202002], "periode_masalah": None},
+        "data": {
+            **{k: posted[k] for k in ("cid", "pid", "pat", "pop", "mer", "inq", "pts")},
+            "rev": 1,
+            "nob": posted["nob"],
+        },
+        "meta": {
+            "jumlah_tagihan": 97600,
+            "jumlah_bayar": 97600,
+            "jumlah_masalah": 0,
+            "lembar_tagihan": 2,
+            "lembar_bayar": 2,
+            "lembar_masalah": 0,
+            "periode_tagihan": [202001, 202002],
+            "periode_bayar": [202001, 202002],
+            "periode_masalah": None,
+        },
     }
     assert ledger(run_sql) == [("202001", None, False), ("202002", None, False)]
     assert run_sql("select status, reversed_at from payment") == [("accepted", clock.at)]
     # The amounts it paid stay recorded (reconciliation shows them with rev = 1), no longer live.
     assert run_sql("select period, paid, live, water from payment_period order by period") == [
-        ("202001", True, False, 40000), ("202002", True, False, 40000)
+        ("202001", True, False, 40000),
+        ("202002", True, False, 40000),
     ]
     # GET /status keeps the posting outcome and shows rev = 1.
     st = client.get(f"/status/{CID}", query_string={"nob": posted["nob"]}, headers=partner_headers)
@@ -68,7 +80,9 @@ def test_reversing_a_changed_payment_frees_only_its_own_bills(
     client, partner_headers, two_bills, pay, post_queued, run_sql
 ):
     data = pay(partner_headers)
-    run_sql("update bill set paid_by = '992001010001', paid_at = now() where period = '202001'")  # at the counter
+    run_sql(
+        "update bill set paid_by = '992001010001', paid_at = now() where period = '202001'"
+    )  # at the counter
     assert post_queued() == ["changed"]
     res = reverse(client, partner_headers, pid=data["pid"], pat=data["pat"])
     assert res.status_code == 200, res.json
@@ -111,11 +125,13 @@ def test_window_counts_wib_days_not_utc_days(client, partner_headers, two_bills,
     clock.at = dt.datetime(2020, 8, 26, 0, 30, tzinfo=WIB)
     data = pay(partner_headers)
     assert post_queued() == ["accepted"]
-    clock.at = dt.datetime(2020, 8, 27, 4, 59, tzinfo=dt.timezone.utc)  # 11:59 WIB on the 27th
+    clock.at = dt.datetime(2020, 8, 27, 4, 59, tzinfo=dt.UTC)  # 11:59 WIB on the 27th
     assert reverse(client, partner_headers, pid=data["pid"], pat=data["pat"]).status_code == 200
 
 
-def test_window_closed_message_from_late_evening_payment(client, partner_headers, two_bills, pay, post_queued, clock):
+def test_window_closed_message_from_late_evening_payment(
+    client, partner_headers, two_bills, pay, post_queued, clock
+):
     clock.at = dt.datetime(2020, 8, 26, 23, 50, tzinfo=WIB)  # 16:50 UTC
     data = pay(partner_headers)
     post_queued()
@@ -157,7 +173,10 @@ def test_payment_of_another_partner_is_404(client, partner_headers, auth_for, po
 def test_payment_in_progress_is_409(client, partner_headers, two_bills, pay, run_sql):
     data = pay(partner_headers)
     res = reverse(client, partner_headers, pid=data["pid"], pat=data["pat"])
-    assert res.json == {"error": 409, "message": "the payment is still in progress; it can be reversed once posted"}
+    assert res.json == {
+        "error": 409,
+        "message": "the payment is still in progress; it can be reversed once posted",
+    }
     assert run_sql("select status, reversed_at from payment") == [("created", None)]
 
 
@@ -166,7 +185,10 @@ def test_rejected_payment_is_409(client, partner_headers, two_bills, pay, post_q
     run_sql("update bill set paid_by = '992001010001', paid_at = now()")
     assert post_queued() == ["rejected"]
     res = reverse(client, partner_headers, pid=data["pid"], pat=data["pat"])
-    assert res.json == {"error": 409, "message": "the payment was rejected (paid before); there is nothing to reverse"}
+    assert res.json == {
+        "error": 409,
+        "message": "the payment was rejected (paid before); there is nothing to reverse",
+    }
     assert ledger(run_sql) == [("202001", "992001010001", True), ("202002", "992001010001", True)]
 
 
@@ -195,7 +217,9 @@ def test_without_token_is_401(client, posted):
     assert reverse(client, {}, pid=posted["pid"], pat=posted["pat"]).status_code == 401
 
 
-def test_freed_bill_can_be_paid_again(client, partner_headers, posted, inquire, post_queued, run_sql, clock, pay):
+def test_freed_bill_can_be_paid_again(
+    client, partner_headers, posted, inquire, post_queued, run_sql, clock, pay
+):
     clock.at = H + dt.timedelta(hours=3)
     assert reverse(client, partner_headers, pid=posted["pid"], pat=posted["pat"]).status_code == 200
     shown, _ = inquire(CID, partner_headers)
@@ -206,15 +230,20 @@ def test_freed_bill_can_be_paid_again(client, partner_headers, posted, inquire, 
     assert post_queued() == ["accepted", "accepted"]
     assert ledger(run_sql) == [("202001", again["nob"], True), ("202002", again["nob"], True)]
     assert run_sql("select pid, status, reversed_at is not null from payment order by id") == [
-        ("evid-123456", "accepted", True), ("evid-2", "accepted", False)
+        ("evid-123456", "accepted", True),
+        ("evid-2", "accepted", False),
     ]
     st = client.get(f"/status/{CID}", query_string={"pid": "evid-2"}, headers=partner_headers)
     assert st.status_code == 202 and st.json["data"]["rev"] == 0
     # The reversed payment keeps its rows (not live), the new one holds the bills.
-    assert run_sql("select p.pid, pp.period, pp.live from payment_period pp join payment p on p.id = pp.payment_id"
-                   " order by p.id, pp.period") == [
-        ("evid-123456", "202001", False), ("evid-123456", "202002", False),
-        ("evid-2", "202001", True), ("evid-2", "202002", True),
+    assert run_sql(
+        "select p.pid, pp.period, pp.live from payment_period pp join payment p on p.id = pp.payment_id"
+        " order by p.id, pp.period"
+    ) == [
+        ("evid-123456", "202001", False),
+        ("evid-123456", "202002", False),
+        ("evid-2", "202001", True),
+        ("evid-2", "202002", True),
     ]
     # Reversing the old one again changes nothing: the guarded ledger update only frees its own nob.
     assert reverse(client, partner_headers, pid=posted["pid"], pat=posted["pat"]).status_code == 200
@@ -230,17 +259,25 @@ def test_concurrent_reversals_reverse_once(app, partner_headers, posted, run_sql
     assert run_sql("select count(*) from payment where reversed_at is not null") == [(1,)]
     assert ledger(run_sql) == [("202001", None, False), ("202002", None, False)]
 
-def test_reversed_callback_is_queued_for_x_async(client, partner_headers, two_bills, pay, post_queued, run_sql):
+
+def test_reversed_callback_is_queued_for_x_async(
+    client, partner_headers, two_bills, pay, post_queued, run_sql
+):
     data = pay(partner_headers, extra_headers={"X-Async": "http://127.0.0.1:9/hook"})
     post_queued()
     before = run_sql("select event from webhook_delivery order by id")
     assert reverse(client, partner_headers, pid=data["pid"], pat=data["pat"]).status_code == 200
     after = run_sql("select id, event, url, body from webhook_delivery order by id")
-    assert [(event, url) for _, event, url, _ in after[len(before):]] == [("reversed", "http://127.0.0.1:9/hook")]
+    assert [(event, url) for _, event, url, _ in after[len(before) :]] == [
+        ("reversed", "http://127.0.0.1:9/hook")
+    ]
     delivery_id, _, _, sent = after[-1]
     assert (sent["status"], sent["code"], sent["data"]["nob"]) == ("reversed", 200, data["nob"])
-    jobs = run_sql("select queue_name from procrastinate_jobs where task_name = 'webhooks.deliver'"
-                   " and (args->>'delivery_id')::bigint = %s", (delivery_id,))
+    jobs = run_sql(
+        "select queue_name from procrastinate_jobs where task_name = 'webhooks.deliver'"
+        " and (args->>'delivery_id')::bigint = %s",
+        (delivery_id,),
+    )
     assert jobs == [("webhooks",)]
 
 
@@ -275,7 +312,9 @@ def test_separate_ledger_reversal(split_app, split_posted, partner_headers, run_
     assert run_sql("select count(*) from payment where reversed_at is not null") == [(1,)]
 
 
-def test_separate_ledger_crash_between_commits_then_retry(split_app, split_posted, partner_headers, clock, run_sql):
+def test_separate_ledger_crash_between_commits_then_retry(
+    split_app, split_posted, partner_headers, clock, run_sql
+):
     data = split_posted
     with split_app.app_context():
         conn, led = runtime.connection(), runtime.ledger_connection()
@@ -283,11 +322,13 @@ def test_separate_ledger_crash_between_commits_then_retry(split_app, split_poste
         led.commit()  # the ledger committed ...
         conn.rollback()  # ... and the process died before the payments database did
     assert split_ledger(split_app) == [("202001", None), ("202002", None)]
-    assert run_sql("select reversed_at, (select count(*) from payment_period where live) from payment") == [(None, 2)]
+    assert run_sql("select reversed_at, (select count(*) from payment_period where live) from payment") == [
+        (None, 2)
+    ]
     # The partner retries: the reversal completes; nothing else in the ledger is touched.
     res = reverse(split_app.test_client(), partner_headers, pid=data["pid"], pat=data["pat"])
     assert res.status_code == 200 and res.json["status"] == "reversed" and res.json["data"]["rev"] == 1
-    assert run_sql("select reversed_at is not null, (select count(*) from payment_period where live) from payment") == [
-        (True, 0)
-    ]
+    assert run_sql(
+        "select reversed_at is not null, (select count(*) from payment_period where live) from payment"
+    ) == [(True, 0)]
     assert split_ledger(split_app) == [("202001", None), ("202002", None)]

@@ -63,7 +63,10 @@ def test_rows_alone_join_a_transaction_that_is_open(engine, run_sql):
 
 def test_no_row_is_none_and_the_connection_stays_usable(engine):
     with engine.connect() as conn:
-        assert db.execute_alone(conn, sa.text("select code from partner where code = :code"), {"code": "99"}) is None
+        assert (
+            db.execute_alone(conn, sa.text("select code from partner where code = :code"), {"code": "99"})
+            is None
+        )
         assert db.execute_alone(conn, COUNT, {"code": "99"}).n == 0
         assert not db.driver_connection(conn).autocommit  # back as SQLAlchemy left it
 

@@ -68,7 +68,7 @@ REFUSED = {
     "64:ff9b::a00:1": "10.0.0.1 is a private address (inside 64:ff9b::a00:1)",  # NAT64
     "64:ff9b::7f00:1": "127.0.0.1 is a loopback address (inside 64:ff9b::7f00:1)",
     "2001:0:4136:e378:8000:63bf:3fff:fdd2":  # Teredo, client 192.0.2.45
-        "192.0.2.45 is a private address (inside 2001:0:4136:e378:8000:63bf:3fff:fdd2)",
+    "192.0.2.45 is a private address (inside 2001:0:4136:e378:8000:63bf:3fff:fdd2)",
 }
 PUBLIC = [
     "93.184.216.34", "8.8.8.8", "172.15.255.255", "172.32.0.1", "100.63.255.255", "100.128.0.1",
@@ -100,7 +100,9 @@ def test_private_networks_allowed_take_loopback_and_private(address):
 
 @pytest.mark.parametrize("address", ["0.0.0.0", "::", "224.0.0.1", "ff02::1"])
 def test_private_networks_allowed_still_refuse_what_is_never_a_receiver(address):
-    assert http.private_network_refusal(ipaddress.ip_address(address)) == f"{address} is not a unicast address"
+    assert (
+        http.private_network_refusal(ipaddress.ip_address(address)) == f"{address} is not a unicast address"
+    )
 
 
 # -- send(url): every spelling of a refused address, refused before any connection --------------
@@ -160,8 +162,13 @@ def resolve(monkeypatch):
             return real(host, port, *args, **kwargs)
         fake.calls += 1
         return [
-            (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "",
-             (a, port, 0, 0) if ":" in a else (a, port))
+            (
+                socket.AF_INET6 if ":" in a else socket.AF_INET,
+                socket.SOCK_STREAM,
+                6,
+                "",
+                (a, port, 0, 0) if ":" in a else (a, port),
+            )
             for a in names[host]
         ]
 
@@ -189,7 +196,9 @@ def test_a_name_resolving_to_any_refused_address_is_refused_whole(resolve, conne
     resolve("callback.example.com", *addresses)
     outcome = send(f"http://callback.example.com{HOOK}")
     assert outcome.result == "refused"
-    assert outcome.error.startswith("refused: callback.example.com is not called: ") and reason in outcome.error
+    assert (
+        outcome.error.startswith("refused: callback.example.com is not called: ") and reason in outcome.error
+    )
     assert connect_spy.seen == []  # not even to its public addresses
 
 
@@ -216,9 +225,9 @@ def test_private_networks_allowed_connect_to_a_name_on_loopback(resolve, receive
     resolve("callback.example.com", "127.0.0.1")
     url = f"http://callback.example.com:{receiver.server.port}{HOOK}"
     assert http.send(url, BODY, HEADERS, timeout=2, allow_private=False).result == "refused"
-    assert http.send(url, BODY, {**HEADERS, "X-Event-Id": "e1"}, timeout=2, allow_private=True) == http.Outcome(
-        "delivered", 200
-    )
+    assert http.send(
+        url, BODY, {**HEADERS, "X-Event-Id": "e1"}, timeout=2, allow_private=True
+    ) == http.Outcome("delivered", 200)
     assert [c["raw"] for c in receiver.calls] == [BODY]
 
 
@@ -231,7 +240,9 @@ def test_a_name_that_does_not_resolve_is_retried(connect_spy):
 # -- redirects are never followed ----------------------------------------------------------------
 
 
-def test_redirect_from_a_public_looking_url_is_not_followed(resolve, receiver, canary, connect_spy, monkeypatch):
+def test_redirect_from_a_public_looking_url_is_not_followed(
+    resolve, receiver, canary, connect_spy, monkeypatch
+):
     """callback.example.com (resolved to the loopback redirector here, the guard relaxed for
     that first hop only) answers 302 to the loopback canary: not followed."""
     port, hits = canary
@@ -250,8 +261,11 @@ def test_redirect_from_a_public_looking_url_is_not_followed(resolve, receiver, c
     monkeypatch.setattr(http, "refusal", relaxed_once)
     connect_spy.allowed = {redirector}
     outcome = http.send(
-        f"http://callback.example.com:{receiver.server.port}{HOOK}", BODY, {**HEADERS, "X-Event-Id": "e1"},
-        timeout=2, allow_private=False,
+        f"http://callback.example.com:{receiver.server.port}{HOOK}",
+        BODY,
+        {**HEADERS, "X-Event-Id": "e1"},
+        timeout=2,
+        allow_private=False,
     )
     assert outcome == http.Outcome("refused", 302, f"redirect to http://127.0.0.1:{port}/ not followed")
     assert connect_spy.seen == [redirector]

@@ -8,8 +8,16 @@ import pytest
 from pdam.infra import migrations
 
 EXPECTED_TABLES = {
-    "partner", "api_token", "customer", "bill", "inquiry", "nob_counter", "payment",
-    "payment_period", "schema_migration", "procrastinate_jobs",
+    "partner",
+    "api_token",
+    "customer",
+    "bill",
+    "inquiry",
+    "nob_counter",
+    "payment",
+    "payment_period",
+    "schema_migration",
+    "procrastinate_jobs",
 }
 #: The SQL functions the queries call (sql/005_functions.sql, sql/ledger/003_pay_bills.sql).
 EXPECTED_FUNCTIONS = {"next_nob_v1", "post_payment_v1", "finish_posting_v1", "pay_bills_v1"}
@@ -59,7 +67,8 @@ def test_schema_has_what_the_code_expects(database_url):
     with psycopg.connect(database_url) as conn:
         tables = {r[0] for r in conn.execute("select tablename from pg_tables where schemaname = 'public'")}
         functions = {
-            r[0] for r in conn.execute("select proname from pg_proc where pronamespace = 'public'::regnamespace")
+            r[0]
+            for r in conn.execute("select proname from pg_proc where pronamespace = 'public'::regnamespace")
         }
         generated = conn.execute(
             "select is_generated from information_schema.columns"
@@ -107,7 +116,14 @@ def test_changed_migration_is_refused(database_url, tmp_path, monkeypatch):
         " admin_vat, late_fee, installment) values ('b0', '1', '202002', 0, 0, 0, 1, 1, 1, 1, 0)",
         "insert into partner (code, name, webhook_secret) values ('1', 'x', repeat('a', 32))",
     ],
-    ids=["cid-digits", "period-format", "negative-amount", "one-bill-per-period", "unique-bill-no", "partner-code"],
+    ids=[
+        "cid-digits",
+        "period-format",
+        "negative-amount",
+        "one-bill-per-period",
+        "unique-bill-no",
+        "partner-code",
+    ],
 )
 def test_money_constraints(run_sql, sql):
     run_sql("insert into customer values ('1', 'A', '', '')")

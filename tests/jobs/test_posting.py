@@ -9,8 +9,7 @@ from sqlalchemy.exc import OperationalError
 
 from pdam.core import errors, posting
 from pdam.web import runtime
-from tests.factories import run_posting
-from tests.factories import wait_for
+from tests.factories import run_posting, wait_for
 
 
 def ledger_rows(url):
@@ -46,8 +45,15 @@ def test_ledger_down_then_back(split_app, partner_headers, pay, ledger_server, s
     try:
         start_worker(BILLING_DATABASE_URL=split_app.ledger_url, POSTING_RETRY_SECONDS=1, DB_CONNECT_TIMEOUT=1)
         # Attempts fail while the ledger is down; the payment stays in progress, not stuck.
-        wait_for(lambda: run_sql("select attempts from procrastinate_jobs where task_name = 'posting.post_payment'")[0][0] >= 2,
-                 timeout=30)
+        wait_for(
+            lambda: (
+                run_sql("select attempts from procrastinate_jobs where task_name = 'posting.post_payment'")[
+                    0
+                ][0]
+                >= 2
+            ),
+            timeout=30,
+        )
         assert run_sql("select status, stuck_at from payment") == [("created", None)]
     finally:
         ledger_server.start()
@@ -69,9 +75,11 @@ def test_a_missing_payment_is_not_retried(request, app, separate):
 def test_transient_failure_is_retried_then_flagged_stuck(app, partner_headers, example_bill, pay, run_sql):
     pay(partner_headers, per=[201903])
     (payment_id,) = run_sql("select id from payment")[0]
-    run_sql("create function slow_bill() returns trigger language plpgsql as $$ begin"
-            " raise exception using errcode = '40P01', message = 'deadlock detected'; end $$;"
-            " create trigger slow_bill before update on bill for each row execute function slow_bill()")
+    run_sql(
+        "create function slow_bill() returns trigger language plpgsql as $$ begin"
+        " raise exception using errcode = '40P01', message = 'deadlock detected'; end $$;"
+        " create trigger slow_bill before update on bill for each row execute function slow_bill()"
+    )
     # A failure that can pass: re-raised for the queue's retry, no flag yet.
     with pytest.raises(errors.Retry) as raised:
         run_posting(app, payment_id, 1)
@@ -82,7 +90,11 @@ def test_transient_failure_is_retried_then_flagged_stuck(app, partner_headers, e
         run_posting(app, payment_id, app.config["POSTING_MAX_ATTEMPTS"])
     assert isinstance(raised.value.__cause__, OperationalError)
     rows = run_sql("select status, stuck_at is not null, stuck_reason, posting_attempts from payment")
-    assert rows[0][:2] == ("created", True) and "deadlock" in rows[0][2] and rows[0][3] == app.config["POSTING_MAX_ATTEMPTS"]
+    assert (
+        rows[0][:2] == ("created", True)
+        and "deadlock" in rows[0][2]
+        and rows[0][3] == app.config["POSTING_MAX_ATTEMPTS"]
+    )
     run_sql("drop trigger slow_bill on bill")
     # The operator re-queues it; it then posts normally.
     cli = app.test_cli_runner()

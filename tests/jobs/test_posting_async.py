@@ -31,8 +31,14 @@ def run_posting_async(app, payment_id: int, attempt: int = 1) -> str:
     rt = app.extensions["pdam.runtime"]
 
     async def attempt_once() -> str:
-        pool = jobs.make_pool(rt.database.url, rt.settings, open=False, min_size=1, max_size=2,
-                              check=psycopg_pool.AsyncConnectionPool.check_connection)
+        pool = jobs.make_pool(
+            rt.database.url,
+            rt.settings,
+            open=False,
+            min_size=1,
+            max_size=2,
+            check=psycopg_pool.AsyncConnectionPool.check_connection,
+        )
         async with pool:
             return await job.run_async(rt, pool.connection, payment_id, attempt)
 
@@ -64,19 +70,26 @@ def test_same_outcomes_and_callbacks_as_the_sync_path(
     assert run_posting(app, sync_id, 1) == outcome
     assert run_posting_async(app, async_id, 1) == outcome
 
-    rows = run_sql("select status, paid_total, paid_periods, problem_periods, posted_at is not null, stuck_at"
-                   " from payment order by id")
+    rows = run_sql(
+        "select status, paid_total, paid_periods, problem_periods, posted_at is not null, stuck_at"
+        " from payment order by id"
+    )
     assert rows[0] == rows[1] and rows[0][0] == outcome
     periods = run_sql(
-        "select payment_id, period, water, late_fee, paid, live from payment_period order by 1, 2")
+        "select payment_id, period, water, late_fee, paid, live from payment_period order by 1, 2"
+    )
     assert [p[1:] for p in periods if p[0] == sync_id] == [p[1:] for p in periods if p[0] == async_id]
-    paid = run_sql("select p.id, count(b.id) from payment p left join bill b on b.paid_by = p.nob"
-                   " group by 1 order by 1")
+    paid = run_sql(
+        "select p.id, count(b.id) from payment p left join bill b on b.paid_by = p.nob group by 1 order by 1"
+    )
     assert paid[0][1] == paid[1][1]
     finals = run_sql(
-        "select payment_id, event, body from webhook_delivery where event <> 'created' order by 1")
-    jobs = run_sql("select args->>'delivery_id', lock, queue_name from procrastinate_jobs"
-                   " where task_name = 'webhooks.deliver' order by id")
+        "select payment_id, event, body from webhook_delivery where event <> 'created' order by 1"
+    )
+    jobs = run_sql(
+        "select args->>'delivery_id', lock, queue_name from procrastinate_jobs"
+        " where task_name = 'webhooks.deliver' order by id"
+    )
     if hook is None:  # no X-Async: no callback either way
         assert finals == [] and jobs == []
         return
@@ -84,17 +97,24 @@ def test_same_outcomes_and_callbacks_as_the_sync_path(
     assert [(f[0], f[1]) for f in finals] == [(sync_id, outcome), (async_id, outcome)]
     sync_body, async_body = finals[0][2], finals[1][2]
     assert {k: sync_body[k] for k in ("status", "code", "message", "meta")} == {
-        k: async_body[k] for k in ("status", "code", "message", "meta")}
+        k: async_body[k] for k in ("status", "code", "message", "meta")
+    }
     # ... exactly what the edge renders from the committed row (the sync path's row type).
     with app.app_context():
         from pdam.web import runtime
 
-        row = runtime.connection().execute(
-            sa.text("select * from payment where id = :id"), {"id": async_id}).one()._asdict()
+        row = (
+            runtime.connection()
+            .execute(sa.text("select * from payment where id = :id"), {"id": async_id})
+            .one()
+            ._asdict()
+        )
     assert async_body == json.loads(json.dumps(callbacks.body_for(row, outcome)))
     # Each with its delivery job, in the payment's callback order (lock).
-    assert [(j[1], j[2]) for j in jobs[-2:]] == [(f"webhook-payment-{sync_id}", "webhooks"),
-                                                 (f"webhook-payment-{async_id}", "webhooks")]
+    assert [(j[1], j[2]) for j in jobs[-2:]] == [
+        (f"webhook-payment-{sync_id}", "webhooks"),
+        (f"webhook-payment-{async_id}", "webhooks"),
+    ]
     assert run_sql("select count(*) from webhook_delivery") == [(4,)] and len(jobs) == 4
 
 
@@ -103,7 +123,7 @@ def test_a_payment_with_a_callback_is_never_posted_alone(partner_headers, exampl
     is recorded in the posting's transaction."""
     pay(partner_headers, per=[201903], x_async=HOOK)
     (payment_id,) = payment_ids(run_sql)
-    params = {"id": payment_id, "now": dt.datetime.now(dt.timezone.utc)}
+    params = {"id": payment_id, "now": dt.datetime.now(dt.UTC)}
     assert run_sql(pyformat(posting.Q["post_alone"]), params) == []
     assert run_sql("select status from payment") == [("created",)]
     assert run_sql("select paid_by from bill") == [(None,)]
@@ -118,9 +138,11 @@ def test_the_connection_goes_back_to_the_pool_as_it_came(partner_headers, exampl
     pay(partner_headers, per=[201903])
     (payment_id,) = payment_ids(run_sql)
     rt = app.extensions["pdam.runtime"]
-    run_sql("create function no_bill() returns trigger language plpgsql as $$ begin"
-            " raise exception using errcode = '40P01', message = 'deadlock detected'; end $$;"
-            " create trigger no_bill before update on bill for each row execute function no_bill()")
+    run_sql(
+        "create function no_bill() returns trigger language plpgsql as $$ begin"
+        " raise exception using errcode = '40P01', message = 'deadlock detected'; end $$;"
+        " create trigger no_bill before update on bill for each row execute function no_bill()"
+    )
 
     async def attempts() -> list:
         seen = []
@@ -138,9 +160,12 @@ def test_the_connection_goes_back_to_the_pool_as_it_came(partner_headers, exampl
         return seen
 
     assert asyncio.run(attempts()) == [
-        "Retry", (False, "IDLE"),  # the statement failed (autocommit, no callback)
-        "GiveUp", (False, "IDLE"),  # no such payment
-        "accepted", (False, "IDLE"),  # posted alone
+        "Retry",
+        (False, "IDLE"),  # the statement failed (autocommit, no callback)
+        "GiveUp",
+        (False, "IDLE"),  # no such payment
+        "accepted",
+        (False, "IDLE"),  # posted alone
     ]
     assert run_sql("select status from payment") == [("accepted",)]
 
@@ -149,16 +174,20 @@ def test_a_second_run_changes_nothing(partner_headers, example_bill, pay, app, r
     pay(partner_headers, per=[201903], x_async=HOOK)
     (payment_id,) = payment_ids(run_sql)
     assert run_posting_async(app, payment_id, 1) == "accepted"
-    before = (run_sql("select paid_by, paid_at from bill"),
-              run_sql("select status, posted_at, paid_total from payment"),
-              run_sql("select count(*) from webhook_delivery"),
-              run_sql("select count(*) from procrastinate_jobs"))
+    before = (
+        run_sql("select paid_by, paid_at from bill"),
+        run_sql("select status, posted_at, paid_total from payment"),
+        run_sql("select count(*) from webhook_delivery"),
+        run_sql("select count(*) from procrastinate_jobs"),
+    )
     assert run_posting_async(app, payment_id, 2) == "accepted"  # the status, nothing posted
     assert run_posting(app, payment_id, 3) == "accepted"  # nor by the other path
-    after = (run_sql("select paid_by, paid_at from bill"),
-             run_sql("select status, posted_at, paid_total from payment"),
-             run_sql("select count(*) from webhook_delivery"),
-             run_sql("select count(*) from procrastinate_jobs"))
+    after = (
+        run_sql("select paid_by, paid_at from bill"),
+        run_sql("select status, posted_at, paid_total from payment"),
+        run_sql("select count(*) from webhook_delivery"),
+        run_sql("select count(*) from procrastinate_jobs"),
+    )
     assert after == before and before[2] == [(2,)]  # created + the one final callback
 
 
@@ -166,10 +195,12 @@ def test_the_callback_commits_with_the_posting(partner_headers, example_bill, pa
     pay(partner_headers, per=[201903], x_async=HOOK)
     (payment_id,) = payment_ids(run_sql)
     # Recording the final callback fails (after the posting statement ran) ...
-    run_sql("create function no_delivery() returns trigger language plpgsql as $$ begin"
-            " raise exception using errcode = '40P01', message = 'deadlock detected'; end $$;"
-            " create trigger no_delivery before insert on webhook_delivery for each row"
-            " execute function no_delivery()")
+    run_sql(
+        "create function no_delivery() returns trigger language plpgsql as $$ begin"
+        " raise exception using errcode = '40P01', message = 'deadlock detected'; end $$;"
+        " create trigger no_delivery before insert on webhook_delivery for each row"
+        " execute function no_delivery()"
+    )
     with pytest.raises(errors.Retry) as raised:
         run_posting_async(app, payment_id, 1)
     assert isinstance(raised.value.__cause__, psycopg.errors.DeadlockDetected)
@@ -187,9 +218,11 @@ def test_the_callback_commits_with_the_posting(partner_headers, example_bill, pa
 def test_transient_failure_is_retried_then_flagged_stuck(app, partner_headers, example_bill, pay, run_sql):
     pay(partner_headers, per=[201903])
     (payment_id,) = payment_ids(run_sql)
-    run_sql("create function slow_bill() returns trigger language plpgsql as $$ begin"
-            " raise exception using errcode = '40P01', message = 'deadlock detected'; end $$;"
-            " create trigger slow_bill before update on bill for each row execute function slow_bill()")
+    run_sql(
+        "create function slow_bill() returns trigger language plpgsql as $$ begin"
+        " raise exception using errcode = '40P01', message = 'deadlock detected'; end $$;"
+        " create trigger slow_bill before update on bill for each row execute function slow_bill()"
+    )
     with pytest.raises(errors.Retry) as raised:
         run_posting_async(app, payment_id, 1)
     assert isinstance(raised.value.__cause__, psycopg.OperationalError)
@@ -248,8 +281,10 @@ def test_the_worker_pool_has_the_web_session(app):
     async def settings() -> tuple:
         pool = jobs.make_pool(rt.database.url, rt.settings, open=False, min_size=1, max_size=1)
         async with pool, pool.connection() as conn:
-            cur = await conn.execute("select current_setting('statement_timeout'),"
-                                     " current_setting('lock_timeout'), current_setting('TimeZone')")
+            cur = await conn.execute(
+                "select current_setting('statement_timeout'),"
+                " current_setting('lock_timeout'), current_setting('TimeZone')"
+            )
             return await cur.fetchone()
 
     timeout = f"{app.config['DB_STATEMENT_TIMEOUT_MS'] // 1000}s"

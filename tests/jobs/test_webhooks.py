@@ -63,9 +63,15 @@ def test_created_then_final_in_order_signed(
         "message": "payment in progress",
         "data": {k: data[k] for k in DATA_KEYS},
         "meta": {
-            "jumlah_tagihan": None, "jumlah_bayar": 41500, "jumlah_masalah": None,
-            "lembar_tagihan": None, "lembar_bayar": 1, "lembar_masalah": None,
-            "periode_tagihan": None, "periode_bayar": [201903], "periode_masalah": None,
+            "jumlah_tagihan": None,
+            "jumlah_bayar": 41500,
+            "jumlah_masalah": None,
+            "lembar_tagihan": None,
+            "lembar_bayar": 1,
+            "lembar_masalah": None,
+            "periode_tagihan": None,
+            "periode_bayar": [201903],
+            "periode_masalah": None,
         },
     }
     assert final["json"] == {
@@ -74,9 +80,15 @@ def test_created_then_final_in_order_signed(
         "message": "payment accepted",
         "data": {k: data[k] for k in DATA_KEYS},
         "meta": {
-            "jumlah_tagihan": 41500, "jumlah_bayar": 41500, "jumlah_masalah": 0,
-            "lembar_tagihan": 1, "lembar_bayar": 1, "lembar_masalah": 0,
-            "periode_tagihan": [201903], "periode_bayar": [201903], "periode_masalah": None,
+            "jumlah_tagihan": 41500,
+            "jumlah_bayar": 41500,
+            "jumlah_masalah": 0,
+            "lembar_tagihan": 1,
+            "lembar_bayar": 1,
+            "lembar_masalah": 0,
+            "periode_tagihan": [201903],
+            "periode_bayar": [201903],
+            "periode_masalah": None,
         },
     }
     for call in (created, final):
@@ -90,10 +102,15 @@ def test_created_then_final_in_order_signed(
         assert verify_signature(partner_secret(run_sql), headers["X-Signature"], call["raw"])
         assert not verify_signature("another-secret", headers["X-Signature"], call["raw"])
     deliveries = run_sql("select event, event_id::text, status, attempts from webhook_delivery order by id")
-    assert [(d[0], d[2], d[3]) for d in deliveries] == [("created", "delivered", 1), ("accepted", "delivered", 1)]
+    assert [(d[0], d[2], d[3]) for d in deliveries] == [
+        ("created", "delivered", 1),
+        ("accepted", "delivered", 1),
+    ]
     assert [c["headers"]["X-Event-Id"] for c in receiver.calls] == [d[1] for d in deliveries]
     assert run_sql("select http_status, error from webhook_attempt order by id") == [(200, None), (200, None)]
-    jobs = run_sql("select queue_name, lock, status from procrastinate_jobs where task_name = 'webhooks.deliver'")
+    jobs = run_sql(
+        "select queue_name, lock, status from procrastinate_jobs where task_name = 'webhooks.deliver'"
+    )
     pay_id = run_sql("select id from payment")[0][0]
     assert jobs == [("webhooks", f"webhook-payment-{pay_id}", "succeeded")] * 2
 
@@ -146,7 +163,10 @@ def test_event_id_and_body_stable_across_retries(partner_headers, example_bill, 
     first, second = receiver.calls
     assert first["headers"]["X-Event-Id"] == second["headers"]["X-Event-Id"]
     assert first["raw"] == second["raw"]
-    assert run_sql("select http_status, error from webhook_attempt order by id") == [(503, "HTTP 503: busy"), (200, None)]
+    assert run_sql("select http_status, error from webhook_attempt order by id") == [
+        (503, "HTTP 503: busy"),
+        (200, None),
+    ]
 
 
 # -- retries, refusals, failures (real worker) ------------------------------------------
@@ -156,11 +176,18 @@ def test_500_three_times_then_200_is_retried_at_the_interval(
     partner_headers, example_bill, pay, receiver, start_worker, run_sql
 ):
     receiver.answer = lambda call: (
-        Response("oops", 500) if call["json"]["status"] == "created" and call["n"] <= 3 else Response("ok", 200)
+        Response("oops", 500)
+        if call["json"]["status"] == "created" and call["n"] <= 3
+        else Response("ok", 200)
     )
     pay(partner_headers, x_async=receiver.url())
     start_worker(WEBHOOK_RETRY_SECONDS=1)
-    wait_for(lambda: run_sql("select status from webhook_delivery order by id") == [("delivered",), ("delivered",)], timeout=40)
+    wait_for(
+        lambda: (
+            run_sql("select status from webhook_delivery order by id") == [("delivered",), ("delivered",)]
+        ),
+        timeout=40,
+    )
 
     created = [c for c in receiver.calls if c["json"]["status"] == "created"]
     assert [c["status"] for c in created] == [500, 500, 500, 200]  # delivered once, after 3 retries
@@ -170,9 +197,12 @@ def test_500_three_times_then_200_is_retried_at_the_interval(
         " join webhook_delivery d on d.id = a.delivery_id where d.event = 'created' order by a.id"
     )
     assert [r[0] for r in rows] == [500, 500, 500, 200]
-    gaps = [b[1] - a[1] for a, b in zip(rows, rows[1:])]
+    gaps = [b[1] - a[1] for a, b in zip(rows, rows[1:], strict=False)]
     assert all(gap >= 1.0 for gap in gaps), gaps  # WEBHOOK_RETRY_SECONDS
-    assert run_sql("select event, attempts from webhook_delivery order by id") == [("created", 4), ("accepted", 1)]
+    assert run_sql("select event, attempts from webhook_delivery order by id") == [
+        ("created", 4),
+        ("accepted", 1),
+    ]
     # The final callback waited for the created one.
     accepted = [c for c in receiver.calls if c["json"]["status"] == "accepted"]
     assert len(accepted) == 1 and accepted[0]["entered"] > created[-1]["entered"]
@@ -184,9 +214,12 @@ def test_404_is_refused_after_one_attempt(
     receiver.answer = lambda call: Response("no such hook", 404)
     pay(partner_headers, x_async=receiver.url())
     start_worker(WEBHOOK_RETRY_SECONDS=1)
-    wait_for(lambda: run_sql(
-        "select status from procrastinate_jobs where task_name = 'webhooks.deliver' order by id"
-    ) == [("succeeded",), ("succeeded",)])  # finished: no retry is scheduled
+    wait_for(
+        lambda: (
+            run_sql("select status from procrastinate_jobs where task_name = 'webhooks.deliver' order by id")
+            == [("succeeded",), ("succeeded",)]
+        )
+    )  # finished: no retry is scheduled
     assert run_sql("select event, status, attempts, last_error from webhook_delivery order by id") == [
         ("created", "refused", 1, "HTTP 404: no such hook"),
         ("accepted", "refused", 1, "HTTP 404: no such hook"),
@@ -202,10 +235,15 @@ def test_receiver_that_never_answers_times_out_and_fails_after_the_cap(
     pay(partner_headers, x_async=url)
     # Retried at once: the spacing of retries is test_500_three_times_then_200_is_retried_at_the_interval's.
     start_worker(WEBHOOK_TIMEOUT_SECONDS=1, WEBHOOK_RETRY_SECONDS=0, WEBHOOK_MAX_ATTEMPTS=3)
-    wait_for(lambda: run_sql("select status from webhook_delivery order by id") == [("failed",), ("failed",)], timeout=60)
+    wait_for(
+        lambda: run_sql("select status from webhook_delivery order by id") == [("failed",), ("failed",)],
+        timeout=60,
+    )
 
     # What an operator sees.
-    assert run_sql("select event, status, attempts, last_error like 'timeout%' from webhook_delivery order by id") == [
+    assert run_sql(
+        "select event, status, attempts, last_error like 'timeout%' from webhook_delivery order by id"
+    ) == [
         ("created", "failed", 3, True),
         ("accepted", "failed", 3, True),
     ]
@@ -214,14 +252,17 @@ def test_receiver_that_never_answers_times_out_and_fails_after_the_cap(
     for a_url, status, error, duration_ms in attempts:
         assert a_url == url and status is None and error.startswith("timeout")
         assert 900 <= duration_ms < 5000
-    wait_for(lambda: run_sql(
-        "select status from procrastinate_jobs where task_name = 'webhooks.deliver' order by id"
-    ) == [("failed",), ("failed",)])
+    wait_for(
+        lambda: (
+            run_sql("select status from procrastinate_jobs where task_name = 'webhooks.deliver' order by id")
+            == [("failed",), ("failed",)]
+        )
+    )
     assert silent_listener.pending(listener) == 6
 
 
 def test_deadline_ends_the_retries(make_app, clock, partner_headers, example_bill, pay, receiver, run_sql):
-    clock.at = dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.timezone.utc)
+    clock.at = dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.UTC)
     app = make_app(WEBHOOK_RETRY_SECONDS=10, WEBHOOK_DEADLINE_SECONDS=60)
     receiver.answer = lambda call: Response("down", 503)
     pay(partner_headers, x_async=receiver.url())
@@ -240,7 +281,9 @@ def test_max_attempts_cap_in_process(make_app, partner_headers, example_bill, pa
     assert deliver_pending(app, run_sql) == ["RetryLater"]
     assert deliver_pending(app, run_sql) == ["DeliveryFailed"]
     assert deliver_pending(app, run_sql) == []
-    assert run_sql("select status, attempts, last_error from webhook_delivery") == [("failed", 2, "HTTP 502: down")]
+    assert run_sql("select status, attempts, last_error from webhook_delivery") == [
+        ("failed", 2, "HTTP 502: down")
+    ]
     assert len(receiver.calls) == 2
 
 
@@ -252,7 +295,9 @@ def test_delivery_never_blocks_payment_acceptance(
     url = f"http://127.0.0.1:{listener.getsockname()[1]}{HOOK}"
     pay(partner_headers, x_async=url, per=[202001], pid="p1")
     start_worker(WEBHOOK_TIMEOUT_SECONDS=30)
-    doing = "select count(*) from procrastinate_jobs where task_name = 'webhooks.deliver' and status = 'doing'"
+    doing = (
+        "select count(*) from procrastinate_jobs where task_name = 'webhooks.deliver' and status = 'doing'"
+    )
     wait_for(lambda: run_sql(doing) == [(1,)])  # the worker is stuck on the receiver
 
     started = time.monotonic()

@@ -16,7 +16,9 @@ from tests.factories import CID, bill_line, import_bills, kill, make_payment, wa
 
 def queue_payments(app, seed_bills, count: int) -> None:
     """Record ``count`` payments of partner 00 through the real domain code, one per customer."""
-    seed_bills("".join(bill_line(f"5{i:011d}", "202001", water=40000 + i, bill_no=f"x{i}") for i in range(count)))
+    seed_bills(
+        "".join(bill_line(f"5{i:011d}", "202001", water=40000 + i, bill_no=f"x{i}") for i in range(count))
+    )
     with app.app_context():
         for i in range(count):
             with runtime.transaction() as conn:
@@ -31,8 +33,12 @@ def test_worker_process_posts_payments(client, partner_headers, seed_bills, pay,
     st = client.get(f"/status/{CID}?nob={nob}", headers=partner_headers)
     assert st.status_code == 202 and st.json["meta"]["jumlah_tagihan"] == 48800
     assert run_sql("select paid_by from bill") == [(nob,)]
-    wait_for(lambda: run_sql(
-        "select status from procrastinate_jobs where task_name = 'posting.post_payment'") == [("succeeded",)])
+    wait_for(
+        lambda: (
+            run_sql("select status from procrastinate_jobs where task_name = 'posting.post_payment'")
+            == [("succeeded",)]
+        )
+    )
 
 
 # -- drills -------------------------------------------------------------------------------------
@@ -44,9 +50,11 @@ def test_crash_drill_sigkill_worker_during_posting(app, partner_headers, seed_bi
     # Also some bills paid elsewhere meanwhile, so outcomes are mixed.
     run_sql("update bill set paid_by = '991111110001', paid_at = now() where customer_id like '5%7'")
     # A slow ledger (50 ms a bill) keeps four postings in flight at every kill.
-    run_sql("create function slow_ledger() returns trigger language plpgsql as $$"
-            " begin perform pg_sleep(0.05); return new; end $$;"
-            " create trigger slow_ledger before update on bill for each row execute function slow_ledger()")
+    run_sql(
+        "create function slow_ledger() returns trigger language plpgsql as $$"
+        " begin perform pg_sleep(0.05); return new; end $$;"
+        " create trigger slow_ledger before update on bill for each row execute function slow_ledger()"
+    )
     env = dict(STALLED_JOB_SECONDS=2, STALLED_MAX_RETRIES=100, WORKER_CONCURRENCY=4)
     rng = random.Random(20201)
     newest = "select coalesce(max(id), 0) from procrastinate_workers"
@@ -66,34 +74,50 @@ def test_crash_drill_sigkill_worker_during_posting(app, partner_headers, seed_bi
         before = run_sql(newest)[0][0]
         proc = start_worker(supervised=False, **env)
     wait_for(lambda: run_sql("select count(*) from payment where status = 'created'") == [(0,)], timeout=120)
-    wait_for(lambda: run_sql("select count(*) from procrastinate_jobs where status in ('doing', 'todo')"
-                             " and task_name = 'posting.post_payment'") == [(0,)], timeout=60)
+    wait_for(
+        lambda: (
+            run_sql(
+                "select count(*) from procrastinate_jobs where status in ('doing', 'todo')"
+                " and task_name = 'posting.post_payment'"
+            )
+            == [(0,)]
+        ),
+        timeout=60,
+    )
     assert kills == 10
     statuses = dict(run_sql("select status, count(*) from payment group by 1"))
     assert statuses == {"accepted": 450, "rejected": 50}, statuses
     # Every bill paid at most once (one paid_by column), and by the payment that says so.
-    assert run_sql("select count(*) from bill b join payment p on p.nob = b.paid_by"
-                   " where p.status not in ('accepted', 'changed')") == [(0,)]
+    assert run_sql(
+        "select count(*) from bill b join payment p on p.nob = b.paid_by"
+        " where p.status not in ('accepted', 'changed')"
+    ) == [(0,)]
     (ledger_sum, paid_sum) = run_sql(
         "select (select sum(total) from bill where paid_by in (select nob from payment)),"
-        " (select sum(paid_total) from payment where status in ('accepted', 'changed'))")[0]
+        " (select sum(paid_total) from payment where status in ('accepted', 'changed'))"
+    )[0]
     assert ledger_sum == paid_sum
     assert run_sql("select count(*) from procrastinate_jobs where status = 'doing'") == [(0,)]
     assert run_sql("select count(*) from payment where stuck_at is not null") == [(0,)]
     # The kills did land mid-job: those jobs went through stalled-job recovery.
-    (recovered,) = run_sql("select count(*) from procrastinate_jobs"
-                           " where task_name = 'posting.post_payment' and attempts > 0")[0]
+    (recovered,) = run_sql(
+        "select count(*) from procrastinate_jobs where task_name = 'posting.post_payment' and attempts > 0"
+    )[0]
     assert recovered >= 10, recovered
 
 
 @pytest.mark.slow
-def test_worker_comes_back_after_losing_the_database(make_app, private_server, private_database, start_worker, tmp_path):
+def test_worker_comes_back_after_losing_the_database(
+    make_app, private_server, private_database, start_worker, tmp_path
+):
     """The supervised worker (`python -m jobs`, the Procfile's) keeps posting across an outage."""
     url = private_database
     app = make_app(DATABASE_URL=url)
     with app.app_context(), runtime.transaction() as conn:
         partners.add(conn, "00", "BANK1")
-        import_bills(conn, "".join(bill_line(f"6{i:011d}", "202001", 1000, 0, 0, bill_no=f"y{i}") for i in range(2)))
+        import_bills(
+            conn, "".join(bill_line(f"6{i:011d}", "202001", 1000, 0, 0, bill_no=f"y{i}") for i in range(2))
+        )
     log = tmp_path / "worker.log"
     proc = start_worker(log=log, DATABASE_URL=url, DB_CONNECT_TIMEOUT=1)
 

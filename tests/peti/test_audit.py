@@ -8,14 +8,23 @@ import io
 
 import pytest
 
-from tests.factories import CONTRACT_BILL, CONTRACT_CUSTOMER, H, WIB
+from tests.factories import CONTRACT_BILL, CONTRACT_CUSTOMER, WIB, H
 
 #: Every app of this module runs on the test clock, which starts at H (day H, 10:00 WIB).
 pytestmark = pytest.mark.usefixtures("clock")
 DAY = "2020-08-26"
 AMOUNT_FIELDS = [
-    "air", "administrasi", "administrasi_angsuran", "ppn_administrasi", "denda", "angsuran", "materai",
-    "registrasi", "biaya_pemasangan", "ppn_pemasangan", "biaya_jarak",
+    "air",
+    "administrasi",
+    "administrasi_angsuran",
+    "ppn_administrasi",
+    "denda",
+    "angsuran",
+    "materai",
+    "registrasi",
+    "biaya_pemasangan",
+    "ppn_pemasangan",
+    "biaya_jarak",
 ]
 ROW_FIELDS = ["no", "id", "nob", "nopel", "periode", "rid", "pid", "mer", "rev", *AMOUNT_FIELDS]
 CUSTOMERS = [f"0101{n:06d}" for n in range(8)]
@@ -25,10 +34,13 @@ PERIODS = ["202001", "202002", "202003", "202004"]
 @pytest.fixture
 def many(seed_bills, pay, partner_headers, post_queued, clock):
     """8 customers x 4 bills paid on day H by 16 payments of 2 bills each (32 rows)."""
-    seed_bills("".join(
-        f"{cid},Pelanggan {i},Jl. {i},10R,{cid}{p},{p},0,10,10,{40000 + 100 * i + j},8000,800,{1000 * j},0\n"
-        for i, cid in enumerate(CUSTOMERS) for j, p in enumerate(PERIODS)
-    ))
+    seed_bills(
+        "".join(
+            f"{cid},Pelanggan {i},Jl. {i},10R,{cid}{p},{p},0,10,10,{40000 + 100 * i + j},8000,800,{1000 * j},0\n"
+            for i, cid in enumerate(CUSTOMERS)
+            for j, p in enumerate(PERIODS)
+        )
+    )
     payments = []
     for half in (PERIODS[:2], PERIODS[2:]):
         for i, cid in enumerate(CUSTOMERS):
@@ -83,13 +95,30 @@ def test_contract_example_shape(client, partner_headers, seed_bills, pay, post_q
     assert res.json == {
         "status": "success",
         "meta": {"page": 1, "limit": 10, "total": 1, "tanggal": DAY},
-        "data": [{
-            "no": 1, "id": "1234202005", "nob": data["nob"], "nopel": CONTRACT_CUSTOMER, "periode": "202005",
-            "rid": rid, "pid": "5428a641-0e18-4d14-bd6f-dcb32ab29956", "mer": "1234", "rev": 0,
-            "air": 50000, "administrasi": 8000, "administrasi_angsuran": 0, "ppn_administrasi": 800,
-            "denda": 30000, "angsuran": 0, "materai": 0, "registrasi": 0, "biaya_pemasangan": 0,
-            "ppn_pemasangan": 0, "biaya_jarak": 0,
-        }],
+        "data": [
+            {
+                "no": 1,
+                "id": "1234202005",
+                "nob": data["nob"],
+                "nopel": CONTRACT_CUSTOMER,
+                "periode": "202005",
+                "rid": rid,
+                "pid": "5428a641-0e18-4d14-bd6f-dcb32ab29956",
+                "mer": "1234",
+                "rev": 0,
+                "air": 50000,
+                "administrasi": 8000,
+                "administrasi_angsuran": 0,
+                "ppn_administrasi": 800,
+                "denda": 30000,
+                "angsuran": 0,
+                "materai": 0,
+                "registrasi": 0,
+                "biaya_pemasangan": 0,
+                "ppn_pemasangan": 0,
+                "biaya_jarak": 0,
+            }
+        ],
     }
     assert list(res.json["data"][0]) == ROW_FIELDS
     assert list(res.json["meta"]) == ["page", "limit", "total", "tanggal"]
@@ -122,16 +151,28 @@ def test_amounts_are_the_bills_as_paid(client, partner_headers, many, run_sql):
     ledger = {
         (cid, period): (rid, bill_no, water, late)
         for rid, bill_no, cid, period, water, late in run_sql(
-            "select id, bill_no, customer_id, period, water, late_fee from bill")
+            "select id, bill_no, customer_id, period, water, late_fee from bill"
+        )
     }
     for r in rows:
         rid, bill_no, water, late = ledger[(r["nopel"], r["periode"])]
         assert (r["rid"], r["id"], r["air"], r["denda"]) == (rid, bill_no, water, late)
         assert (r["administrasi"], r["ppn_administrasi"], r["angsuran"], r["rev"]) == (8000, 800, 0, 0)
-        assert all(r[f] == 0 for f in ("administrasi_angsuran", "materai", "registrasi", "biaya_pemasangan",
-                                       "ppn_pemasangan", "biaya_jarak"))
-    assert sum(r["air"] + r["administrasi"] + r["ppn_administrasi"] + r["denda"] for r in rows) == run_sql(
-        "select sum(total) from bill")[0][0]
+        assert all(
+            r[f] == 0
+            for f in (
+                "administrasi_angsuran",
+                "materai",
+                "registrasi",
+                "biaya_pemasangan",
+                "ppn_pemasangan",
+                "biaya_jarak",
+            )
+        )
+    assert (
+        sum(r["air"] + r["administrasi"] + r["ppn_administrasi"] + r["denda"] for r in rows)
+        == run_sql("select sum(total) from bill")[0][0]
+    )
 
 
 def test_limit_zero_is_every_row_beyond_the_maximum(client, partner_headers, bulk):
@@ -140,7 +181,9 @@ def test_limit_zero_is_every_row_beyond_the_maximum(client, partner_headers, bul
     assert [r["no"] for r in res.json["data"]] == list(range(1, 1201))
     first = audit(client, partner_headers, tgl=DAY, limit=1000)
     second = audit(client, partner_headers, tgl=DAY, limit=1000, page=2)
-    assert len(first.json["data"]) == 1000 and [r["no"] for r in second.json["data"]] == list(range(1001, 1201))
+    assert len(first.json["data"]) == 1000 and [r["no"] for r in second.json["data"]] == list(
+        range(1001, 1201)
+    )
     assert first.json["data"] + second.json["data"] == res.json["data"]
 
 
@@ -150,13 +193,16 @@ def test_both_date_formats(client, partner_headers, many):
     assert dashed.status_code == compact.status_code == 200
     assert dashed.json == compact.json and dashed.json["meta"]["total"] == 32
     other = audit(client, partner_headers, tgl="20200827")
-    assert other.json == {"status": "success", "meta": {"page": 1, "limit": 10, "total": 0, "tanggal": "2020-08-27"},
-                          "data": []}
+    assert other.json == {
+        "status": "success",
+        "meta": {"page": 1, "limit": 10, "total": 0, "tanggal": "2020-08-27"},
+        "data": [],
+    }
 
 
 def test_default_day_is_yesterday_in_wib(client, partner_headers, many, clock):
     # 06:00 WIB on the 27th is still the 26th in UTC: "yesterday" (WIB) is the 26th.
-    clock.at = dt.datetime(2020, 8, 26, 23, 0, tzinfo=dt.timezone.utc)
+    clock.at = dt.datetime(2020, 8, 26, 23, 0, tzinfo=dt.UTC)
     res = audit(client, partner_headers)
     assert res.json["meta"]["tanggal"] == "2020-08-26" and res.json["meta"]["total"] == 32
     clock.at = dt.datetime(2020, 8, 27, 16, 59, tzinfo=WIB)
@@ -190,17 +236,24 @@ def test_only_bills_paid_and_rev_per_row(client, partner_headers, seed_bills, pa
     run_sql("update bill set paid_by = '992001010001', paid_at = now() where customer_id = '0101000002'")
     assert sorted(post_queued()) == ["accepted", "accepted", "changed", "rejected"]
     pay(partner_headers, "0101000004", [202001], pid="in-progress")  # not posted yet
-    res = client.delete("/tagihan/0101000001", query_string={"pid": "to-reverse", "pat": reversed_one["pat"]},
-                        headers=partner_headers)
+    res = client.delete(
+        "/tagihan/0101000001",
+        query_string={"pid": "to-reverse", "pat": reversed_one["pat"]},
+        headers=partner_headers,
+    )
     assert res.status_code == 200
     rows = audit(client, partner_headers, tgl=DAY, limit=0).json["data"]
     assert [(r["pid"], r["periode"], r["rev"], r["denda"]) for r in rows] == [
-        ("to-reverse", "202001", 1, 0), ("changed", "202002", 0, 2500), ("ok", "202001", 0, 0),
+        ("to-reverse", "202001", 1, 0),
+        ("changed", "202002", 0, 2500),
+        ("ok", "202001", 0, 0),
     ]
     assert rows[1]["nob"] == changed["nob"]
 
 
-def test_changed_payment_lists_only_the_bills_it_paid(client, partner_headers, seed_bills, pay, post_queued, run_sql):
+def test_changed_payment_lists_only_the_bills_it_paid(
+    client, partner_headers, seed_bills, pay, post_queued, run_sql
+):
     seed_bills.simple("0101000001", ["202001", "202002"])
     pay(partner_headers, "0101000001", [202001, 202002], pid="half")
     run_sql("update bill set paid_by = '992001010001', paid_at = now() where period = '202001'")
@@ -322,22 +375,30 @@ def test_stream_reads_through_a_server_side_cursor(app, bulk, run_sql):
     rows = audit_module.stream(engine, "00", dt.date(2020, 8, 26), page=1, limit=0, batch=7)
     assert [next(rows)["no"] for _ in range(20)] == list(range(1, 21))
     # Its own connection, inside a transaction, fetching 7 rows at a time from a declared cursor.
-    active = run_sql("select state, query from pg_stat_activity"
-                     " where datname = current_database() and query ilike 'fetch forward % from%'")
+    active = run_sql(
+        "select state, query from pg_stat_activity"
+        " where datname = current_database() and query ilike 'fetch forward % from%'"
+    )
     assert [(state, query.split(" FROM ")[0]) for state, query in active] == [
         ("idle in transaction", "FETCH FORWARD 7")
     ]
     assert sum(1 for _ in rows) == 1180
     # Exhausted (or closed): the connection went back to the pool, no transaction left open.
-    assert run_sql("select count(*) from pg_stat_activity where datname = current_database()"
-                   " and state like 'idle in transaction%'") == [(0,)]
+    assert run_sql(
+        "select count(*) from pg_stat_activity where datname = current_database()"
+        " and state like 'idle in transaction%'"
+    ) == [(0,)]
 
 
 def test_closing_the_stream_early_releases_its_connection(app, bulk, run_sql):
     from pdam.core import reconciliation as audit_module
 
-    rows = audit_module.stream(app.extensions["pdam.runtime"].database.engine, "00", dt.date(2020, 8, 26), page=1, limit=0, batch=5)
+    rows = audit_module.stream(
+        app.extensions["pdam.runtime"].database.engine, "00", dt.date(2020, 8, 26), page=1, limit=0, batch=5
+    )
     next(rows)
     rows.close()  # what the WSGI server does when a client goes away
-    assert run_sql("select count(*) from pg_stat_activity where datname = current_database()"
-                   " and state like 'idle in transaction%'") == [(0,)]
+    assert run_sql(
+        "select count(*) from pg_stat_activity where datname = current_database()"
+        " and state like 'idle in transaction%'"
+    ) == [(0,)]

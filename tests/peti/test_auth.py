@@ -13,7 +13,7 @@ PROTECTED = "/tagihan/010101010101"
 
 
 def now_ts() -> int:
-    return int(dt.datetime.now(dt.timezone.utc).timestamp())
+    return int(dt.datetime.now(dt.UTC).timestamp())
 
 
 @pytest.fixture
@@ -45,7 +45,9 @@ def test_missing_header(client):
     assert_401(client.get(PROTECTED))
 
 
-@pytest.mark.parametrize("value", ["Bearer", "Bearer abc", "Bearer a.b.c", "Basic Zm9vOmJhcg==", "Bearer " + "x" * 40])
+@pytest.mark.parametrize(
+    "value", ["Bearer", "Bearer abc", "Bearer a.b.c", "Basic Zm9vOmJhcg==", "Bearer " + "x" * 40]
+)
 def test_malformed(client, value):
     assert_401(client.get(PROTECTED, headers={"Authorization": value}))
 
@@ -111,7 +113,7 @@ def test_revoked_also_after_new_app(client, make_app, keys, known, app):
     token = sign(keys, c)
     assert get(client, token).status_code == 404
     with app.app_context(), runtime.transaction() as conn:
-        tokens.revoke(conn, c["jti"], "lost laptop", dt.datetime.now(dt.timezone.utc))
+        tokens.revoke(conn, c["jti"], "lost laptop", dt.datetime.now(dt.UTC))
     res = get(client, token)
     assert_401(res)
     assert res.json["message"] == "Token has been revoked"
@@ -151,7 +153,9 @@ def test_health_needs_no_token(client):
 def test_a_missing_or_unusable_key_is_503_for_every_token(make_app, keys, known, public_key, caplog):
     """The key is parsed once at start-up. One that is missing or not an ES256 key is a
     configuration error of the service: 503 with a clear message, never 401 or 500."""
-    key = {"RS256 key": keys["RS256"]["public"], "not a PEM key": "-----BEGIN PUBLIC KEY-----\nxx\n"}.get(public_key, "")
+    key = {"RS256 key": keys["RS256"]["public"], "not a PEM key": "-----BEGIN PUBLIC KEY-----\nxx\n"}.get(
+        public_key, ""
+    )
     app = make_app(PDAM_JWT_PUBLIC_KEY=key, PDAM_JWT_PUBLIC_KEY_FILE="/nonexistent/public.pem")
     if key:
         assert "not a usable ES256 key" in caplog.text

@@ -97,11 +97,13 @@ def test_no_unpaid_bill_is_404(client, partner_headers, seed_bills, run_sql):
 def test_expired_snapshots_purged_by_job_not_requests(client, partner_headers, seed_bills, run_sql, app):
     seed_bills(CONTRACT_BILL)
     client.get(f"/tagihan/{CONTRACT_CUSTOMER}", headers=partner_headers)
-    run_sql("update inquiry set created_at = created_at - interval '1 hour', expires_at = expires_at - interval '1 hour'")
+    run_sql(
+        "update inquiry set created_at = created_at - interval '1 hour', expires_at = expires_at - interval '1 hour'"
+    )
     client.get(f"/tagihan/{CONTRACT_CUSTOMER}", headers=partner_headers)
     assert run_sql("select count(*) from inquiry") == [(2,)]
     with app.app_context(), runtime.transaction() as conn:
-        assert inquiry.purge_expired(conn, dt.datetime.now(dt.timezone.utc)) == 1
+        assert inquiry.purge_expired(conn, dt.datetime.now(dt.UTC)) == 1
     assert run_sql("select count(*) from inquiry") == [(1,)]
 
 
@@ -121,7 +123,7 @@ def bills(seed_bills):
 
 def test_contract_example(pay, partner_headers, bills, inquire, run_sql, app):
     _, inq = inquire(CID, partner_headers)
-    before = dt.datetime.now(dt.timezone.utc)
+    before = dt.datetime.now(dt.UTC)
     res = pay.response(partner_headers, inq=inq)
     assert res.status_code == 202, res.json
     data = res.json["data"]
@@ -139,9 +141,14 @@ def test_contract_example(pay, partner_headers, bills, inquire, run_sql, app):
             "nob": data["nob"],
         },
         "meta": {
-            "jumlah_tagihan": None, "jumlah_bayar": 345100, "jumlah_masalah": None,
-            "lembar_tagihan": None, "lembar_bayar": 3, "lembar_masalah": None,
-            "periode_tagihan": None, "periode_bayar": [201901, 201902, 201903],
+            "jumlah_tagihan": None,
+            "jumlah_bayar": 345100,
+            "jumlah_masalah": None,
+            "lembar_tagihan": None,
+            "lembar_bayar": 3,
+            "lembar_masalah": None,
+            "periode_tagihan": None,
+            "periode_bayar": [201901, 201902, 201903],
             "periode_masalah": None,
         },
     }
@@ -150,19 +157,23 @@ def test_contract_example(pay, partner_headers, bills, inquire, run_sql, app):
     assert re.fullmatch(r"[0-9A-F]{20}", data["pat"])
     wib_day = (before + dt.timedelta(hours=7)).strftime("%y%m%d")
     assert re.fullmatch(rf"00{wib_day}0001", data["nob"])
-    assert before.timestamp() * 1000 - 1 <= data["pts"] <= dt.datetime.now(dt.timezone.utc).timestamp() * 1000
+    assert before.timestamp() * 1000 - 1 <= data["pts"] <= dt.datetime.now(dt.UTC).timestamp() * 1000
     assert res.headers["X-Advice-Url"] == f"/status/{CID}?nob={data['nob']}"
     assert "Idempotent-Replayed" not in res.headers
     # Recorded and queued together.
     assert run_sql("select status, amount, periods, merchant from payment") == [
         ("created", 345100, PERIODS, "1234")
     ]
-    jobs = run_sql("select task_name, queue_name, args from procrastinate_jobs where task_name like 'posting.%'")
+    jobs = run_sql(
+        "select task_name, queue_name, args from procrastinate_jobs where task_name like 'posting.%'"
+    )
     assert [(j[0], j[1]) for j in jobs] == [("posting.post_payment", "posting")]
     assert run_sql("select count(*) from payment_period where live") == [(3,)]
 
 
-def test_seed_example_single_period_with_numeric_mer_and_string_per(pay, partner_headers, seed_bills, inquire, run_sql):
+def test_seed_example_single_period_with_numeric_mer_and_string_per(
+    pay, partner_headers, seed_bills, inquire, run_sql
+):
     seed_bills(CONTRACT_BILL)
     _, inq = inquire(CONTRACT_CUSTOMER, partner_headers)
     res = pay.response(partner_headers, inq=inq, cid=CONTRACT_CUSTOMER, amo=88800, per=["202005"], mer=1234)
@@ -241,8 +252,17 @@ def test_malformed_cid_is_400(pay, partner_headers, bills, inquire):
 
 def test_unknown_fields_cannot_set_server_values(pay, partner_headers, bills, inquire, run_sql):
     _, inq = inquire(CID, partner_headers)
-    res = pay.response(partner_headers, inq=inq, nob="999999999999", status="accepted", pop="99", pat="F" * 20,
-              pts=1, rev=1, id=5)
+    res = pay.response(
+        partner_headers,
+        inq=inq,
+        nob="999999999999",
+        status="accepted",
+        pop="99",
+        pat="F" * 20,
+        pts=1,
+        rev=1,
+        id=5,
+    )
     assert res.status_code == 202
     assert res.json["data"]["pop"] == "00" and res.json["data"]["nob"] != "999999999999"
     assert run_sql("select status, partner_code, reversed_at from payment") == [("created", "00", None)]
@@ -255,7 +275,9 @@ def test_unknown_inq_is_404(pay, partner_headers, bills):
 
 def test_expired_inq_is_404(pay, partner_headers, bills, inquire, run_sql):
     _, inq = inquire(CID, partner_headers)
-    run_sql("update inquiry set created_at = now() - interval '20 minutes', expires_at = now() - interval '5 minutes'")
+    run_sql(
+        "update inquiry set created_at = now() - interval '20 minutes', expires_at = now() - interval '5 minutes'"
+    )
     assert pay.response(partner_headers, inq=inq).status_code == 404
 
 
@@ -281,7 +303,10 @@ def test_period_not_in_inquiry_is_410(pay, partner_headers, bills, inquire):
 def test_wrong_amount_is_410(pay, partner_headers, bills, inquire):
     _, inq = inquire(CID, partner_headers)
     res = pay.response(partner_headers, inq=inq, amo=345099)
-    assert res.json == {"error": 410, "message": "amo does not match the bills of the inquiry (expected 345100)"}
+    assert res.json == {
+        "error": 410,
+        "message": "amo does not match the bills of the inquiry (expected 345100)",
+    }
 
 
 def test_idempotent_replay(pay, partner_headers, bills, inquire, run_sql):
@@ -293,7 +318,9 @@ def test_idempotent_replay(pay, partner_headers, bills, inquire, run_sql):
     assert again.headers["Idempotent-Replayed"] == "true"
     assert again.headers["X-Advice-Url"] == first.headers["X-Advice-Url"]
     assert run_sql("select count(*) from payment") == [(1,)]
-    assert run_sql("select count(*) from procrastinate_jobs where task_name = 'posting.post_payment'") == [(1,)]
+    assert run_sql("select count(*) from procrastinate_jobs where task_name = 'posting.post_payment'") == [
+        (1,)
+    ]
 
 
 def test_replay_after_inq_expired_and_purged(pay, partner_headers, bills, inquire, run_sql):
@@ -350,7 +377,8 @@ def test_period_in_progress_hidden_from_next_inquiry(pay, partner_headers, bills
 
 
 @pytest.mark.parametrize(
-    "url", ["ftp://x.example/", "/relative", "http://", "not a url", "https://x.example:99999/", "h" * 10 + "://a"]
+    "url",
+    ["ftp://x.example/", "/relative", "http://", "not a url", "https://x.example:99999/", "h" * 10 + "://a"],
 )
 def test_bad_x_async_is_400(pay, partner_headers, bills, inquire, run_sql, url):
     _, inq = inquire(CID, partner_headers)
@@ -377,8 +405,11 @@ def test_x_async_too_long_is_400(pay, partner_headers, bills, inquire):
 
 def test_x_async_stored_with_token_and_authorization(pay, partner_headers, bills, inquire, run_sql):
     _, inq = inquire(CID, partner_headers)
-    res = pay.response(partner_headers, inq=inq,
-              extra_headers={"X-Async": "https://hooks.bank.example/pdam", "X-Async-Token": "Bearer cb-secret"})
+    res = pay.response(
+        partner_headers,
+        inq=inq,
+        extra_headers={"X-Async": "https://hooks.bank.example/pdam", "X-Async-Token": "Bearer cb-secret"},
+    )
     assert res.status_code == 202
     assert run_sql("select callback_url, callback_token, request_authorization from payment") == [
         ("https://hooks.bank.example/pdam", "Bearer cb-secret", partner_headers["Authorization"])
@@ -439,13 +470,20 @@ def test_a_separate_ledger_answers_the_same_inquiry(split_app, partner_headers, 
     assert res.status_code == 200
     assert res.json["pelanggan"] == {"id": CID, "nama": "Nala", "alamat": "Jl. X", "golongan": "10R"}
     assert [(b["id"], b["periode"], b["biaya"]["jumlah"]) for b in res.json["tagihan"]] == [
-        ("b202001", "202001", 48800), ("b202002", "202002", 48800)]
+        ("b202001", "202001", 48800),
+        ("b202002", "202002", 48800),
+    ]
     (snapshot,) = run_sql("select snapshot from inquiry where token = %s", (res.headers["X-Cross-Site"],))[0]
     assert snapshot["customer"]["name"] == "Nala" and len(snapshot["bills"]) == 2
     pay(partner_headers, per=[202001], app=split_app)
     res = client.get(f"/tagihan/{CID}", headers=partner_headers)
     assert [b["periode"] for b in res.json["tagihan"]] == ["202002"]
     assert client.get("/tagihan/999999999999", headers=partner_headers).json == {
-        "error": 404, "message": "customer not found"}
+        "error": 404,
+        "message": "customer not found",
+    }
     pay(partner_headers, per=[202002], pid="evid-2", app=split_app)
-    assert client.get(f"/tagihan/{CID}", headers=partner_headers).json == {"error": 404, "message": "no unpaid bills"}
+    assert client.get(f"/tagihan/{CID}", headers=partner_headers).json == {
+        "error": 404,
+        "message": "no unpaid bills",
+    }

@@ -26,7 +26,9 @@ def test_receiver_verifies_the_service_signature():
     assert not demo_receiver.verify("s3cret", "garbage", body)
 
 
-def test_enqueue_is_part_of_the_callers_transaction(partner_headers, example_bill, pay, receiver, app, run_sql):
+def test_enqueue_is_part_of_the_callers_transaction(
+    partner_headers, example_bill, pay, receiver, app, run_sql
+):
     nob = pay(partner_headers, x_async=receiver.url())["nob"]
     with app.app_context():
         conn = runtime.connection()

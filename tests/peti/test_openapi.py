@@ -93,7 +93,11 @@ def test_bearer_security_and_public_routes(doc):
     assert doc["security"] == [{"bearerAuth": []}]
     public = {(p, m) for p, ops in doc["paths"].items() for m, op in ops.items() if op.get("security") == []}
     assert {p for p, _ in public} == {
-        "/health", "/health/live", "/openapi.json", "/docs", "/docs/{filename}",
+        "/health",
+        "/health/live",
+        "/openapi.json",
+        "/docs",
+        "/docs/{filename}",
         "/snap/v1.0/access-token/b2b",  # signed by the bank's key instead (tests/snap/test_openapi.py)
     }
     for path, ops in doc["paths"].items():
@@ -126,8 +130,30 @@ def test_contract_status_codes_per_route(doc):
         return set(doc["paths"][path][method]["responses"])
 
     assert codes("/tagihan/{cid}", "get") == {"200", "400", "401", "403", "404", "429", "503"}
-    assert codes("/tagihan/{cid}", "post") == {"202", "400", "401", "403", "404", "409", "410", "413", "429", "503"}
-    assert codes("/status/{cid}", "get") == {"201", "202", "206", "409", "400", "401", "403", "404", "429", "503"}
+    assert codes("/tagihan/{cid}", "post") == {
+        "202",
+        "400",
+        "401",
+        "403",
+        "404",
+        "409",
+        "410",
+        "413",
+        "429",
+        "503",
+    }
+    assert codes("/status/{cid}", "get") == {
+        "201",
+        "202",
+        "206",
+        "409",
+        "400",
+        "401",
+        "403",
+        "404",
+        "429",
+        "503",
+    }
     assert codes("/health", "get") == {"200", "503"}
     assert codes("/metrics", "get") == {"200", "401", "404"}
     if ("/tagihan/{cid}", "delete") in documented(doc):
@@ -222,16 +248,31 @@ def test_compact_date_pattern_matches_exactly_the_real_days():
 def test_status_query_allows_exactly_the_contract_lookups():
     from jsonschema import Draft4Validator
 
-    (param,) = [p for p in openapi.build()["paths"]["/status/{cid}"]["get"]["parameters"]
-                if isinstance(p, dict) and p.get("in") == "query"]
+    (param,) = [
+        p
+        for p in openapi.build()["paths"]["/status/{cid}"]["get"]["parameters"]
+        if isinstance(p, dict) and p.get("in") == "query"
+    ]
     assert (param["style"], param["explode"], param["required"]) == ("form", True, True)
     ok = Draft4Validator(param["schema"]).is_valid
     nob, pid, pat, inq = "002008270001", "p-1", "A" * 20, "a" * 32
-    for query in ({"nob": nob}, {"pid": pid}, {"pid": pid, "pat": pat}, {"pid": pid, "inq": inq},
-                  {"nob": nob, "pid": pid, "pat": pat}, {"pid": pid, "other": "x"}):
+    for query in (
+        {"nob": nob},
+        {"pid": pid},
+        {"pid": pid, "pat": pat},
+        {"pid": pid, "inq": inq},
+        {"nob": nob, "pid": pid, "pat": pat},
+        {"pid": pid, "other": "x"},
+    ):
         assert ok(query), query
-    for query in ({}, {"pat": pat}, {"inq": inq}, {"nob": nob, "pat": pat}, {"nob": nob, "inq": inq},
-                  {"other": "x"}):
+    for query in (
+        {},
+        {"pat": pat},
+        {"inq": inq},
+        {"nob": nob, "pat": pat},
+        {"nob": nob, "inq": inq},
+        {"other": "x"},
+    ):
         assert not ok(query), query
 
 

@@ -232,7 +232,7 @@ def bad_token(kind: str, app, keys, run_sql, world) -> dict:
     elif kind == "revoked":
         token = world.tokens[A]
         with app.app_context(), runtime.transaction() as conn:
-            tokens.revoke(conn, token, "drill", dt.datetime.now(dt.timezone.utc))
+            tokens.revoke(conn, token, "drill", dt.datetime.now(dt.UTC))
     else:  # pragma: no cover
         raise AssertionError(kind)
     return {"Authorization": f"Bearer {token}"}

@@ -51,7 +51,7 @@ def compact(obj) -> bytes:
 
 
 def wib_timestamp(at: dt.datetime | None = None) -> str:
-    at = (at or dt.datetime.now(dt.timezone.utc)).astimezone(WIB)
+    at = (at or dt.datetime.now(dt.UTC)).astimezone(WIB)
     return at.isoformat(timespec="milliseconds")
 
 
@@ -79,7 +79,7 @@ class Bank:
         self._token: str | None = None
 
     def now(self) -> dt.datetime:
-        return self.clock() if self.clock else dt.datetime.now(dt.timezone.utc)
+        return self.clock() if self.clock else dt.datetime.now(dt.UTC)
 
     def timestamp(self) -> str:
         return wib_timestamp(self.now())

@@ -67,7 +67,7 @@ def test_list(app, make_bank):
     assert run(app, "partner", "deactivate", "96").exit_code == 0
     lines = run(app, "snap", "list").output.strip().splitlines()
     assert lines[0].split() == ["client", "id", "partner", "service", "id", "created"]
-    today = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
+    today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
     assert lines[1].split()[:4] == ["bank-one", "00", "BANK00", "12345"] and today in lines[1]
     assert lines[2].split()[:5] == ["bank-two", "96", "BANK96", "(off)", "678"]
 
@@ -93,7 +93,7 @@ def test_register_accepts_pkcs1_and_certificates(app, add_partner, tmp_path, rsa
         == 0
     )
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bank")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)

@@ -78,28 +78,28 @@ def test_token_signature_of_another_key_or_timestamp(bank, rsa_keys):
     expect(
         bank.request_token(timestamp=ts, **{"X-SIGNATURE": other_key}), "4017300", "Unauthorized. [Signature]"
     )
-    earlier = wib_timestamp(dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1))
+    earlier = wib_timestamp(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
     stale = rsa_signature(bank.key, bank.client_id, earlier)
     expect(bank.request_token(timestamp=ts, **{"X-SIGNATURE": stale}), "4017300", "Unauthorized. [Signature]")
 
 
 @pytest.mark.parametrize("offset", [-301, 301])
 def test_token_timestamp_outside_the_window(bank, offset):
-    ts = wib_timestamp(dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=offset))
+    ts = wib_timestamp(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=offset))
     expect(bank.request_token(timestamp=ts), "4017300", "Unauthorized. [X-TIMESTAMP]")
 
 
 def test_token_timestamp_window_is_configurable(make_app, make_bank):
     app = make_app(SNAP_TIMESTAMP_SKEW_SECONDS=30)
     bank = make_bank(app_=app)
-    ts = wib_timestamp(dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=60))
+    ts = wib_timestamp(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=60))
     expect(bank.request_token(timestamp=ts), "4017300", "Unauthorized. [X-TIMESTAMP]")
-    ts = wib_timestamp(dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=20))
+    ts = wib_timestamp(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=20))
     expect(bank.request_token(timestamp=ts), "2007300", "Successful")
 
 
 def test_token_timestamp_in_utc_and_with_milliseconds(bank):
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     for ts in (
         now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         now.isoformat(timespec="milliseconds"),
@@ -289,7 +289,7 @@ def test_unauthorized(bank, bills, make_bank):
 
 @pytest.mark.parametrize("offset", [-301, 301])
 def test_timestamp_outside_the_window(bank, bills, offset):
-    ts = wib_timestamp(dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=offset))
+    ts = wib_timestamp(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=offset))
     expect(bank.post(INQUIRY, va_body("24"), timestamp=ts), "4012400", "Unauthorized. [X-TIMESTAMP]")
 
 

@@ -214,7 +214,9 @@ def test_operation(fuzz, path, method):
         _repair(case)
         _steer(case, data, world)
 
-    count = fuzz_cases(schema[path][method], MIN_CASES, steer, lambda case: _headers(case, world), statuses[label])
+    count = fuzz_cases(
+        schema[path][method], MIN_CASES, steer, lambda case: _headers(case, world), statuses[label]
+    )
     assert count >= MIN_CASES, f"{label}: only {count} cases"
     print(label, dict(statuses[label]))
 

@@ -38,11 +38,16 @@ def day_of_payments(client, partner_headers, auth_for, seed_bills, pay, post_que
         "reversed": pay(partner_headers, "0101000004", [202001], "reversed"),
         "other": pay(other, "0101000005", [202001], "other"),
     }
-    run_sql("update bill set paid_by = '992001010001', paid_at = now()"
-            " where (customer_id, period) in (('0101000002', '202002'), ('0101000003', '202001'))")
+    run_sql(
+        "update bill set paid_by = '992001010001', paid_at = now()"
+        " where (customer_id, period) in (('0101000002', '202002'), ('0101000003', '202001'))"
+    )
     post_queued()
-    res = client.delete("/tagihan/0101000004", query_string={"pid": "reversed", "pat": made["reversed"]["pat"]},
-                        headers=partner_headers)
+    res = client.delete(
+        "/tagihan/0101000004",
+        query_string={"pid": "reversed", "pat": made["reversed"]["pat"]},
+        headers=partner_headers,
+    )
     assert res.status_code == 200
     clock.at = H + dt.timedelta(days=1)
     made["next-day"] = pay(partner_headers, "0101000007", [202001], "next-day")
@@ -54,52 +59,122 @@ def day_of_payments(client, partner_headers, auth_for, seed_bills, pay, post_que
 
 def view_rows(run_sql, pop, day):
     cols = ", ".join(COLUMNS)
-    rows = run_sql(f"select {cols} from reconciliation where pop = %s and tanggal = %s order by no", (pop, day))
-    return [dict(zip(COLUMNS, row)) for row in rows]
+    rows = run_sql(
+        f"select {cols} from reconciliation where pop = %s and tanggal = %s order by no", (pop, day)
+    )
+    return [dict(zip(COLUMNS, row, strict=False)) for row in rows]
 
 
-def test_reconciliation_view_is_what_get_audit_returns(client, partner_headers, auth_for, day_of_payments, run_sql):
+def test_reconciliation_view_is_what_get_audit_returns(
+    client, partner_headers, auth_for, day_of_payments, run_sql
+):
     other = auth_for("97", "BANK3")  # a partner without payments
     for headers, pop in ((partner_headers, "00"), (other, "97")):
         for day in (DAY, DAY + dt.timedelta(days=1), DAY - dt.timedelta(days=1)):
-            route = client.get("/audit", query_string={"tgl": day.isoformat(), "limit": 0}, headers=headers).json
+            route = client.get(
+                "/audit", query_string={"tgl": day.isoformat(), "limit": 0}, headers=headers
+            ).json
             assert route["data"] == view_rows(run_sql, pop, day), (pop, day)
             assert route["meta"]["total"] == len(route["data"])
     rows = view_rows(run_sql, "00", DAY)
     assert [(r["pid"], r["periode"], r["rev"]) for r in rows] == [
-        ("ok", "202001", 0), ("ok", "202002", 0), ("changed", "202001", 0), ("reversed", "202001", 1),
+        ("ok", "202001", 0),
+        ("ok", "202002", 0),
+        ("changed", "202001", 0),
+        ("reversed", "202001", 1),
     ]
     assert [r["pid"] for r in view_rows(run_sql, "96", DAY)] == ["other"]
 
 
 def test_reconciliation_view_columns(run_sql):
-    cols = [c for (c,) in run_sql("select column_name from information_schema.columns"
-                                  " where table_name = 'reconciliation' order by ordinal_position")]
-    assert cols[:2] == ["tanggal", "pop"] and tuple(cols[2:2 + len(COLUMNS)]) == COLUMNS
+    cols = [
+        c
+        for (c,) in run_sql(
+            "select column_name from information_schema.columns"
+            " where table_name = 'reconciliation' order by ordinal_position"
+        )
+    ]
+    assert cols[:2] == ["tanggal", "pop"] and tuple(cols[2 : 2 + len(COLUMNS)]) == COLUMNS
     assert tuple(schemas.AuditRow().fields) == COLUMNS
 
 
 def test_daily_recap(client, partner_headers, day_of_payments, run_sql):
-    cols = ("tanggal", "pop", "mitra", "transaksi", "accepted", "changed", "rejected", "in_progress",
-            "jumlah_bayar", "lembar", "jumlah", "reversals", "lembar_reversed", "jumlah_reversed")
-    rows = [dict(zip(cols, r)) for r in run_sql(f"select {', '.join(cols)} from daily_recap order by tanggal, pop")]
+    cols = (
+        "tanggal",
+        "pop",
+        "mitra",
+        "transaksi",
+        "accepted",
+        "changed",
+        "rejected",
+        "in_progress",
+        "jumlah_bayar",
+        "lembar",
+        "jumlah",
+        "reversals",
+        "lembar_reversed",
+        "jumlah_reversed",
+    )
+    rows = [
+        dict(zip(cols, r, strict=False))
+        for r in run_sql(f"select {', '.join(cols)} from daily_recap order by tanggal, pop")
+    ]
     bill = 48800
     assert rows == [
-        {"tanggal": DAY, "pop": "00", "mitra": "BANK1", "transaksi": 5, "accepted": 2, "changed": 1,
-         "rejected": 1, "in_progress": 1,
-         # amo: ok 2 bills, changed 2, rejected 1, reversed 1, in progress 1 (water 40000 + n)
-         "jumlah_bayar": 2 * bill + 2 + 2 * bill + 4 + bill + 3 + bill + 4 + bill + 6,
-         "lembar": 3, "jumlah": 2 * bill + 2 + bill + 2, "reversals": 1, "lembar_reversed": 1,
-         "jumlah_reversed": bill + 4},
-        {"tanggal": DAY, "pop": "96", "mitra": "BANK2", "transaksi": 1, "accepted": 1, "changed": 0,
-         "rejected": 0, "in_progress": 0, "jumlah_bayar": bill + 5, "lembar": 1, "jumlah": bill + 5,
-         "reversals": 0, "lembar_reversed": 0, "jumlah_reversed": 0},
-        {"tanggal": DAY + dt.timedelta(days=1), "pop": "00", "mitra": "BANK1", "transaksi": 1, "accepted": 1,
-         "changed": 0, "rejected": 0, "in_progress": 0, "jumlah_bayar": bill + 7, "lembar": 1,
-         "jumlah": bill + 7, "reversals": 0, "lembar_reversed": 0, "jumlah_reversed": 0},
+        {
+            "tanggal": DAY,
+            "pop": "00",
+            "mitra": "BANK1",
+            "transaksi": 5,
+            "accepted": 2,
+            "changed": 1,
+            "rejected": 1,
+            "in_progress": 1,
+            # amo: ok 2 bills, changed 2, rejected 1, reversed 1, in progress 1 (water 40000 + n)
+            "jumlah_bayar": 2 * bill + 2 + 2 * bill + 4 + bill + 3 + bill + 4 + bill + 6,
+            "lembar": 3,
+            "jumlah": 2 * bill + 2 + bill + 2,
+            "reversals": 1,
+            "lembar_reversed": 1,
+            "jumlah_reversed": bill + 4,
+        },
+        {
+            "tanggal": DAY,
+            "pop": "96",
+            "mitra": "BANK2",
+            "transaksi": 1,
+            "accepted": 1,
+            "changed": 0,
+            "rejected": 0,
+            "in_progress": 0,
+            "jumlah_bayar": bill + 5,
+            "lembar": 1,
+            "jumlah": bill + 5,
+            "reversals": 0,
+            "lembar_reversed": 0,
+            "jumlah_reversed": 0,
+        },
+        {
+            "tanggal": DAY + dt.timedelta(days=1),
+            "pop": "00",
+            "mitra": "BANK1",
+            "transaksi": 1,
+            "accepted": 1,
+            "changed": 0,
+            "rejected": 0,
+            "in_progress": 0,
+            "jumlah_bayar": bill + 7,
+            "lembar": 1,
+            "jumlah": bill + 7,
+            "reversals": 0,
+            "lembar_reversed": 0,
+            "jumlah_reversed": 0,
+        },
     ]
     # The recap adds up to the reconciliation report of the same partner and day.
-    report = client.get("/audit", query_string={"tgl": DAY.isoformat(), "limit": 0}, headers=partner_headers).json
+    report = client.get(
+        "/audit", query_string={"tgl": DAY.isoformat(), "limit": 0}, headers=partner_headers
+    ).json
     total = lambda r: r["air"] + r["administrasi"] + r["ppn_administrasi"] + r["denda"] + r["angsuran"]  # noqa: E731
     assert sum(total(r) for r in report["data"] if r["rev"] == 0) == rows[0]["jumlah"]
     assert sum(1 for r in report["data"] if r["rev"] == 0) == rows[0]["lembar"]
@@ -108,8 +183,16 @@ def test_daily_recap(client, partner_headers, day_of_payments, run_sql):
 
 def test_payments_needing_attention(app, make_app, partner_headers, pay, day_of_payments, run_sql):
     # Webhook failed: the receiver is unreachable and the one attempt allowed is used up.
-    pay(partner_headers, "0101000005", [202002], "hooked", extra_headers={"X-Async": "http://127.0.0.1:9/hook"})
-    (hooked_id, delivery_id) = run_sql("select payment_id, id from webhook_delivery where event = 'created'")[0]
+    pay(
+        partner_headers,
+        "0101000005",
+        [202002],
+        "hooked",
+        extra_headers={"X-Async": "http://127.0.0.1:9/hook"},
+    )
+    (hooked_id, delivery_id) = run_sql("select payment_id, id from webhook_delivery where event = 'created'")[
+        0
+    ]
     assert run_posting(app, hooked_id, 1) == "accepted"
     with pytest.raises(webhooks.DeliveryFailed):
         webhook_job.deliver(make_app(WEBHOOK_MAX_ATTEMPTS=1).extensions["pdam.runtime"], delivery_id, 1)
@@ -122,11 +205,16 @@ def test_payments_needing_attention(app, make_app, partner_headers, pay, day_of_
     pay(partner_headers, "0101000006", [202002], "fresh")
     run_sql("update payment set accepted_at = now() - interval '11 minutes' where pid = 'slow'")
     run_sql("update payment set accepted_at = now() - interval '2 minutes' where pid = 'fresh'")
-    rows = run_sql("select reason, pid, status, rev, jumlah_bayar, jumlah_tagihan, periode_masalah, detail, action"
-                   " from payments_needing_attention order by pid, reason")
+    rows = run_sql(
+        "select reason, pid, status, rev, jumlah_bayar, jumlah_tagihan, periode_masalah, detail, action"
+        " from payments_needing_attention order by pid, reason"
+    )
     by = {(r[0], r[1]): r for r in rows}
     assert sorted(by) == [
-        ("changed", "changed"), ("rejected", "rejected"), ("slow", "slow"), ("stuck", "in-progress"),
+        ("changed", "changed"),
+        ("rejected", "rejected"),
+        ("slow", "slow"),
+        ("stuck", "in-progress"),
         ("webhook failed", "hooked"),
     ]
     assert by[("changed", "changed")][2:7] == ("changed", 0, 2 * 48800 + 4, 48802, ["202002"])
@@ -137,7 +225,10 @@ def test_payments_needing_attention(app, make_app, partner_headers, pay, day_of_
     slow = by[("slow", "slow")]
     assert slow[2] == "created" and slow[8].endswith(f"payment requeue {slow_nob}")
     hook = by[("webhook failed", "hooked")]
-    assert hook[7].startswith("created to http://127.0.0.1:9/hook after 1 attempts: ") and "webhook resend" in hook[8]
+    assert (
+        hook[7].startswith("created to http://127.0.0.1:9/hook after 1 attempts: ")
+        and "webhook resend" in hook[8]
+    )
 
 
 def test_views_are_documented(run_sql):

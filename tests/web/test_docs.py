@@ -37,7 +37,13 @@ def test_docs_page_uses_local_assets_only(client):
 
 @pytest.mark.parametrize(
     "name",
-    ["index.html", "swagger-initializer.js", "../__init__.py", "nope.js", "%2e%2e/%2e%2e/pdam/infra/settings.py"],
+    [
+        "index.html",
+        "swagger-initializer.js",
+        "../__init__.py",
+        "nope.js",
+        "%2e%2e/%2e%2e/pdam/infra/settings.py",
+    ],
 )
 def test_docs_serves_only_its_assets(client, name):
     res = client.get(f"/docs/{name}")

@@ -48,7 +48,10 @@ def test_no_token_configured_is_404(client):
 def test_missing_or_wrong_token_is_401(make_app, authorization):
     client = make_app(METRICS_TOKEN=TOKEN).test_client()
     res = client.get("/metrics", headers={"Authorization": authorization} if authorization else {})
-    assert res.status_code == 401 and res.json == {"error": 401, "message": "a valid metrics token is required"}
+    assert res.status_code == 401 and res.json == {
+        "error": 401,
+        "message": "a valid metrics token is required",
+    }
 
 
 def test_counts_after_inquiry_payment_posting_and_a_failed_webhook(
@@ -66,7 +69,13 @@ def test_counts_after_inquiry_payment_posting_and_a_failed_webhook(
     bill = inq.json["tagihan"][0]
     paid = client.post(
         f"/tagihan/{CID}",
-        json={"inq": inq.headers["X-Cross-Site"], "amo": bill["biaya"]["jumlah"], "per": [202001], "mer": "1", "pid": "m1"},
+        json={
+            "inq": inq.headers["X-Cross-Site"],
+            "amo": bill["biaya"]["jumlah"],
+            "per": [202001],
+            "mer": "1",
+            "pid": "m1",
+        },
         headers={**partner_headers, "X-Async": dead},
     )
     assert paid.status_code == 202
@@ -92,22 +101,30 @@ def test_counts_after_inquiry_payment_posting_and_a_failed_webhook(
     assert value(after, "pdam_oldest_todo_job_age_seconds", queue="posting") >= 0
 
 
-def test_payment_counts_follow_posting_and_are_exact(make_app, partner_headers, seed_bills, post_queued, run_sql):
+def test_payment_counts_follow_posting_and_are_exact(
+    make_app, partner_headers, seed_bills, post_queued, run_sql
+):
     """The trigger-kept counts equal a count over the payments, through every status."""
     client = make_app(METRICS_TOKEN=TOKEN).test_client()
     seed_bills.simple(CID, ["202001", "202002"])
     inq = client.get(f"/tagihan/{CID}", headers=partner_headers)
     total = sum(b["biaya"]["jumlah"] for b in inq.json["tagihan"])
-    body = {"inq": inq.headers["X-Cross-Site"], "amo": total, "per": [202001, 202002], "mer": "1", "pid": "m2"}
+    body = {
+        "inq": inq.headers["X-Cross-Site"],
+        "amo": total,
+        "per": [202001, 202002],
+        "mer": "1",
+        "pid": "m2",
+    }
     assert client.post(f"/tagihan/{CID}", json=body, headers=partner_headers).status_code == 202
     assert value(scrape(client), "pdam_payments", status="created") == 1
     run_sql("update bill set late_fee = late_fee + 1 where period = '202002'")
     assert post_queued() == ["changed"]
     samples = scrape(client)
     counted = dict(run_sql("select status, count(*) from payment group by status"))
-    assert {s: value(samples, "pdam_payments", status=s) for s in ("created", "accepted", "changed", "rejected")} == {
-        "created": 0, "accepted": 0, "changed": counted["changed"], "rejected": 0
-    }
+    assert {
+        s: value(samples, "pdam_payments", status=s) for s in ("created", "accepted", "changed", "rejected")
+    } == {"created": 0, "accepted": 0, "changed": counted["changed"], "rejected": 0}
     assert value(samples, "pdam_payments_needing_attention", reason="changed") == 1
 
 
@@ -122,19 +139,29 @@ def test_several_gunicorn_workers_add_up(database_url, app_config, tmp_path):
     shows all of them."""
     port = _free_port()
     env = {
-        **os.environ, "DATABASE_URL": database_url, "JWT_PUBLIC_KEY": app_config["PDAM_JWT_PUBLIC_KEY"],
-        "PORT": str(port), "WEB_CONCURRENCY": "3", "METRICS_TOKEN": TOKEN,
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "JWT_PUBLIC_KEY": app_config["PDAM_JWT_PUBLIC_KEY"],
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "3",
+        "METRICS_TOKEN": TOKEN,
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "wsgi:app"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
+
         def get(path: str, **headers):
-            return urllib3.request("GET", base + path, headers={"Connection": "close", **headers}, timeout=5,
-                                   retries=False)
+            return urllib3.request(
+                "GET", base + path, headers={"Connection": "close", **headers}, timeout=5, retries=False
+            )
 
         def up():
             try:
@@ -149,8 +176,15 @@ def test_several_gunicorn_workers_add_up(database_url, app_config, tmp_path):
         for _ in range(6):
             res = get("/metrics", Authorization=f"Bearer {TOKEN}")
             assert res.status == 200
-            counts.add(value(parse(res.data.decode()), "pdam_http_requests_total", route="/health/live", method="GET",
-                             status="200"))
+            counts.add(
+                value(
+                    parse(res.data.decode()),
+                    "pdam_http_requests_total",
+                    route="/health/live",
+                    method="GET",
+                    status="200",
+                )
+            )
         assert counts == {41.0}  # 40 + the first successful probe (failed probes never reached a worker)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

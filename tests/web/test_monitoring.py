@@ -47,9 +47,15 @@ def test_every_series_the_dashboard_and_alerts_query_is_exported(make_app):
 
 def test_the_dashboard_covers_what_operators_watch():
     queried = " ".join(dashboard_exprs())
-    for series in ("pdam_http_requests_total", "pdam_http_request_duration_seconds_bucket", "pdam_jobs",
-                   "pdam_oldest_todo_job_age_seconds", "pdam_payments", "pdam_payments_needing_attention",
-                   "pdam_webhook_deliveries"):
+    for series in (
+        "pdam_http_requests_total",
+        "pdam_http_request_duration_seconds_bucket",
+        "pdam_jobs",
+        "pdam_oldest_todo_job_age_seconds",
+        "pdam_payments",
+        "pdam_payments_needing_attention",
+        "pdam_webhook_deliveries",
+    ):
         assert series in queried, series
     assert re.search(r'status=~"4\.\.\|5\.\."', queried)  # the 4xx/5xx panel
 

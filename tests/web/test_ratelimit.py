@@ -36,7 +36,9 @@ def test_a_flood_from_several_processes_is_limited_and_another_partner_is_not(
     client = make_app(PARTNER_RATE_LIMIT=rate).test_client()
     ctx = multiprocessing.get_context("fork")
     out = ctx.Queue()
-    flooders = [ctx.Process(target=_flood, args=(config, partner_headers, seconds, out)) for _ in range(processes)]
+    flooders = [
+        ctx.Process(target=_flood, args=(config, partner_headers, seconds, out)) for _ in range(processes)
+    ]
     started = time.monotonic()
     for p in flooders:
         p.start()
@@ -87,6 +89,7 @@ def test_unauthenticated_routes_are_never_limited(make_app, path):
 
 def test_zero_turns_the_limit_off(make_app, partner_headers, run_sql):
     client = make_app(PARTNER_RATE_LIMIT=0).test_client()
-    assert {client.get(f"/status/{CID}?nob=002008260001", headers=partner_headers).status_code
-            for _ in range(20)} == {404}
+    assert {
+        client.get(f"/status/{CID}?nob=002008260001", headers=partner_headers).status_code for _ in range(20)
+    } == {404}
     assert run_sql("select count(*) from rate_bucket") == [(0,)]

@@ -12,8 +12,7 @@ import pytest
 
 from pdam.core import partners
 from pdam.web import runtime
-from tests.factories import issue
-from tests.factories import CID, bill_line, import_bills
+from tests.factories import CID, bill_line, import_bills, issue
 
 
 def test_inquiry_answers_503_while_ledger_down(split_app, partner_headers, ledger_server):
@@ -58,8 +57,11 @@ def test_postgres_restart_under_api_load(make_app, private_server, private_datab
                     time.sleep(0.05)
             pid = f"pid-{cid}"
             while inq and not stop.is_set():  # a partner retries with the same pid until it has an answer
-                res = client.post(f"/tagihan/{cid}", json={"inq": inq, "pid": pid, "amo": 1000, "mer": "1",
-                                                           "per": [202001]}, headers=headers)
+                res = client.post(
+                    f"/tagihan/{cid}",
+                    json={"inq": inq, "pid": pid, "amo": 1000, "mer": "1", "per": [202001]},
+                    headers=headers,
+                )
                 with lock:
                     outcomes.append((time.monotonic(), res.status_code, res.content_type))
                 if res.status_code == 202:
