@@ -59,6 +59,17 @@ class Text(fields.String):
         return text
 
 
+class Pat(fields.String):
+    """A payment's ``pat``: 20 hex characters in either case, loaded in the uppercase it was
+    issued in (hex is case-insensitive, so a lowercased copy finds the same payment)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(validate=Pattern(ids.PAT), **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return super()._deserialize(value, attr, data, **kwargs).upper()
+
+
 class Period(fields.Field):
     """``YYYYMM`` as an integer or a digit string; loaded as the string."""
 
@@ -162,7 +173,7 @@ class StatusQuery(Schema):
 
     nob = fields.String(validate=Pattern(ids.NOB))
     pid = Text(validate=validate.Length(min=1, max=50))
-    pat = fields.String(validate=Pattern(ids.PAT))
+    pat = Pat()
     inq = fields.String(validate=Pattern(ids.INQ))
 
     @validates_schema
@@ -303,7 +314,7 @@ class ReversalQuery(Schema):
         unknown = EXCLUDE
 
     pid = Text(required=True, validate=validate.Length(min=1, max=50))
-    pat = fields.String(required=True, validate=Pattern(ids.PAT))
+    pat = Pat(required=True)
 
 
 class WibDate(fields.Field):

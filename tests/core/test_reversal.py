@@ -154,6 +154,12 @@ def test_reversing_again_answers_the_same(client, partner_headers, posted, clock
     assert run_sql("select reversed_at from payment") == reversed_at
 
 
+def test_reversal_takes_pat_in_either_case(client, partner_headers, posted, run_sql):
+    res = reverse(client, partner_headers, pid=posted["pid"], pat=posted["pat"].lower())
+    assert res.status_code == 200 and res.json["data"]["pat"] == posted["pat"]
+    assert run_sql("select reversed_at is not null from payment") == [(True,)]
+
+
 def test_unknown_payment_is_404(client, partner_headers, posted, run_sql):
     for query in ({"pid": "nope", "pat": posted["pat"]}, {"pid": posted["pid"], "pat": "F" * 20}):
         res = reverse(client, partner_headers, **query)

@@ -75,6 +75,14 @@ def test_status_lookups(client, partner_headers, example_bill, pay):
     assert other_cid.status_code == 404
 
 
+def test_status_takes_pat_in_either_case(client, partner_headers, example_bill, pay):
+    """pat is issued as uppercase hex; hex is case-insensitive, so a lowercased copy finds it."""
+    data = pay(partner_headers, per=[201903])
+    assert data["pat"] == data["pat"].upper()
+    res = status(client, partner_headers, pid=data["pid"], pat=data["pat"].lower())
+    assert res.status_code == 201 and res.json["data"]["pat"] == data["pat"]
+
+
 def test_status_of_another_partner_is_404(client, partner_headers, auth_for, example_bill, pay):
     data = pay(partner_headers, per=[201903])
     res = status(client, auth_for("96", "BANK2"), nob=data["nob"])
