@@ -69,15 +69,6 @@ def _numbers_used_up(partner_code: str, day: dt.date) -> errors.Unavailable:
     )
 
 
-def allocate_nob(conn: sa.Connection, partner_code: str, when: dt.datetime) -> str:
-    """The next receipt number on its own (the function ``accept`` records with)."""
-    day = wib_day(when)
-    nob = conn.execute(Q["allocate_nob"], {"partner": partner_code, "day": day}).scalar()
-    if nob is None:
-        raise _numbers_used_up(partner_code, day)
-    return nob
-
-
 def new_pat() -> str:
     return secrets.token_hex(10).upper()
 

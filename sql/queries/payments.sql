@@ -15,10 +15,6 @@ select (select id from payment where partner_code = :partner and pid = :pid) as 
 from (values (1)) as one
 left join inquiry i on i.token = :inq and i.partner_code = :partner and i.expires_at > :now
 
--- allocate_nob --
--- The next receipt number of a partner's WIB day (null when the day's are used up).
-select next_nob_v1(:partner, :day) as nob
-
 -- record --
 -- The payment, its receipt number and its periods in one statement; no row when the
 -- day's receipt numbers are used up. The counter row stays locked until the
