@@ -27,7 +27,7 @@ from jwt import algorithms as jwt_algorithms
 from jwt import exceptions as jwt_exceptions
 
 from ..core import errors, ids, tokens
-from ..web import requests, runtime
+from ..web import request_log, runtime
 from ..web.errors import TooManyRequests, Unauthorized, handle
 
 log = logging.getLogger(__name__)
@@ -207,7 +207,7 @@ def partner_required(view):
             raise errors.Unavailable("token verification key is not configured or not usable")
         verify_token()
         partner = current_partner()
-        requests.identify(partner.code)
+        request_log.identify(partner.code)
         if g.pdam_rate_wait > 0:
             raise TooManyRequests(g.pdam_rate_wait)
         if not partner.active:

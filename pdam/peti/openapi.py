@@ -23,7 +23,7 @@ from marshmallow import Schema, fields, validate
 
 from ..core import ids, states
 from ..infra.settings import VERSION
-from ..web import requests
+from ..web import request_log
 from . import callbacks, schemas
 from .states import WIRE
 
@@ -207,7 +207,7 @@ REQUEST_ID_HEADER = {
     "description": "The request's id: the caller's sane `X-Request-Id` or a new one; "
     "it is in the request's log line.",
     "required": True,
-    "schema": {"type": "string", "pattern": ids.ecma(requests.SANE_ID)},
+    "schema": {"type": "string", "pattern": ids.ecma(request_log.SANE_ID)},
 }
 
 CID = {

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from flask import current_app, request
 
-from ..web import requests, runtime
+from ..web import request_log, runtime
 from ..web.errors import TooManyRequests
 from . import codes, signatures, store
 
@@ -84,7 +84,7 @@ def token_request(now: dt.datetime) -> str:
     client = store.client(runtime.connection(), client_id, _rate()) if known else None
     if client is None or not client.active:
         raise codes.unauthorized("Unknown client")
-    requests.identify(client.partner_code)
+    request_log.identify(client.partner_code)
     if client.rate_wait > 0:
         raise TooManyRequests(client.rate_wait)
     if not _within_window(timestamp, now):
@@ -101,7 +101,7 @@ def transactional_request(body: bytes, now: dt.datetime) -> Caller:
     client = store.token_client(runtime.connection(), match.group(1), now, _rate()) if match else None
     if client is None or not client.active:
         raise codes.invalid_token()
-    requests.identify(client.partner_code)
+    request_log.identify(client.partner_code)
     if client.rate_wait > 0:
         raise TooManyRequests(client.rate_wait)
     values = {name: _header(name) for name in TRANSACTIONAL_HEADERS}

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import errors, health, metrics, requests, runtime
+from . import errors, health, metrics, request_log, runtime
 
 
 def init_app(app: Flask) -> None:
     errors.init_app(app)
-    requests.init_app(app)
+    request_log.init_app(app)
     runtime.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)

@@ -23,8 +23,9 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
+from werkzeug.exceptions import NotFound
 
-from ..core import errors, states
+from ..core import states
 from ..infra.sql import queries
 from . import runtime
 from .errors import Unauthorized
@@ -111,7 +112,7 @@ def _process_registry() -> CollectorRegistry:
 def _authorize() -> None:
     token = current_app.config.get("METRICS_TOKEN")
     if not token:
-        raise errors.NotFound()
+        raise NotFound()
     given = request.headers.get("Authorization", "")
     if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
         raise Unauthorized("a valid metrics token is required")

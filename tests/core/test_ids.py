@@ -12,7 +12,7 @@ import pytest
 
 from pdam.core import billing, errors, ids, partners
 from pdam.peti import schemas
-from pdam.web import requests
+from pdam.web import request_log
 from tests.factories import CSV_HEADER
 
 INQ, NOB, PAT = "0123456789abcdef0123456789abcdef", "002008260001", "0123456789ABCDEF0123"
@@ -90,5 +90,5 @@ def test_bill_import_fields():
 
 
 def test_request_id_header():
-    assert requests.SANE_ID.fullmatch("abc-1")
-    assert not requests.SANE_ID.fullmatch("abc-1\n")
+    assert request_log.SANE_ID.fullmatch("abc-1")
+    assert not request_log.SANE_ID.fullmatch("abc-1\n")

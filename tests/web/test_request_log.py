@@ -1,4 +1,4 @@
-"""Request logs (pdam/web/requests.py): one JSON line per request, X-Request-Id, no secrets."""
+"""Request logs (pdam/web/request_log.py): one JSON line per request, X-Request-Id, no secrets."""
 
 from __future__ import annotations
 
