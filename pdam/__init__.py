@@ -1,21 +1,23 @@
-"""PDAM bill-payment service: one payment core, the PeTi and SNAP edges, operator commands."""
+"""PDAM bill-payment service: one payment core, the PeTi and SNAP edges, operator commands.
+
+The edges (and so Flask) are imported by ``create_app`` and ``openapi_document``, not by
+importing the package: the job server imports the core without loading the web framework.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
-
-from . import cli, peti, snap, web
-from .infra import settings
-from .peti import openapi as peti_openapi
-from .snap import openapi as snap_openapi
-from .web import docs
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 def openapi_document() -> dict:
     """The API document of both edges: the PeTi routes with the SNAP routes added."""
+    from .peti import openapi as peti_openapi
+    from .snap import openapi as snap_openapi
+
     return snap_openapi.add_to(peti_openapi.build())
 
 
@@ -25,6 +27,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     Nothing is started here: the database (embedded or not) is reached on first
     use, and logging is set up by the process that serves (gunicorn.conf.py).
     """
+    from flask import Flask
+
+    from . import cli, peti, snap, web
+    from .infra import settings
+    from .web import docs
+
     app = Flask(__name__, instance_relative_config=False)
     app.config.update(settings.load())
     app.config.update(config or {})

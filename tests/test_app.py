@@ -41,3 +41,15 @@ def test_create_app_touches_neither_database_nor_logging(keys):
     )
     assert app.extensions["pdam.runtime"]._database is None  # built on first use only
     assert root.handlers == handlers and root.level == level
+
+
+def test_importing_the_core_loads_no_web_framework():
+    """The job server imports the core; the package does not drag Flask (or the edges) in."""
+    code = (
+        "import sys, pdam, pdam.core.payments, pdam.core.posting, pdam.core.webhooks, pdam.core.reversal;"
+        "print(sorted(m for m in ('flask', 'werkzeug', 'marshmallow', 'pdam.peti', 'pdam.snap')"
+        " if m in sys.modules))"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
