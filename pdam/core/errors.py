@@ -13,7 +13,7 @@ from ..infra.db import is_transient
 
 
 class PdamError(Exception):
-    """Internal Server Error"""
+    """Something in the payment domain went wrong"""
 
     def __init__(self, message: str | None = None, errors: dict | None = None):
         self.message = message or (self.__doc__ or "").strip()
@@ -22,23 +22,23 @@ class PdamError(Exception):
 
 
 class Invalid(PdamError):
-    """Bad Request"""
+    """The values given break a rule of the domain"""
 
 
 class NotAllowed(PdamError):
-    """Forbidden"""
+    """The partner may not do this (now)"""
 
 
 class NotFound(PdamError):
-    """Not Found"""
+    """What was asked for does not exist, or is not the caller's"""
 
 
 class Conflict(PdamError):
-    """Conflict"""
+    """It clashes with what is already recorded"""
 
 
 class Mismatch(PdamError):
-    """Gone"""
+    """It does not match what the inquiry recorded"""
 
 
 # Refinements an edge may answer more precisely than its parent (each is still its
