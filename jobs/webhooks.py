@@ -25,6 +25,8 @@ def deliver(rt: Runtime, delivery_id: int, job_attempt: int = 1) -> str:
     Raises ``RetryLater`` for an attempt to be repeated, ``DeliveryFailed`` when the
     delivery is given up (both after recording the attempt); a database that cannot be
     reached is retried like a receiver that cannot (``Retry``, up to the same maximum).
+    Any other error cannot pass by itself: the delivery is marked failed (an operator
+    sees it in ``payments_needing_attention`` and can resend it) and the job ends.
     No database transaction stays open during the HTTP call.
     """
     try:
@@ -32,9 +34,13 @@ def deliver(rt: Runtime, delivery_id: int, job_attempt: int = 1) -> str:
     except (errors.Retry, errors.GiveUp):
         raise
     except Exception as exc:
-        if not is_transient(exc):
-            raise
-        raise errors.retry_decision(exc, job_attempt, rt.settings["WEBHOOK_MAX_ATTEMPTS"]) from exc
+        if is_transient(exc):
+            raise errors.retry_decision(exc, job_attempt, rt.settings["WEBHOOK_MAX_ATTEMPTS"]) from exc
+        log.exception("webhook delivery failed", extra={"delivery_id": delivery_id})
+        reason = f"delivery error: {type(exc).__name__}"
+        with rt.database.engine.begin() as conn:
+            webhooks.give_up(conn, delivery_id, reason, rt.now())
+        raise webhooks.DeliveryFailed(f"webhook delivery {delivery_id}: {reason}") from exc
 
 
 def _attempt(rt: Runtime, delivery_id: int, job_attempt: int) -> str:

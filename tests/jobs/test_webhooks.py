@@ -287,6 +287,26 @@ def test_max_attempts_cap_in_process(make_app, partner_headers, example_bill, pa
     assert len(receiver.calls) == 2
 
 
+def test_an_error_that_cannot_pass_fails_the_delivery_visibly(
+    partner_headers, example_bill, pay, receiver, app, run_sql, monkeypatch
+):
+    """A fault in the service itself (here: building the headers) is no reason to retry: the
+    delivery is failed, not left pending without a job, and operators see it."""
+    from pdam.peti import callbacks
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(callbacks, "headers_for", broken)
+    pay(partner_headers, x_async=receiver.url())
+    assert deliver_pending(app, run_sql) == ["DeliveryFailed"]
+    ((status, attempts, last_error),) = run_sql("select status, attempts, last_error from webhook_delivery")
+    assert (status, attempts) == ("failed", 0) and last_error.startswith("delivery error: ValueError (")
+    assert "a bug" not in last_error  # an exception's text may hold anything: it stays in the log
+    assert run_sql("select reason from payments_needing_attention") == [("webhook failed",)]
+    assert receiver.calls == []
+
+
 def test_delivery_never_blocks_payment_acceptance(
     partner_headers, seed_bills, pay, silent_listener, start_worker, run_sql
 ):
