@@ -1,8 +1,10 @@
 """Partner authentication: ES256/RS256 JWTs verified with public keys only.
 
-flask-jwt-extended does the signature, algorithm, expiry, ``nbf`` and ``iss``
-checks; this module adds the contract's claim rules and, in one query, the
-revocation check and the partner's state.
+``authenticate(header, now)`` is the whole check, in order: the ``Authorization``
+header, the token's signature, algorithm (the one configured, never ``none`` or
+HS*), ``iss``, ``exp``, ``nbf`` and ``iat`` (PyJWT, leeway 0), the contract's
+claims, then in one statement the token's record, revocation, the partner's
+state and its rate limit. It returns the ``Partner`` or raises the answer.
 
 A token's signature is verified once per process: the claims of a token that
 passed every check are kept (``VerifiedTokens``, bounded), and a request with the
@@ -15,20 +17,20 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import jwt
 from flask import Flask, current_app, g, request
-from flask_jwt_extended import JWTManager, get_jwt, verify_jwt_in_request
-from flask_jwt_extended.exceptions import RevokedTokenError
 from jwt import algorithms as jwt_algorithms
 from jwt import exceptions as jwt_exceptions
 
 from ..core import errors, ids, tokens
 from ..web import request_log, runtime
-from ..web.errors import TooManyRequests, Unauthorized, handle
+from ..web.errors import TooManyRequests, Unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -93,109 +95,112 @@ VERIFIED_TOKENS = 4096
 wall_clock = time.time
 
 
-def check_times(claims: dict) -> None:
-    """What PyJWT checks against the clock (leeway 0), with its errors and messages:
-    a cached token expires, and one not valid yet stays refused, exactly as uncached."""
-    now = wall_clock()
+def check_times(claims: dict, now: float) -> None:
+    """What PyJWT checks against the clock (leeway 0), with the same answers: a cached
+    token expires, and one not valid yet stays refused, exactly as uncached."""
     if int(claims["exp"]) <= now:
-        expired = jwt_exceptions.ExpiredSignatureError("Signature has expired")
-        expired.jwt_header, expired.jwt_data = {}, claims  # as flask-jwt-extended's decode_token adds
-        raise expired
+        raise Unauthorized("Token has expired")
     if "nbf" in claims and int(claims["nbf"]) > now:
-        raise jwt_exceptions.ImmatureSignatureError("The token is not yet valid (nbf)")
+        raise Unauthorized("Invalid token: The token is not yet valid (nbf)")
     if int(claims["iat"]) > now:
-        raise jwt_exceptions.ImmatureSignatureError("The token is not yet valid (iat)")
+        raise Unauthorized("Invalid token: The token is not yet valid (iat)")
 
 
-def _reject(message: str):
-    raise Unauthorized(message)
+#: The claims every partner token carries (contract section 1), checked after the signature.
+REQUIRED_CLAIMS = ("exp", "iat", "iss", "jti", "sub", "name")
+BEARER_FORMAT = "Bad Authorization header. Expected 'Authorization: Bearer <JWT>'"
 
 
-def _response(message: str):
-    """flask-jwt-extended's error callbacks must return a response, not raise."""
-    return handle(Unauthorized(message))
+@dataclass(frozen=True)
+class Verifier:
+    """What checks a token's signature and registered claims: the one algorithm, its
+    parsed public key (None: missing or unusable) and the required issuer."""
+
+    algorithm: str
+    key: object | None
+    issuer: str
+
+    def claims(self, token: str) -> dict:
+        try:
+            claims = jwt.decode(
+                token,
+                self.key,
+                algorithms=[self.algorithm],
+                issuer=self.issuer,
+                leeway=0,
+                options={"verify_aud": False, "verify_sub": False},
+            )
+        except jwt_exceptions.ExpiredSignatureError:
+            raise Unauthorized("Token has expired") from None
+        except jwt_exceptions.InvalidTokenError as exc:
+            raise Unauthorized(f"Invalid token: {exc}") from None
+        if "sub" not in claims:
+            raise Unauthorized("Invalid token: Missing claim: sub")
+        if claims.get("type", "access") == "refresh":
+            raise Unauthorized("Invalid token: Only non-refresh tokens are allowed")
+        for claim in REQUIRED_CLAIMS:
+            if claims.get(claim) is None:
+                raise Unauthorized(f"Missing claim: {claim}")
+        if not ids.matches(ids.JTI, claims["jti"]):
+            raise Unauthorized("Invalid claim: jti")
+        if not ids.matches(ids.PARTNER_CODE, claims["sub"]):
+            raise Unauthorized("Invalid claim: sub")
+        return claims
+
+
+def bearer_token(header: str | None) -> str:
+    """The token of an ``Authorization: Bearer <JWT>`` header (one Bearer field among
+    comma-separated ones, as RFC 7235 allows)."""
+    value = (header or "").strip().strip(",")
+    fields = [f for f in re.split(r",\s*", value) if f and f.split()[0] == "Bearer"] if value else []
+    if len(fields) != 1:
+        raise Unauthorized("Missing Authorization Bearer token")
+    parts = fields[0].split()
+    if len(parts) != 2:
+        raise Unauthorized(f"Invalid token: {BEARER_FORMAT}")
+    return parts[1]
+
+
+def authenticate(header: str | None, now: float) -> Partner:
+    """The active partner whose token ``header`` carries, within its rate limit, checked
+    against the wall clock ``now``; raises ``Unauthorized``, ``NotAllowed``,
+    ``TooManyRequests`` (or ``Unavailable`` when no key can verify tokens)."""
+    app = current_app
+    verifier: Verifier = app.extensions["pdam.jwt_verifier"]
+    if verifier.key is None:
+        raise errors.Unavailable("token verification key is not configured or not usable")
+    cache: VerifiedTokens = app.extensions["pdam.verified_tokens"]
+    claims = cache.get(header)
+    cached = claims is not None
+    if not cached:
+        claims = verifier.claims(bearer_token(header))
+    check_times(claims, now)
+    row = tokens.partner_check(
+        runtime.connection(), claims["sub"], claims["jti"], app.config["PARTNER_RATE_LIMIT"]
+    )
+    if row is None:
+        raise Unauthorized("Unknown partner")
+    if not row.known:
+        raise Unauthorized("Unknown token")
+    if row.revoked:
+        raise Unauthorized("Token has been revoked")
+    if not cached:
+        cache.put(header, claims)
+    partner = Partner(row.code, row.name, row.active)
+    request_log.identify(partner.code)
+    if row.rate_wait > 0:
+        raise TooManyRequests(row.rate_wait)
+    if not partner.active:
+        raise errors.NotAllowed("Partner is deactivated")
+    return partner
 
 
 def init_app(app: Flask) -> None:
     cfg = app.config
     algorithm = cfg["PDAM_JWT_ALGORITHM"]
-    public_key = load_public_key(cfg)
-    cfg.update(
-        JWT_ALGORITHM=algorithm,
-        JWT_DECODE_ALGORITHMS=[algorithm],
-        # No secret: HS* can never verify. A missing public key fails every token.
-        JWT_SECRET_KEY=None,
-        JWT_PUBLIC_KEY=public_key or "",
-        JWT_DECODE_ISSUER=cfg["JWT_ISSUER"],
-        JWT_TOKEN_LOCATION=["headers"],
-        JWT_IDENTITY_CLAIM="sub",
-        JWT_DECODE_LEEWAY=0,
-        JWT_VERIFY_SUB=False,
-    )
-    jwt = JWTManager(app)
-    verifying_key = app.extensions["pdam.jwt_key"] = _parsed(algorithm, public_key)
+    key = _parsed(algorithm, load_public_key(cfg))
+    app.extensions["pdam.jwt_verifier"] = Verifier(algorithm, key, cfg["JWT_ISSUER"])
     app.extensions["pdam.verified_tokens"] = VerifiedTokens(VERIFIED_TOKENS)
-
-    @jwt.decode_key_loader
-    def _key(_header, _claims):
-        return verifying_key
-
-    @jwt.token_in_blocklist_loader
-    def _check(_header, claims) -> bool:
-        for claim in ("exp", "iat", "iss", "jti", "sub", "name"):
-            if claim not in claims or claims[claim] is None:
-                _reject(f"Missing claim: {claim}")
-        if not ids.matches(ids.JTI, claims["jti"]):
-            _reject("Invalid claim: jti")
-        if not ids.matches(ids.PARTNER_CODE, claims["sub"]):
-            _reject("Invalid claim: sub")
-        return check_partner(claims)
-
-    @jwt.unauthorized_loader
-    def _missing(reason: str):
-        return _response("Missing Authorization Bearer token")
-
-    @jwt.invalid_token_loader
-    def _invalid(reason: str):
-        return _response(f"Invalid token: {reason}")
-
-    @jwt.expired_token_loader
-    def _expired(_header, _claims):
-        return _response("Token has expired")
-
-    @jwt.revoked_token_loader
-    def _revoked(_header, _claims):
-        return _response("Token has been revoked")
-
-
-def check_partner(claims: dict) -> bool:
-    """The token's partner, its state and rate limit, and whether the token is revoked, read
-    from the database (one statement); ``g`` keeps the partner and the rate limit's wait."""
-    row = tokens.partner_check(
-        runtime.connection(), claims["sub"], claims["jti"], current_app.config["PARTNER_RATE_LIMIT"]
-    )
-    if row is None:
-        _reject("Unknown partner")
-    if not row.known:
-        _reject("Unknown token")
-    g.pdam_partner = Partner(row.code, row.name, row.active)
-    g.pdam_rate_wait = row.rate_wait
-    return bool(row.revoked)
-
-
-def verify_token() -> None:
-    """The request's token: verified by flask-jwt-extended the first time this process sees
-    it, from the verified claims after that (the clock and the database checked again)."""
-    header = request.headers.get("Authorization")
-    cache: VerifiedTokens = current_app.extensions["pdam.verified_tokens"]
-    claims = cache.get(header)
-    if claims is None:
-        verify_jwt_in_request()
-        cache.put(header, get_jwt())
-        return
-    check_times(claims)
-    if check_partner(claims):
-        raise RevokedTokenError({}, claims)
 
 
 def partner_required(view):
@@ -203,15 +208,7 @@ def partner_required(view):
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        if current_app.extensions["pdam.jwt_key"] is None:
-            raise errors.Unavailable("token verification key is not configured or not usable")
-        verify_token()
-        partner = current_partner()
-        request_log.identify(partner.code)
-        if g.pdam_rate_wait > 0:
-            raise TooManyRequests(g.pdam_rate_wait)
-        if not partner.active:
-            raise errors.NotAllowed("Partner is deactivated")
+        g.pdam_partner = authenticate(request.headers.get("Authorization"), wall_clock())
         return view(*args, **kwargs)
 
     return wrapper

@@ -241,3 +241,68 @@ def test_the_cache_is_bounded_oldest_first():
     empty = VerifiedTokens(0)
     empty.put("Bearer 0", {})
     assert len(empty) == 0
+
+
+# -- every refusal's exact answer (pinned: the contract's clients may match on them) ----------
+
+
+def _token(keys, c=None, **kw) -> str:
+    return "Bearer " + sign(keys, c if c is not None else claims(), **kw)
+
+
+REFUSALS = {
+    # header
+    "no header": (lambda k, kn: None, "Missing Authorization Bearer token"),
+    "empty": (lambda k, kn: "", "Missing Authorization Bearer token"),
+    "basic": (lambda k, kn: "Basic Zm9vOmJhcg==", "Missing Authorization Bearer token"),
+    "bearer alone": (lambda k, kn: "Bearer", "Invalid token: Bad Authorization header. Expected 'Authorization: Bearer <JWT>'"),
+    "bearer two words": (lambda k, kn: "Bearer a b", "Invalid token: Bad Authorization header. Expected 'Authorization: Bearer <JWT>'"),
+    "two bearer fields": (lambda k, kn: "Bearer a, Bearer b", "Missing Authorization Bearer token"),
+    "not a jwt": (lambda k, kn: "Bearer abc", "Invalid token: Not enough segments"),
+    "three dots": (lambda k, kn: "Bearer a.b.c", "Invalid token: Invalid header padding"),
+    # signature and algorithm
+    "other key": (lambda k, kn: _token(k, kn(claims()), key=k["other"]["private"]), "Invalid token: Signature verification failed"),
+    "alg none": (lambda k, kn: "Bearer " + unsigned_token(kn(claims())), "Invalid token: The specified alg value is not allowed"),
+    "hs256 public key": (lambda k, kn: "Bearer " + hs256_with_public_key(kn(claims()), k["ES256"]["public"]), "Invalid token: The specified alg value is not allowed"),
+    "rs256": (lambda k, kn: _token(k, kn(claims()), alg="RS256"), "Invalid token: The specified alg value is not allowed"),
+    # registered claims
+    "expired": (lambda k, kn: _token(k, kn(claims(exp=now_ts() - 1))), "Token has expired"),
+    "nbf future": (lambda k, kn: _token(k, kn(claims(nbf=now_ts() + 600))), "Invalid token: The token is not yet valid (nbf)"),
+    "iat future": (lambda k, kn: _token(k, kn(claims(iat=now_ts() + 600))), "Invalid token: The token is not yet valid (iat)"),
+    "wrong issuer": (lambda k, kn: _token(k, kn(claims(iss="somebody-else"))), "Invalid token: Invalid issuer"),
+    "no issuer": (lambda k, kn: _token(k, kn(claims(iss=None))), 'Invalid token: Token is missing the "iss" claim'),
+    "exp not a number": (lambda k, kn: _token(k, kn(claims(exp="soon"))), "Invalid token: Expiration Time claim (exp) must be an integer."),
+    # the contract's claims
+    "no sub": (lambda k, kn: _token(k, claims(sub=None)), "Invalid token: Missing claim: sub"),
+    "refresh type": (lambda k, kn: _token(k, kn(claims(type="refresh"))), "Invalid token: Only non-refresh tokens are allowed"),
+    "no exp": (lambda k, kn: _token(k, kn(claims(exp=None))), "Missing claim: exp"),
+    "no iat": (lambda k, kn: _token(k, kn(claims(iat=None))), "Missing claim: iat"),
+    "no jti": (lambda k, kn: _token(k, claims(jti=None)), "Missing claim: jti"),
+    "no name": (lambda k, kn: _token(k, kn(claims(name=None))), "Missing claim: name"),
+    "bad jti": (lambda k, kn: _token(k, claims(jti="XYZ")), "Invalid claim: jti"),
+    "bad sub": (lambda k, kn: _token(k, claims(sub="7")), "Invalid claim: sub"),
+    # the database's word
+    "unknown partner": (lambda k, kn: _token(k, claims(sub="55")), "Unknown partner"),
+    "unknown token": (lambda k, kn: _token(k, claims()), "Unknown token"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", REFUSALS)
+def test_every_refusal_answers_exactly(client, keys, known, case):
+    header, message = REFUSALS[case]
+    value = header(keys, known)
+    res = client.get(PROTECTED, headers={} if value is None else {"Authorization": value})
+    assert (res.status_code, res.json) == (401, {"error": 401, "message": message})
+
+
+def test_a_revoked_token_answers_exactly(client, app, keys, known):
+    from pdam.core import tokens
+    from pdam.web import runtime
+
+    token = sign(keys, known(claims()))
+    assert get(client, token).status_code == 404
+    with app.app_context(), runtime.transaction() as conn:
+        tokens.revoke(conn, token, "drill", dt.datetime.now(dt.UTC))
+    for _ in range(2):  # read from the database on every request, the cached claims too
+        res = get(client, token)
+        assert (res.status_code, res.json) == (401, {"error": 401, "message": "Token has been revoked"})

@@ -105,7 +105,7 @@ def test_error_responses_carry_the_request_id(make_app, partner_headers, lines):
     cases = [
         client.get("/nope"),  # 404, no route
         client.put(f"/tagihan/{CID}"),  # 405
-        client.get(f"/tagihan/{CID}"),  # 401 (flask-jwt-extended's callbacks)
+        client.get(f"/tagihan/{CID}"),  # 401 (refused by the token check)
         client.get("/tagihan/12ab", headers=partner_headers),  # 400
         client.post(
             f"/tagihan/{CID}", data="x" * 1000, headers=partner_headers, content_type="application/json"
