@@ -326,11 +326,17 @@ def _pay(conn: sa.Connection, caller: auth.Caller, data: dict, now: dt.datetime)
     body = schemas.load(PAYMENT_REQUEST, data)
     cid = _check_service(caller, body)
     merchant = body.get("channelCode") or DEFAULT_MERCHANT
-    ledger = runtime.ledger_connection()
     result = in_savepoint(
         conn,
         lambda: payments.accept_inquiry(
-            conn, caller.partner_code, cid, body["reference"], body["amount"], merchant, now, ledger
+            conn,
+            caller.partner_code,
+            cid,
+            body["reference"],
+            body["amount"],
+            merchant,
+            now,
+            runtime.ledger_connection,  # asked only when there is no inquiry to pay
         ),
     )
     payment = result.payment

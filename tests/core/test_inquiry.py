@@ -41,8 +41,8 @@ def test_a_payment_by_reference_tells_an_unknown_customer_from_a_missing_inquiry
         ledger = runtime.ledger_connection()
         assert inquiry.customer_exists(ledger, CID) and not inquiry.customer_exists(ledger, "999999")
         with pytest.raises(errors.UnknownCustomer):
-            payments.accept_inquiry(conn, "00", "999999", "r-1", 48800, "VA", NOW, ledger)
+            payments.accept_inquiry(conn, "00", "999999", "r-1", 48800, "VA", NOW, lambda: ledger)
         with pytest.raises(errors.InquiryNotFound):
-            payments.accept_inquiry(conn, "00", CID, "r-1", 48800, "VA", NOW, ledger)
+            payments.accept_inquiry(conn, "00", CID, "r-1", 48800, "VA", NOW, lambda: ledger)
         with pytest.raises(errors.InquiryNotFound):  # without the ledger: as before
             payments.accept_inquiry(conn, "00", "999999", "r-1", 48800, "VA", NOW)

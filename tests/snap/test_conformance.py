@@ -392,3 +392,14 @@ def test_padded_virtual_account_numbers_are_accepted_and_answered_as_sent(bank, 
     usual = bank.status(ref="v-1").json["virtualAccountData"]
     assert usual["virtualAccountNo"] == PSID + CID
     assert usual["additionalInfo"]["nob"] == payment.json["virtualAccountData"]["additionalInfo"]["nob"]
+
+
+def test_with_the_ledger_in_a_database_of_its_own(split_app, make_bank, seed_bills, post_queued):
+    """BILLING_DATABASE_URL: the cap and the unknown VA read the ledger where it is."""
+    bank = make_bank(app_=split_app)
+    seed_bills("".join(bill_line(CID, period) for period in THIRTY), into=split_app)
+    shown = bank.inquiry(ref="l-1").json["virtualAccountData"]
+    assert [b["billShortName"] for b in shown["billDetails"]] == THIRTY[:24]
+    assert bank.pay(ref="l-1", amount=shown["totalAmount"]["value"]).status_code == 200
+    assert bank.pay(cid="999999", ref="l-9").json["responseCode"] == "4042512"
+    assert bank.pay(ref="l-9").json["responseCode"] == "4042519"
