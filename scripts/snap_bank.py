@@ -3,8 +3,9 @@
 
 A standalone client: the Python standard library and ``cryptography``, nothing of the
 service. It signs like a bank would and walks access token -> VA inquiry -> VA payment
--> the same payment retried (``flagAdvise`` "Y", a new X-EXTERNAL-ID) -> VA status,
-printing every request and answer.
+-> the same payment retried (``flagAdvise`` "Y", a new X-EXTERNAL-ID) -> VA status (by
+``inquiryRequestId``), printing every request and answer (with the answer's X-TIMESTAMP,
+and X-CLIENT-KEY on the token's).
 
   # once: the bank's key pair, then the operator registers its public key
   python scripts/snap_bank.py --keygen instance/bank
@@ -65,6 +66,11 @@ def timestamp() -> str:
     return dt.datetime.now(WIB).isoformat(timespec="milliseconds")
 
 
+def trx_timestamp() -> str:
+    """A body's date and time field: seconds, 25 characters (the standard's length)."""
+    return dt.datetime.now(WIB).isoformat(timespec="seconds")
+
+
 def minify(body: bytes) -> bytes:
     """The body without the whitespace outside JSON strings (what the signature covers)."""
     out, in_string, escaped = bytearray(), False, False
@@ -117,14 +123,20 @@ class Bank:
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as res:
-                status, answer = res.status, res.read()
+                status, answer, answer_headers = res.status, res.read(), res.headers
         except urllib.error.HTTPError as exc:
-            status, answer = exc.code, exc.read()
+            status, answer, answer_headers = exc.code, exc.read(), exc.headers
         text = answer.decode("utf-8", "replace")
         shown = text
         if self.token and not self.full:
             shown = shown.replace(self.token, self._short(self.token))
         print(f"-> HTTP {status}")
+        wanted = ["X-TIMESTAMP", *(["X-CLIENT-KEY"] if path == TOKEN_PATH else [])]
+        for name in wanted:
+            if answer_headers.get(name) is None:
+                print(f"!! no {name} header in the answer", file=sys.stderr)
+                self.ok = False
+            print(f"{name}: {answer_headers.get(name)}")
         print(shown)
         print()
         try:
@@ -212,7 +224,12 @@ def main(argv=None) -> int:
     inquiry = bank.transact(
         "2. VA inquiry (service 24)",
         INQUIRY_PATH,
-        {**va, "inquiryRequestId": reference, "channelCode": args.channel_code, "trxDateInit": timestamp()},
+        {
+            **va,
+            "inquiryRequestId": reference,
+            "channelCode": args.channel_code,
+            "trxDateInit": trx_timestamp(),
+        },
         "2002400",
     )
     data = inquiry.get("virtualAccountData") or {}
@@ -225,7 +242,8 @@ def main(argv=None) -> int:
         "channelCode": args.channel_code,
         "paidAmount": data["totalAmount"],
         "totalAmount": data["totalAmount"],
-        "trxDateTime": timestamp(),
+        "trxDateTime": trx_timestamp(),
+        "referenceNo": "bank-" + uuid.uuid4().hex[:12],
         "flagAdvise": "N",
     }
     first = bank.transact("3. VA payment (service 25)", PAYMENT_PATH, payment, "2002500")
@@ -235,6 +253,10 @@ def main(argv=None) -> int:
         {**payment, "flagAdvise": "Y"},
         "2002500",
     )
+    paid = first.get("virtualAccountData") or {}
+    if (paid.get("referenceNo"), paid.get("trxDateTime")) != (payment["referenceNo"], payment["trxDateTime"]):
+        print("!! the answer does not repeat the bank's referenceNo and trxDateTime", file=sys.stderr)
+        bank.ok = False
     if first.get("virtualAccountData") != again.get("virtualAccountData"):
         print("!! the retry did not get the same payment", file=sys.stderr)
         bank.ok = False
@@ -242,7 +264,7 @@ def main(argv=None) -> int:
     time.sleep(min(1.0, args.wait))
     while True:  # the job server posts it (additionalInfo.status: created -> accepted)
         status = bank.transact(
-            "5. VA status (service 26)", STATUS_PATH, {**va, "paymentRequestId": reference}, "2002600"
+            "5. VA status (service 26)", STATUS_PATH, {**va, "inquiryRequestId": reference}, "2002600"
         )
         state = ((status.get("virtualAccountData") or {}).get("additionalInfo") or {}).get("status")
         if state != "created" or time.monotonic() >= deadline:

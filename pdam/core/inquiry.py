@@ -36,6 +36,7 @@ def inquire(
     now: dt.datetime,
     ttl: int,
     reference: str | None = None,
+    max_bills: int | None = None,
 ) -> Inquiry:
     """The customer and unpaid bills, saved under a new token for ``ttl`` seconds: one
     statement with the ledger in this database, else a read of the ledger and one statement
@@ -47,7 +48,13 @@ def inquire(
     the same reference for the same customer while it lives answers that inquiry again
     (same token, same bills); used for another customer it is ReferenceReused. An
     expired one no payment used is renewed with the current bills.
+
+    ``max_bills`` (with a reference only) caps what is shown and saved to the oldest
+    ``max_bills`` unpaid bills: the inquiry, and so its payment, covers exactly those; the
+    rest are shown by a later inquiry. Without it every unpaid bill is shown.
     """
+    if max_bills is not None and reference is None:
+        raise ValueError("max_bills needs a reference")
     if reference is not None:
         known = by_reference(conn, partner_code, reference)
         if known is not None:
@@ -61,7 +68,7 @@ def inquire(
     if reference is None and ledger is conn:  # one statement: read, filter, save
         found = db.rows_alone(conn, Q["inquire"], params)
     else:
-        found = _save_from_ledger(conn, ledger, params, reference)
+        found = _save_from_ledger(conn, ledger, params, reference, max_bills)
     if not found:
         raise errors.UnknownCustomer("customer not found")
     saved = found[0]
@@ -83,7 +90,7 @@ def inquire(
 
 
 def _save_from_ledger(
-    conn: sa.Connection, ledger: sa.Connection, params: dict, reference: str | None
+    conn: sa.Connection, ledger: sa.Connection, params: dict, reference: str | None, max_bills: int | None
 ) -> list:
     """``inquire``'s statement in two: the ledger's read (its own database, or a bound
     inquiry's), then ours, with or without the reference; the same rows."""
@@ -93,7 +100,14 @@ def _save_from_ledger(
     params = params | {"customer": json.dumps(found[0].customer), "bills": json.dumps(found[0].bills)}
     if reference is None:
         return db.rows_alone(conn, Q["save"], params)
-    return db.rows_alone(conn, Q["save_with_reference"], params | {"reference": reference})
+    return db.rows_alone(
+        conn, Q["save_with_reference"], params | {"reference": reference, "max_bills": max_bills}
+    )
+
+
+def customer_exists(ledger: sa.Connection, cid: str) -> bool:
+    """Whether the ledger knows customer ``cid`` (a read of ``customer_bills_v1``)."""
+    return bool(db.rows_alone(ledger, Q["bills"], {"cid": cid}))
 
 
 def _reused(reference: str) -> errors.ReferenceReused:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -165,14 +166,17 @@ def accept_inquiry(
     amount: int,
     merchant: str,
     now: dt.datetime,
+    ledger: Callable[[], sa.Connection] | None = None,
 ) -> Accepted:
     """Pay every bill of the partner's live inquiry bound to ``reference``, recorded with
     ``reference`` as the payment's own (one transaction with its posting job, as ``accept``).
 
     The same reference again for the same customer and amount is the first payment
     (``replayed``), also after the inquiry expired; with another customer or amount it
-    is ReferenceReused. No live inquiry with that reference: InquiryNotFound. The
-    answer carries what the inquiry showed (``shown``).
+    is ReferenceReused. No live inquiry with that reference: InquiryNotFound, or, given
+    ``ledger`` (what gives the billing ledger's connection, asked only then),
+    UnknownCustomer when the customer does not exist at all. The answer carries what the
+    inquiry showed (``shown``).
     """
     existing = conn.execute(Q["by_pid_shown"], {"partner": partner_code, "pid": reference}).one_or_none()
     if existing is not None:
@@ -183,6 +187,8 @@ def accept_inquiry(
         raise errors.ReferenceReused(f"reference {reference} was already used for another payment")
     bound = inquiry.by_reference(conn, partner_code, reference)
     if bound is None or bound.expires_at <= now:
+        if ledger is not None and not inquiry.customer_exists(ledger(), customer_id):
+            raise errors.UnknownCustomer("customer not found")
         raise errors.InquiryNotFound(f"no live inquiry with reference {reference}")
     if bound.customer_id != customer_id:
         raise errors.ReferenceReused(f"reference {reference} was used for an inquiry of another customer")

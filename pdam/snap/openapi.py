@@ -48,7 +48,8 @@ class Money(Schema):
         metadata={
             "pattern": AMOUNT_PATTERN,
             "example": "177600.00",
-            "description": "whole rupiah, two decimals (cents other than `.00` are refused)",
+            "description": "whole rupiah, two decimals (cents other than `.00` cannot match a bill: "
+            "`404xx13` Invalid Amount)",
         },
     )
     currency = fields.String(required=True, metadata={"enum": ["IDR"]})
@@ -70,6 +71,7 @@ class Error(Schema):
 
 
 REASON_REF = {"$ref": f"#/components/schemas/{PREFIX}Reason"}
+BILL_DESCRIPTION_REF = {"$ref": f"#/components/schemas/{PREFIX}BillDescription"}
 MONEY_REF = {"$ref": f"#/components/schemas/{PREFIX}Money"}
 BILLS = {
     "type": "array",
@@ -86,20 +88,31 @@ UNPAID_BILLS = {
     },
 }
 FLAG = {"type": "string", "enum": ["00", "01"]}
+BANK_VALUE = {
+    "type": "string",
+    "description": "your `{}` of the payment request that recorded the payment, as sent (absent when you "
+    "sent none)",
+}
 
 #: Per (schema class, field name): what a ``fields.Function`` dumps, or what a plain field's
 #: type does not say.
 FIELD_DOCS: dict[tuple[str, str], Any] = {
     ("BillDetail", "billCode"): {"type": "string", "pattern": "^[0-9]{2}$", "description": '"01", "02"...'},
-    ("BillDetail", "billNo"): {"description": "the bill id"},
-    ("BillDetail", "billName"): {"type": "string", "maxLength": 20},
+    ("BillDetail", "billNo"): {"type": "string", "description": "the bill id (absent when longer than 18)"},
+    ("BillDetail", "billName"): {"type": "string"},
     ("BillDetail", "billShortName"): {"pattern": ids.ecma(ids.PERIOD), "description": "the period `YYYYMM`"},
-    ("BillDetail", "billDescription"): REASON_REF,
+    ("BillDetail", "billDescription"): BILL_DESCRIPTION_REF,
     ("BillDetail", "billerReferenceId"): {
         "pattern": ids.ecma(ids.NOB),
         "description": "the receipt number (nob)",
     },
-    ("InquiryData", "billDetails"): UNPAID_BILLS,
+    ("InquiryData", "billDetails"): {
+        **UNPAID_BILLS,
+        "maxItems": schemas.MAX_BILLS,
+        "description": f"the oldest unpaid bills, at most {schemas.MAX_BILLS}: the inquiry (and so the "
+        "payment) covers exactly these; the rest are offered by a later inquiry",
+    },
+    ("InquiryData", "virtualAccountName"): {"type": "string", "description": "the customer's name"},
     ("InquiryData", "inquiryReason"): REASON_REF,
     ("InquiryData", "additionalInfo"): {
         "type": "object",
@@ -108,9 +121,16 @@ FIELD_DOCS: dict[tuple[str, str], Any] = {
     },
     ("PaymentData", "paymentFlagStatus"): {**FLAG, "enum": ["00"], "description": '"00": recorded'},
     ("PaymentData", "paymentFlagReason"): REASON_REF,
-    ("PaymentData", "trxDateTime"): {"type": "string", "pattern": TIMESTAMP_PATTERN},
-    ("PaymentData", "referenceNo"): {"pattern": ids.ecma(ids.NOB), "description": "the receipt number (nob)"},
-    ("PaymentData", "billDetails"): BILLS,
+    ("PaymentData", "trxDateTime"): {
+        **BANK_VALUE,
+        "description": BANK_VALUE["description"].format("trxDateTime"),
+    },
+    ("PaymentData", "referenceNo"): {
+        **BANK_VALUE,
+        "description": BANK_VALUE["description"].format("referenceNo"),
+    },
+    ("PaymentData", "billDetails"): {**BILLS, "maxItems": schemas.MAX_BILLS},
+    ("PaymentData", "virtualAccountName"): {"type": "string", "description": "the customer's name"},
     ("PaymentData", "additionalInfo"): {
         "type": "object",
         "required": ["nob", "pat"],
@@ -128,9 +148,20 @@ FIELD_DOCS: dict[tuple[str, str], Any] = {
         "description": '"00" recorded and standing; "01" rejected (paid before) or reversed',
     },
     ("StatusData", "paymentFlagReason"): REASON_REF,
-    ("StatusData", "trxDateTime"): {"type": "string", "pattern": TIMESTAMP_PATTERN},
-    ("StatusData", "referenceNo"): {"pattern": ids.ecma(ids.NOB), "description": "the receipt number (nob)"},
-    ("StatusData", "billDetails"): BILLS,
+    ("StatusData", "trxDateTime"): {
+        **BANK_VALUE,
+        "description": BANK_VALUE["description"].format("trxDateTime"),
+    },
+    ("StatusData", "referenceNo"): {
+        **BANK_VALUE,
+        "description": BANK_VALUE["description"].format("referenceNo"),
+    },
+    ("StatusData", "billDetails"): {**BILLS, "maxItems": schemas.MAX_BILLS},
+    ("StatusData", "virtualAccountName"): {"type": "string", "description": "the customer's name"},
+    ("StatusData", "inquiryRequestId"): {
+        "type": "string",
+        "description": "the inquiry the payment paid (its `paymentRequestId` is this id)",
+    },
     ("StatusData", "additionalInfo"): {
         "type": "object",
         "required": ["nob", "status", "rev"],
@@ -144,7 +175,10 @@ FIELD_DOCS: dict[tuple[str, str], Any] = {
         "pattern": ids.ecma(ids.CID),
         "description": "the customer number (cid)",
     },
-    ("_VirtualAccount", "virtualAccountNo"): {"description": "`partnerServiceId` + `customerNo`"},
+    ("_VirtualAccount", "virtualAccountNo"): {
+        "description": "`partnerServiceId` + `customerNo` (the company code left-padded with spaces to 8, "
+        "or not padded; trailing spaces up to 28 characters are ignored); answers repeat it as sent"
+    },
     ("InquiryRequest", "inquiryRequestId"): {
         "description": "your id of this inquiry; the payment sends it as `paymentRequestId`"
     },
@@ -155,9 +189,20 @@ FIELD_DOCS: dict[tuple[str, str], Any] = {
     ("PaymentRequest", "billDetails"): {
         "type": "array",
         "items": {"type": "object"},
+        "maxItems": schemas.MAX_BILLS,
         "description": "ignored: the payment pays every bill of the inquiry",
     },
-    ("StatusRequest", "paymentRequestId"): {"description": "the payment's `paymentRequestId`"},
+    ("StatusRequest", "paymentRequestId"): {
+        "description": "the payment's `paymentRequestId` (optional when `inquiryRequestId` is given)"
+    },
+    ("StatusRequest", "inquiryRequestId"): {
+        "description": "the `inquiryRequestId` of the inquiry the payment paid; needed when "
+        "`paymentRequestId` is not given (when both are, they must be the same)"
+    },
+    ("PaymentRequest", "trxDateTime"): {"description": "repeated in the answer as sent"},
+    ("PaymentRequest", "referenceNo"): {
+        "description": "your reference of the payment: repeated in the answer as sent"
+    },
     ("TokenRequest", "grantType"): {"enum": ["client_credentials"]},
     ("TokenResponse", "expiresIn"): {"pattern": "^[0-9]+$", "description": "seconds, as a string"},
 }
@@ -326,22 +371,25 @@ def _errors(service: str) -> dict[int, tuple[list[str], str]]:
         }
     not_found = {
         codes.INQUIRY: (
-            ["12", "14", "18"],
+            ["12", "13", "14", "18"],
             "`4042412` Invalid Bill/Virtual Account [Not Found]: unknown customer, or "
-            "`partnerServiceId` not yours; `4042414` Paid Bill: no unpaid bill; `4042418` "
-            "Inconsistent Request: `inquiryRequestId` already used for another VA.",
+            "`partnerServiceId` not yours; `4042413` Invalid Amount: an `amount` with cents other "
+            "than `.00`; `4042414` Paid Bill: no unpaid bill; `4042418` Inconsistent Request: "
+            "`inquiryRequestId` already used for another VA.",
         ),
         codes.PAYMENT: (
             ["12", "13", "14", "18", "19"],
-            "`4042512` Invalid Bill/Virtual Account [Not Found]: `partnerServiceId` not yours; "
-            "`4042513` Invalid Amount: `paidAmount` is not the inquiry's total; `4042514` Paid "
-            "Bill: a bill of the inquiry was paid meanwhile; `4042518` Inconsistent Request: "
-            "`paymentRequestId` already used with another VA or amount; `4042519` Invalid "
-            "Bill/Virtual Account [Expired]: no live inquiry of yours with that id.",
+            "`4042512` Invalid Bill/Virtual Account [Not Found]: the VA does not exist (unknown "
+            "customer), or `partnerServiceId` not yours; `4042513` Invalid Amount: `paidAmount` is "
+            "not the inquiry's total, or has cents other than `.00`; `4042514` Paid Bill: a bill of "
+            "the inquiry was paid meanwhile; `4042518` Inconsistent Request: `paymentRequestId` "
+            "already used with another VA or amount; `4042519` Invalid Bill/Virtual Account "
+            "[Expired]: a known VA with no live inquiry of yours under that id.",
         ),
         codes.STATUS: (
             ["01"],
-            "`4042601` Transaction Not Found: no payment of yours with that `paymentRequestId` for that VA.",
+            "`4042601` Transaction Not Found: no payment of yours for that VA under that "
+            "`inquiryRequestId`/`paymentRequestId`.",
         ),
     }[s]
     return {
@@ -359,6 +407,22 @@ def _errors(service: str) -> dict[int, tuple[list[str], str]]:
     }
 
 
+#: The headers of every SNAP answer; the token answer also X-CLIENT-KEY.
+RESPONSE_HEADERS = {
+    "X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"},
+    "X-TIMESTAMP": {
+        "required": True,
+        "description": "when the answer was sent: ISO-8601 in WIB, with its offset",
+        "schema": {"type": "string", "pattern": TIMESTAMP_PATTERN, "example": "2026-11-30T09:15:01+07:00"},
+    },
+}
+X_CLIENT_KEY = {
+    "required": True,
+    "description": "your client id (the request's `X-CLIENT-KEY`)",
+    "schema": {"type": "string", "pattern": r"^[\x21-\x7e]+$"},
+}
+
+
 def _error_response(http: int, response_codes: list[str], description: str) -> dict:
     schema = {
         "allOf": [
@@ -366,7 +430,7 @@ def _error_response(http: int, response_codes: list[str], description: str) -> d
             {"type": "object", "properties": {"responseCode": {"type": "string", "enum": response_codes}}},
         ]
     }
-    headers = {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}}
+    headers = dict(RESPONSE_HEADERS)
     if http == 429:
         headers["Retry-After"] = {
             "required": True,
@@ -385,10 +449,10 @@ def _error_response(http: int, response_codes: list[str], description: str) -> d
     }
 
 
-def _ok(description: str, schema: Any) -> dict:
+def _ok(description: str, schema: Any, token: bool = False) -> dict:
     return {
         "description": description,
-        "headers": {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}},
+        "headers": {**RESPONSE_HEADERS, **({"X-CLIENT-KEY": X_CLIENT_KEY} if token else {})},
         "content": {"application/json": {"schema": schema}},
     }
 
@@ -425,7 +489,7 @@ def operations() -> dict[str, dict[str, dict]]:
                 "An access token for the transactional SNAP routes, valid `SNAP_TOKEN_TTL_SECONDS` (900 s) "
                 "for your client only, in every web process. Authenticated by your RSA signature.",
                 schemas.TokenRequest,
-                _ok("`2007300` Successful.", schemas.TokenResponse),
+                _ok("`2007300` Successful.", schemas.TokenResponse, token=True),
                 token=True,
             )
         },
@@ -433,7 +497,7 @@ def operations() -> dict[str, dict[str, dict]]:
             "post": _operation(
                 codes.INQUIRY,
                 "VA inquiry (service 24)",
-                "The customer's unpaid bills, oldest first, as an inquiry (stored for `INQUIRY_TTL_SECONDS`, "
+                f"The customer's unpaid bills, oldest first (at most {schemas.MAX_BILLS}: the oldest), as an inquiry (stored for `INQUIRY_TTL_SECONDS`, "
                 "900 s) bound to your `inquiryRequestId`: the same id for the same VA while it lives gets "
                 "the same bills again. `virtualAccountTrxType` `C`: the total is the amount to pay.",
                 schemas.InquiryRequest,
@@ -457,7 +521,8 @@ def operations() -> dict[str, dict[str, dict]]:
             "post": _operation(
                 codes.STATUS,
                 "VA payment status (service 26)",
-                "Your payment `paymentRequestId` of that VA: `paymentFlagStatus` `00` while it stands "
+                "Your payment of that VA made under `inquiryRequestId` (its `paymentRequestId` is the same "
+                "id; either finds it): `paymentFlagStatus` `00` while it stands "
                 "(in progress or posted), `01` once rejected at posting (paid before) or reversed; "
                 "`additionalInfo.status` is its state.",
                 schemas.StatusRequest,
@@ -488,12 +553,37 @@ def build() -> dict:
     spec.components.schema(f"{PREFIX}Money", schema=Money)
     spec.components.schema(f"{PREFIX}Error", schema=Error)
     spec.components.schema(f"{PREFIX}Reason", schema=schemas.Reason)
+    spec.components.schema(f"{PREFIX}BillDescription", schema=schemas.BillDescription)
     spec.components.schema(f"{PREFIX}BillDetail", schema=schemas.BillDetail)
     for path, ops in operations().items():
         spec.path(path=path, operations=ops)
     doc = spec.to_dict()
     _require_dumped_fields(doc)
+    _optional_may_be_null(doc)
+    status = doc["components"]["schemas"][f"{PREFIX}StatusRequest"]
+    status["anyOf"] = [
+        {"required": [name], "properties": {name: {"type": "string"}}}
+        for name in ("inquiryRequestId", "paymentRequestId")
+    ]
     return doc
+
+
+#: Components that are request bodies.
+REQUESTS = {
+    f"{PREFIX}{name}" for name in ("InquiryRequest", "PaymentRequest", "StatusRequest", "TokenRequest")
+}
+
+
+def _optional_may_be_null(doc: dict) -> None:
+    """An optional request field sent as JSON ``null`` is absent: say so (``nullable``)."""
+    for name in REQUESTS:
+        schema = doc["components"]["schemas"][name]
+        for key, prop in schema["properties"].items():
+            if key in schema.get("required", []):
+                continue
+            if "$ref" in prop:  # OpenAPI 3.0 ignores a $ref's siblings
+                schema["properties"][key] = prop = {"allOf": [prop]}
+            prop["nullable"] = True
 
 
 #: Components that are loaded (input) or have optional fields.
@@ -507,7 +597,7 @@ def _require_dumped_fields(doc: dict) -> None:
     """A dumped schema always writes every field: say so, so responses are checked fully."""
     for name, schema in doc["components"]["schemas"].items():
         if name not in NOT_ALL_REQUIRED and schema.get("properties"):
-            schema["required"] = list(schema["properties"])
+            schema["required"] = [key for key in schema["properties"] if key not in schemas.BANK_VALUES]
 
 
 def add_to(doc: dict) -> dict:

@@ -94,3 +94,21 @@ def answer(
     ).rowcount
     if updated != 1:  # impossible: the row is ours until we commit
         raise RuntimeError(f"X-EXTERNAL-ID {external_id} was not claimed by this request")
+
+
+def save_payment_refs(
+    conn: sa.Connection, payment_id: int, reference_no: str | None, trx: str | None
+) -> None:
+    """Keep the bank's ``referenceNo`` and ``trxDateTime`` of the request that recorded
+    payment ``payment_id`` (in its transaction): its later answers repeat them."""
+    conn.execute(
+        Q["save_payment_refs"],
+        {"payment_id": payment_id, "reference_no": reference_no, "trx_date_time": trx},
+    )
+
+
+def payment_refs(conn: sa.Connection, payment_id: int) -> tuple[str | None, str | None]:
+    """The bank's ``referenceNo`` and ``trxDateTime`` kept for a payment (None, None: a
+    payment recorded before they were kept)."""
+    row = conn.execute(Q["payment_refs"], {"payment_id": payment_id}).one_or_none()
+    return (None, None) if row is None else (row.reference_no, row.trx_date_time)

@@ -91,6 +91,9 @@ def dumps(body: dict) -> bytes:
 
 
 def answer(status: int, data: bytes, headers: dict | None = None) -> Response:
+    """A SNAP answer: every one carries ``X-TIMESTAMP``, the time it is sent (WIB, with
+    offset; mandatory in the standard's response headers), also a replayed one."""
+    headers = {**(headers or {}), "X-TIMESTAMP": schemas.wib_iso(runtime.now())}
     return Response(data, status=status, headers=headers, mimetype="application/json")
 
 
@@ -102,8 +105,17 @@ def _echo(data: Any, service: str) -> dict | None:
     if not isinstance(data, dict) or service not in (codes.INQUIRY, codes.PAYMENT, codes.STATUS):
         return None
     names = ["partnerServiceId", "customerNo", "virtualAccountNo"]
-    names.append("inquiryRequestId" if service == codes.INQUIRY else "paymentRequestId")
-    return {name: data[name] for name in names if isinstance(data.get(name), str) and len(data[name]) <= 128}
+    names += {
+        codes.INQUIRY: ["inquiryRequestId"],
+        codes.PAYMENT: ["paymentRequestId"],
+        codes.STATUS: ["inquiryRequestId", "paymentRequestId"],
+    }[service]
+    limit = schemas.MAX_LENGTH
+    return {
+        name: data[name]
+        for name in names
+        if isinstance(data.get(name), str) and len(data[name]) <= limit[name]
+    }
 
 
 def error_body(err: codes.SnapError, service: str, data: Any = None) -> dict:
@@ -169,7 +181,7 @@ def access_token():
             "expiresIn": str(ttl),
         }
     )
-    return answer(200, dumps(body))
+    return answer(200, dumps(body), {"X-CLIENT-KEY": client_id})
 
 
 def _json_or_400(raw: bytes) -> Any:
@@ -258,6 +270,7 @@ def _inquire(conn: sa.Connection, caller: auth.Caller, data: dict, now: dt.datet
             now,
             cfg["INQUIRY_TTL_SECONDS"],
             reference=body["reference"],
+            max_bills=schemas.MAX_BILLS,
         ),
     )
     customer = result.customer
@@ -280,10 +293,16 @@ def _inquire(conn: sa.Connection, caller: auth.Caller, data: dict, now: dt.datet
 
 
 def _payment_data(
-    caller: auth.Caller, body: dict, payment: dict, shown: dict | None, now_state: bool
+    caller: auth.Caller,
+    body: dict,
+    payment: dict,
+    shown: dict | None,
+    refs: tuple[str | None, str | None],
+    now_state: bool,
 ) -> dict:
     """The payment's ``virtualAccountData``: as recorded (the payment route, also for a
-    retry), or with its state now (``now_state``: the status route)."""
+    retry), or with its state now (``now_state``: the status route). ``refs``: the bank's
+    ``referenceNo`` and ``trxDateTime`` of the request that recorded it."""
     reversed_ = payment["reversed_at"] is not None
     standing = not now_state or (payment["status"] != states.REJECTED and not reversed_)
     if shown is None:  # the inquiry's snapshot is gone (a payment made before snapshots were kept)
@@ -298,6 +317,8 @@ def _payment_data(
         "name": shown["customer"]["name"],
         "bills": shown["bills"],
         "total": payment["amount"],
+        "reference_no": refs[0],
+        "trx_date_time": refs[1],
     }
 
 
@@ -308,15 +329,28 @@ def _pay(conn: sa.Connection, caller: auth.Caller, data: dict, now: dt.datetime)
     result = in_savepoint(
         conn,
         lambda: payments.accept_inquiry(
-            conn, caller.partner_code, cid, body["reference"], body["amount"], merchant, now
+            conn,
+            caller.partner_code,
+            cid,
+            body["reference"],
+            body["amount"],
+            merchant,
+            now,
+            runtime.ledger_connection,  # asked only when there is no inquiry to pay
         ),
     )
-    logs.bind(nob=result.payment["nob"])
+    payment = result.payment
+    logs.bind(nob=payment["nob"])
+    if result.replayed:  # the first request's values: the same answer again
+        refs = store.payment_refs(conn, payment["id"])
+    else:
+        refs = (body.get("reference_no"), body.get("trx_date_time"))
+        store.save_payment_refs(conn, payment["id"], *refs)
     return PAYMENT_RESPONSE.dump(
         {
             "responseCode": f"200{codes.PAYMENT}00",
             "responseMessage": "Successful",
-            "virtualAccountData": _payment_data(caller, body, result.payment, result.shown, now_state=False),
+            "virtualAccountData": _payment_data(caller, body, payment, result.shown, refs, now_state=False),
         }
     )
 
@@ -325,13 +359,20 @@ def _status(conn: sa.Connection, caller: auth.Caller, data: dict, now: dt.dateti
     body = schemas.load(STATUS_REQUEST, data)
     if body["service_id"].lstrip(" ") != caller.service_id:
         raise codes.transaction_not_found()
-    payment, shown = payments.find_shown(conn, caller.partner_code, body["customer_no"], body["reference"])
+    # A payment's paymentRequestId is the inquiryRequestId of the inquiry it paid: either
+    # names it; two different ones name none.
+    references = {body[key] for key in ("reference", "inquiry_reference") if key in body}
+    if len(references) != 1:
+        raise codes.transaction_not_found()
+    (reference,) = references
+    payment, shown = payments.find_shown(conn, caller.partner_code, body["customer_no"], reference)
     logs.bind(nob=payment["nob"])
+    refs = store.payment_refs(conn, payment["id"])
     return STATUS_RESPONSE.dump(
         {
             "responseCode": f"200{codes.STATUS}00",
             "responseMessage": "Successful",
-            "virtualAccountData": _payment_data(caller, body, payment, shown, now_state=True),
+            "virtualAccountData": _payment_data(caller, body, payment, shown, refs, now_state=True),
         }
     )
 

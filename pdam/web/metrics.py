@@ -5,6 +5,8 @@ counted by the process that served the request; with several gunicorn workers,
 prometheus-client's multiprocess mode adds them up (``PROMETHEUS_MULTIPROC_DIR``, set by
 gunicorn.conf.py). Queue, payment, attention and webhook series are read from PostgreSQL
 at scrape time (sql/queries/metrics.sql), so they are true whichever process did the work.
+Every known label set is exported, with 0 when nothing matches (Prometheus: avoid
+missing metrics), so an idle service never shows "no data".
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from werkzeug.exceptions import NotFound
 
 from ..core import states
+from ..infra import queue
 from ..infra.sql import queries
 from . import runtime
 from .errors import Unauthorized
@@ -44,6 +47,9 @@ DURATION = Histogram(
     ["route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+#: Job statuses ``pdam_jobs`` exports for every known queue, 0 when none (succeeded jobs
+#: are not counted: they only grow). An idle queue shows 0, never "no data".
+JOB_STATUSES = ("todo", "doing", "failed", "cancelled", "aborting", "aborted")
 #: Label of a request that matched no route (never the raw path: unbounded and may hold ids).
 UNMATCHED = "(unmatched)"
 
@@ -65,8 +71,11 @@ class DatabaseCollector:
 
     def collect(self):
         jobs = GaugeMetricFamily("pdam_jobs", "Unfinished jobs of the queue", labels=["queue", "status"])
-        for row in self._rows("jobs"):
-            jobs.add_metric([row.queue_name, row.status], row.n)
+        counted = {(row.queue_name, row.status): row.n for row in self._rows("jobs")}
+        queues = sorted({*queue.QUEUES, *(name for name, _ in counted)})
+        for queue_name in queues:
+            for status in JOB_STATUSES:
+                jobs.add_metric([queue_name, status], counted.get((queue_name, status), 0))
         yield jobs
         oldest = GaugeMetricFamily(
             "pdam_oldest_todo_job_age_seconds",
@@ -74,8 +83,8 @@ class DatabaseCollector:
             labels=["queue"],
         )
         ages = {row.queue_name: row.age for row in self._rows("oldest_todo")}
-        for queue_name in sorted(ages):
-            oldest.add_metric([queue_name], max(ages[queue_name], 0.0))
+        for queue_name in sorted({*queues, *ages}):
+            oldest.add_metric([queue_name], max(ages.get(queue_name, 0.0), 0.0))
         yield oldest
         payments = GaugeMetricFamily("pdam_payments", "Payments by status", labels=["status"])
         counted = {row.status: row.n for row in self._rows("payments")}

@@ -18,10 +18,15 @@ select cast(:customer as jsonb) as customer, s.shown as bills, s.saved_token as 
 from save_inquiry_v1(:token, :partner, :cid, cast(:customer as jsonb), cast(:bills as jsonb), :now, :expires) s
 
 -- save_with_reference --
--- ``save`` bound to the partner's reference. A row of that reference which expired, is
--- this customer's and no payment used is renewed in place (same token); the token is
--- null when the reference is held otherwise (live, another customer's, or paid).
-with shown as (select shown_bills_v1(:cid, cast(:bills as jsonb)) as bills),
+-- ``save`` bound to the partner's reference, showing at most :max_bills bills (the
+-- oldest; null: all). A row of that reference which expired, is this customer's and no
+-- payment used is renewed in place (same token); the token is null when the reference
+-- is held otherwise (live, another customer's, or paid).
+with shown as (
+    select coalesce(jsonb_agg(e.bill order by e.n), '[]'::jsonb) as bills
+    from jsonb_array_elements(shown_bills_v1(:cid, cast(:bills as jsonb))) with ordinality as e(bill, n)
+    where cast(:max_bills as integer) is null or e.n <= cast(:max_bills as integer)
+),
 saved as (
     insert into inquiry (token, partner_code, customer_id, snapshot, created_at, expires_at, reference)
     select :token, :partner, :cid,

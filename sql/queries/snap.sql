@@ -64,3 +64,12 @@ where client_id = :client_id and day = :day and external_id = :external_id
 -- answer_external_id --
 update snap_external_id set status = :status, body = :body
 where client_id = :client_id and day = :day and external_id = :external_id and status is null
+
+-- save_payment_refs --
+-- The bank's referenceNo and trxDateTime of the request that recorded the payment.
+insert into snap_payment (payment_id, reference_no, trx_date_time)
+values (:payment_id, :reference_no, :trx_date_time)
+
+-- payment_refs --
+-- What save_payment_refs kept (no row: a payment recorded before they were kept).
+select reference_no, trx_date_time from snap_payment where payment_id = :payment_id

@@ -166,7 +166,10 @@ PATHS = {"24": INQUIRY, "25": PAYMENT, "26": STATUS}
     [
         ("24", {"customerNo": "01010101010A", "virtualAccountNo": PSID + "01010101010A"}, "customerNo"),
         ("24", {"customerNo": "1" * 21, "virtualAccountNo": PSID + "1" * 21}, "customerNo"),
-        ("24", {"virtualAccountNo": "12345" + CID}, "virtualAccountNo"),
+        ("24", {"virtualAccountNo": "12346" + CID}, "virtualAccountNo"),
+        ("24", {"virtualAccountNo": " 12345" + CID}, "virtualAccountNo"),
+        ("24", {"virtualAccountNo": PSID + CID + " " * 9}, "virtualAccountNo"),
+        ("24", {"virtualAccountNo": PSID + " " + CID}, "virtualAccountNo"),
         ("24", {"partnerServiceId": "12345", "virtualAccountNo": "12345" + CID}, "partnerServiceId"),
         ("24", {"partnerServiceId": "1234567 ", "virtualAccountNo": "1234567 " + CID}, "partnerServiceId"),
         ("24", {"partnerServiceId": 12345}, "partnerServiceId"),
@@ -174,9 +177,16 @@ PATHS = {"24": INQUIRY, "25": PAYMENT, "26": STATUS}
         ("24", {"inquiryRequestId": "a\u0000b"}, "inquiryRequestId"),
         ("24", {"trxDateInit": "yesterday"}, "trxDateInit"),
         ("24", {"channelCode": 60111}, "channelCode"),
-        ("24", {"amount": {"value": "10.50", "currency": "IDR"}}, "amount.value"),
+        ("24", {"amount": {"value": "10.5", "currency": "IDR"}}, "amount.value"),
+        ("24", {"amount": {"value": "10.50", "currency": "IDR"}, "channelCode": 60111}, "channelCode"),
         ("24", {"additionalInfo": "x"}, "additionalInfo"),
-        ("25", {"paidAmount": {"value": "177600.50", "currency": "IDR"}}, "paidAmount.value"),
+        ("25", {"paidAmount": {"value": "177600.5", "currency": "IDR"}}, "paidAmount.value"),
+        ("25", {"paidAmount": {"value": "177600.50", "currency": "IDR"}, "flagAdvise": "YES"}, "flagAdvise"),
+        ("25", {"trxDateTime": "2026-11-30T09:15:00.123+07:00"}, "trxDateTime"),
+        ("25", {"referenceNo": "r" * 65}, "referenceNo"),
+        ("25", {"referenceNo": ""}, "referenceNo"),
+        ("25", {"virtualAccountName": "n" * 256}, "virtualAccountName"),
+        ("25", {"billDetails": [{}] * 25}, "billDetails"),
         ("25", {"paidAmount": {"value": "177600", "currency": "IDR"}}, "paidAmount.value"),
         ("25", {"paidAmount": {"value": 177600, "currency": "IDR"}}, "paidAmount.value"),
         ("25", {"paidAmount": {"value": "-1.00", "currency": "IDR"}}, "paidAmount.value"),
@@ -186,6 +196,7 @@ PATHS = {"24": INQUIRY, "25": PAYMENT, "26": STATUS}
         ("25", {"totalAmount": {"value": "1.5", "currency": "IDR"}}, "totalAmount.value"),
         ("25", {"billDetails": [1]}, "billDetails[0]"),
         ("26", {"paymentRequestId": "x" * 129}, "paymentRequestId"),
+        ("26", {"inquiryRequestId": "x" * 129}, "inquiryRequestId"),
     ],
 )
 def test_invalid_field_format(bank, bills, service, fields, field):
@@ -215,7 +226,8 @@ def test_invalid_field_format(bank, bills, service, fields, field):
         ("25", {"paidAmount": {"value": "1.00"}}, "paidAmount.currency"),
         ("25", {"paidAmount": {"currency": "IDR"}}, "paidAmount.value"),
         ("25", {"paymentRequestId": None}, "paymentRequestId"),
-        ("26", {"paymentRequestId": None}, "paymentRequestId"),
+        ("26", {"paymentRequestId": None}, "inquiryRequestId"),  # one of the two is needed
+        ("26", {"paymentRequestId": None, "inquiryRequestId": None}, "inquiryRequestId"),
     ],
 )
 def test_invalid_mandatory_field(bank, bills, service, fields, field):

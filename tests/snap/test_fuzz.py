@@ -153,7 +153,17 @@ def _steer(case, data, world: World) -> None:
             body["paidAmount"] = shown["totalAmount"]
     else:
         cid, ref = data.draw(st.sampled_from(world.paid), label="payment")
-        body.update(va, customerNo=cid, virtualAccountNo=PSID + cid, paymentRequestId=ref)
+        body.update(va, customerNo=cid, virtualAccountNo=PSID + cid)
+        # Either id names the payment (its paymentRequestId is the inquiryRequestId).
+        names = data.draw(
+            st.sampled_from(
+                [("paymentRequestId",), ("inquiryRequestId",), ("inquiryRequestId", "paymentRequestId")]
+            ),
+            label="ids",
+        )
+        body.pop("inquiryRequestId", None)
+        body.pop("paymentRequestId", None)
+        body.update(dict.fromkeys(names, ref))
 
 
 def _sent_body(case) -> bytes:

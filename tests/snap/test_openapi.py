@@ -66,6 +66,13 @@ def test_headers_are_documented(doc):
         assert headers(path) == {"X-TIMESTAMP", "X-SIGNATURE", "X-PARTNER-ID", "X-EXTERNAL-ID", "CHANNEL-ID"}
         for response in doc["paths"][path]["post"]["responses"].values():
             assert "X-Request-Id" in response["headers"]
+    # The standard's mandatory response headers: X-TIMESTAMP on every answer, and the
+    # token answer's X-CLIENT-KEY.
+    for path in PATHS:
+        for status, response in doc["paths"][path]["post"]["responses"].items():
+            assert response["headers"]["X-TIMESTAMP"]["required"] is True, (path, status)
+            token_ok = path.endswith("b2b") and status == "200"
+            assert ("X-CLIENT-KEY" in response["headers"]) == token_ok, (path, status)
 
 
 def _codes(response) -> list[str]:
@@ -81,7 +88,7 @@ def test_error_responses_name_their_exact_codes(doc):
             codes = _codes(response)
             assert codes and all(c.startswith(status + service) for c in codes), (path, status, codes)
     inquiry = doc["paths"]["/snap/v1.0/transfer-va/inquiry"]["post"]["responses"]
-    assert _codes(inquiry["404"]) == ["4042412", "4042414", "4042418"]
+    assert _codes(inquiry["404"]) == ["4042412", "4042413", "4042414", "4042418"]
     payment = doc["paths"]["/snap/v1.0/transfer-va/payment"]["post"]["responses"]
     assert _codes(payment["404"]) == ["4042512", "4042513", "4042514", "4042518", "4042519"]
     token = doc["paths"]["/snap/v1.0/access-token/b2b"]["post"]["responses"]
@@ -103,7 +110,8 @@ def test_schemas_come_from_the_route_schemas(doc):
         "paymentRequestId",
         "paidAmount",
     }
-    assert components["SnapMoney"]["properties"]["value"]["pattern"] == r"^(0|[1-9][0-9]{0,14})\.00$"
+    # Well-formed amounts: cents other than .00 are a documented 404xx13, not a format error.
+    assert components["SnapMoney"]["properties"]["value"]["pattern"] == r"^(0|[1-9][0-9]{0,14})\.[0-9]{2}$"
     assert components["SnapInquiryResponse"]["required"] == [
         "responseCode",
         "responseMessage",

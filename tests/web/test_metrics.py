@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from jobs import webhooks as webhook_jobs
 from pdam.core import errors
+from pdam.infra.queue import QUEUES
 from tests.conftest import ROOT, wait_for
 
 CID = "010101010101"
@@ -99,6 +100,36 @@ def test_counts_after_inquiry_payment_posting_and_a_failed_webhook(
     todo = run_sql("select queue_name, count(*) from procrastinate_jobs where status = 'todo' group by 1")
     assert {q: value(after, "pdam_jobs", queue=q, status="todo") for q, _ in todo} == dict(todo)
     assert value(after, "pdam_oldest_todo_job_age_seconds", queue="posting") >= 0
+
+
+def test_an_idle_service_exports_zero_for_every_known_label_set(make_app, run_sql):
+    """An empty queue is 0 for every known queue and unfinished status, never "no data"
+    (a series that disappears breaks dashboards and silences alerts)."""
+    assert run_sql("select count(*) from procrastinate_jobs where status <> 'succeeded'") == [(0,)]
+    samples = scrape(make_app(METRICS_TOKEN=TOKEN).test_client())
+    for queue in QUEUES:
+        for status in ("todo", "doing", "failed", "cancelled", "aborting", "aborted"):
+            assert samples[("pdam_jobs", (("queue", queue), ("status", status)))] == 0
+        assert samples[("pdam_oldest_todo_job_age_seconds", (("queue", queue),))] == 0
+    for status in ("created", "accepted", "changed", "rejected"):
+        assert samples[("pdam_payments", (("status", status),))] == 0
+    for reason in ("changed", "rejected", "stuck", "slow", "webhook failed"):
+        assert samples[("pdam_payments_needing_attention", (("reason", reason),))] == 0
+    for status in ("pending", "refused", "failed"):
+        assert samples[("pdam_webhook_deliveries", (("status", status),))] == 0
+
+
+def test_a_queue_with_jobs_shows_them_and_zero_elsewhere(make_app, partner_headers, seed_bills):
+    client = make_app(METRICS_TOKEN=TOKEN).test_client()
+    seed_bills.simple(CID, ["202001"])
+    inq = client.get(f"/tagihan/{CID}", headers=partner_headers)
+    body = {"inq": inq.headers["X-Cross-Site"], "amo": inq.json["tagihan"][0]["biaya"]["jumlah"]}
+    body |= {"per": [202001], "mer": "1", "pid": "m0"}
+    assert client.post(f"/tagihan/{CID}", json=body, headers=partner_headers).status_code == 202
+    samples = scrape(client)
+    assert samples[("pdam_jobs", (("queue", "posting"), ("status", "todo")))] == 1
+    assert samples[("pdam_jobs", (("queue", "webhooks"), ("status", "todo")))] == 0
+    assert samples[("pdam_oldest_todo_job_age_seconds", (("queue", "webhooks"),))] == 0
 
 
 def test_payment_counts_follow_posting_and_are_exact(
