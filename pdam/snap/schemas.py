@@ -69,6 +69,8 @@ MAX_LENGTH = {
     "reason.indonesia": 64,
     "virtualAccountTrxType": 1,
     "trxDateTime": 25,
+    # The payment request's table allows 64, its answer's and the status answer's say 15:
+    # the answer echoes the bank's own value, so the request's limit is the one that holds.
     "referenceNo": 64,
     "language": 2,
     "flagAdvise": 1,
@@ -78,7 +80,7 @@ MAX_LENGTH = {
     "billShortName": 10,
     "billDescription.english": 18,
     "billDescription.indonesia": 18,
-    "billerReferenceId": 15,
+    "billerReferenceId": 64,
     "value": 19,
     "currency": 3,
 }

@@ -44,7 +44,7 @@ ASPI = {
     "billShortName": 10,
     "billDescription.english": 18,
     "billDescription.indonesia": 18,
-    "billerReferenceId": 15,
+    "billerReferenceId": 64,
     **{f"{amount}.value": 19 for amount in ("totalAmount", "paidAmount", "feeAmount", "billAmount")},
     **{f"{amount}.currency": 3 for amount in ("totalAmount", "paidAmount", "feeAmount", "billAmount")},
 }
