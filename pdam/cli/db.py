@@ -21,7 +21,8 @@ def db_upgrade():
     database = rt.database  # not ready_database: this is what makes it ready
     owner_url = rt.settings.get("DATABASE_OWNER_URL")
     url = libpq_url(owner_url) if owner_url else database.url
-    applied = migrations.upgrade(url, database.ledger_url, sealer=rt.sealer)
+    ledger_url = database.ledger_url if database.separate_ledger else url
+    applied = migrations.upgrade(url, ledger_url, sealer=rt.sealer)
     for name in applied:
         click.echo(f"applied {name}")
     click.echo(f"database is up to date ({len(applied)} applied)")
