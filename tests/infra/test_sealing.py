@@ -3,6 +3,7 @@ start-up check of web, worker and commands."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -10,10 +11,11 @@ import sys
 
 import psycopg
 import pytest
+from werkzeug import Response
 
 from pdam.infra import migrations, sealing
 from tests.conftest import url_for_database
-from tests.factories import ROOT, SEALER, SECRET_KEYS
+from tests.factories import CID, ROOT, SEALER, SECRET_KEYS
 
 OTHER_KEY = sealing.generate_key()
 SEALED = r"pdam1\.[0-9a-f]{8}\.[A-Za-z0-9_=-]+"
@@ -267,3 +269,27 @@ def test_gunicorn_refuses_to_start_on_a_wrong_key(database_url, tmp_path):
     )
     assert proc.returncode == 1
     assert "Error: SECRET_KEYS cannot open this database's secrets" in proc.stderr
+
+
+def test_no_secret_in_logs_metrics_or_answers(
+    make_app, cli, partner_headers, pay, example_bill, run_sql, receiver, caplog
+):
+    from tests.factories import deliver_pending
+
+    app = make_app(METRICS_TOKEN="metrics-token")
+    receiver.answer = lambda call: Response("no", 500)  # a failed attempt is logged too
+    caplog.set_level(logging.DEBUG)
+    pay(partner_headers, x_async=receiver.url(), x_async_token="Bearer callback-secret-456", app=app)
+    deliver_pending(app, run_sql)
+    secret = cli("partner", "secret", "00").output.strip()
+    client = app.test_client()
+    metrics = client.get("/metrics", headers={"Authorization": "Bearer metrics-token"})
+    status = client.get(f"/status/{CID}?pid=evid-123456", headers=partner_headers)
+    assert metrics.status_code == 200 and status.status_code == 201  # posting not run: in progress
+    assert receiver.calls[0]["headers"]["Authorization"] == "Bearer callback-secret-456"
+    token = partner_headers["Authorization"].split()[1]
+    logged = " ".join(repr(record.__dict__) for record in caplog.records)  # messages and extras
+    assert "webhook attempt" in logged and "request" in logged
+    seen = logged + metrics.get_data(as_text=True) + status.get_data(as_text=True)
+    for value in ("callback-secret-456", secret, token, SECRET_KEYS):
+        assert value not in seen
