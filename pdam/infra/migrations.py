@@ -22,7 +22,7 @@ import procrastinate
 import psycopg
 from procrastinate.schema import SchemaManager
 
-from . import sealing
+from . import sealing, settings
 from .settings import ROOT
 
 SQL_DIR = ROOT / "sql"
@@ -111,9 +111,11 @@ def apply_roles(url: str) -> None:
         conn.execute(ROLES_FILE.read_text(encoding="utf-8"))
 
 
-def upgrade(url: str, ledger_url: str | None = None, *, sealer: sealing.Sealer) -> list[str]:
+def upgrade(url: str, ledger_url: str | None = None, *, sealer: sealing.Sealer | None = None) -> list[str]:
     """Bring both databases up to date (schema, roles, sealed secrets); return what was
-    applied, and how many stored secrets were sealed."""
+    applied, and how many stored secrets were sealed. ``sealer``: the keys of the
+    environment's ``SECRET_KEYS`` (or its file) unless given; none: ``SealingError``."""
+    sealer = sealer or sealing.from_settings(settings.load())
     ledger_url = ledger_url or url
     applied = _apply_track(ledger_url, "ledger", [(p.name, p.read_text()) for p in migration_files("ledger")])
     # The queue's schema before ours: our migrations may index its tables.

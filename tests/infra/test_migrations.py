@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from pdam.infra import migrations
+from pdam.infra import migrations, sealing
 from tests.factories import SEALER
 
 EXPECTED_TABLES = {
@@ -134,3 +134,11 @@ def test_money_constraints(run_sql, sql):
     )
     with pytest.raises(psycopg.errors.IntegrityError):
         run_sql(sql)
+
+
+def test_upgrade_takes_the_environments_keys_unless_given(database_url, monkeypatch, tmp_path):
+    assert migrations.upgrade(database_url) == []  # SECRET_KEYS of the environment (the tests')
+    monkeypatch.delenv("SECRET_KEYS")
+    monkeypatch.setenv("SECRET_KEYS_FILE", str(tmp_path / "none"))
+    with pytest.raises(sealing.SealingError, match="no SECRET_KEYS"):
+        migrations.upgrade(database_url)
