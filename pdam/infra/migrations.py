@@ -130,5 +130,6 @@ def upgrade(url: str, ledger_url: str | None = None, *, sealer: sealing.Sealer |
     with psycopg.connect(url) as conn:
         sealing.ensure_canary(conn, sealer)
         resealed = sealing.reseal(conn, sealer, plaintext_only=True)
+        sealing.validate_checks(conn)
     applied += [f"sealed {r.values} stored {r.column}" for r in resealed if r.values]
     return applied

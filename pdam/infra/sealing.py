@@ -204,6 +204,22 @@ def reseal(conn: psycopg.Connection, sealer: Sealer, *, plaintext_only: bool) ->
     return done
 
 
+VALIDATE = (
+    "validate_partner",
+    "validate_snap_client",
+    "validate_payment_callback_token",
+    "validate_payment_request_authorization",
+)
+
+
+def validate_checks(conn: psycopg.Connection) -> None:
+    """Validate migration 009's "sealed" checks (by the owner, after ``reseal`` of the
+    plain values): from then on no row, old or new, holds a plain secret."""
+    for name in VALIDATE:
+        conn.execute(pyformat(Q[name]))
+    conn.commit()
+
+
 def count_by_key(conn: psycopg.Connection) -> dict[str, dict[str, int]]:
     """``{column: {key id or "plaintext": values}}`` of every sealed column, and the canary's."""
     out: dict[str, dict[str, int]] = {}

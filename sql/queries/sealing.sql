@@ -52,3 +52,17 @@ with sealed (name, value) as (
 select name, case when left(value, 6) = 'pdam1.' then substr(value, 7, 8) else 'plaintext' end as key_id,
        count(*) as n
 from sealed group by 1, 2 order by 1, 2
+
+-- validate_partner --
+-- Migration 009 adds the "sealed" checks not valid (so the values stored before can be
+-- sealed by updates); once they are, the checks are validated (a no-op once valid).
+alter table partner validate constraint partner_webhook_secret_sealed
+
+-- validate_snap_client --
+alter table snap_client validate constraint snap_client_client_secret_sealed
+
+-- validate_payment_callback_token --
+alter table payment validate constraint payment_callback_token_sealed
+
+-- validate_payment_request_authorization --
+alter table payment validate constraint payment_request_authorization_sealed

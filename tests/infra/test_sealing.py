@@ -168,6 +168,8 @@ def test_upgrade_seals_the_plaintext_stored_before(fresh_url, make_app, receiver
     )[0]
     assert [SEALER.open(v) for v in stored] == [plain, "b" * 64, "Bearer old-token", "Bearer old-jwt"]
     assert migrations.upgrade(fresh_url, sealer=SEALER) == []  # nothing left in plain text
+    checks = run_sql("select conname, convalidated from pg_constraint where conname like '%%_sealed'")
+    assert len(checks) == 4 and all(valid for _, valid in checks)
     # Plain text can no longer be written, and the service delivers with what was sealed.
     with pytest.raises(psycopg.errors.CheckViolation):
         run_sql(f"update partner set webhook_secret = '{plain}'")
