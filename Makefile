@@ -19,7 +19,11 @@ install: $(VENV)/.installed
 instance/keys/private.pem: | $(VENV)/.installed
 	$(FLASK) token keygen instance/keys
 
-dev-keys: instance/keys/private.pem
+# The development key that seals secrets at rest (SECRET_KEYS_FILE's default).
+instance/keys/secret-keys: | $(VENV)/.installed
+	$(FLASK) secrets keygen --file instance/keys/secret-keys
+
+dev-keys: instance/keys/private.pem instance/keys/secret-keys
 
 # Set up everything and run web + worker (embedded PostgreSQL unless DATABASE_URL is set).
 run: install dev-keys

@@ -31,6 +31,22 @@ logconfig_dict = DICT_CONFIG
 control_socket_disable = True
 
 
+def on_starting(server):
+    """Refuse to start when SECRET_KEYS cannot open the database's secrets (missing, or
+    not the keys that sealed them): gunicorn prints the reason and exits 1. A database
+    that cannot be reached now does not stop it: the check runs again on first use."""
+    from pdam.infra.db import is_transient
+    from pdam.infra.sealing import SealingError
+    from wsgi import app
+
+    try:
+        app.extensions["pdam.runtime"].ready_database()
+    except Exception as exc:
+        if isinstance(exc, SealingError) or not is_transient(exc):
+            raise
+        server.log.warning("database not reachable at start; secrets checked on first use")
+
+
 def pre_fork(server, worker):
     """Resolve the database once, in the master (starting the embedded server when
     DATABASE_URL is not set), not in every worker at once. Then move everything the

@@ -32,9 +32,14 @@ from sqlalchemy.engine import make_url  # noqa: E402
 
 from pdam import create_app  # noqa: E402
 from pdam.core import billing, partners, tokens  # noqa: E402
-from pdam.infra import embedded, migrations  # noqa: E402
+from pdam.infra import embedded, migrations, sealing  # noqa: E402
 from pdam.infra import settings as config  # noqa: E402
 from pdam.web import runtime  # noqa: E402
+
+# Bench databases are made and dropped by each run: a key of the run's own seals their
+# secrets (inherited by the web and worker processes it starts), unless SECRET_KEYS is set.
+os.environ.setdefault("SECRET_KEYS", sealing.generate_key())
+SEALER = sealing.from_settings(config.load())
 
 PERIODS = ("202401", "202402")  # every seeded customer owes these two bills
 MERCHANT = "B001"
@@ -70,7 +75,7 @@ def bench_database() -> Iterator[tuple[str, str]]:
         conn.execute(f'create database "{name}"')
     url = url_for_database(server, name)
     try:
-        migrations.upgrade(url)
+        migrations.upgrade(url, sealer=SEALER)
         CpuMeter.watch_server(url)
         yield url, f"{where}, database {name}"
     finally:
@@ -120,7 +125,7 @@ def service_setup(url: str, partner_codes: list[str]) -> Iterator[Setup]:
         issued = {}
         with app.app_context(), runtime.transaction() as conn:
             for code in partner_codes:
-                partners.add(conn, code, f"BENCH{code}")
+                partners.add(conn, code, f"BENCH{code}", SEALER)
                 issued[code] = tokens.issue(
                     conn,
                     code=code,

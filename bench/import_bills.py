@@ -32,8 +32,12 @@ import psycopg  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from pdam.core import billing  # noqa: E402
-from pdam.infra import embedded, migrations  # noqa: E402
+from pdam.infra import embedded, migrations, sealing  # noqa: E402
 from pdam.infra import settings as config  # noqa: E402
+
+# The run's database is made and dropped here: a key of the run's own seals its secrets
+# (inherited by the import command it starts), unless SECRET_KEYS is set.
+os.environ.setdefault("SECRET_KEYS", sealing.generate_key())
 
 
 def log(message: str) -> None:
@@ -101,7 +105,7 @@ def fresh_database() -> Iterator[tuple[str, str]]:
         conn.execute(f'create database "{name}"')
     url = make_url(server).set(database=name).render_as_string(hide_password=False)
     try:
-        migrations.upgrade(url)
+        migrations.upgrade(url, sealer=sealing.from_settings(config.load()))
         yield url, f"{where}, database {name}"
     finally:
         with psycopg.connect(server, autocommit=True) as conn:

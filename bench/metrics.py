@@ -35,7 +35,7 @@ TOKEN = "bench-metrics"
 
 SEED = """
 insert into partner (code, name, webhook_secret)
-select lpad(g::text, 2, '0'), 'BENCH' || g, md5(g::text) || md5(g::text) from generate_series(10, 19) g;
+select lpad(g::text, 2, '0'), 'BENCH' || g, 'pdam1.' || md5(g::text) || md5(g::text) from generate_series(10, 19) g;
 
 alter table payment disable trigger payment_status_count;
 insert into payment (partner_code, pid, customer_id, inquiry_token, amount, periods, merchant, pat, nob,

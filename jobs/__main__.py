@@ -13,6 +13,8 @@ import subprocess
 import sys
 import time
 
+EXIT_CONFIG = 78  # jobs.worker.EXIT_CONFIG (not imported: this process stays free of the app)
+
 
 def worker_command() -> list[str]:
     return [sys.executable, "-m", "jobs.worker"]
@@ -37,6 +39,13 @@ def main() -> int:
         code = child.wait()
         if stopping:
             return 0
+        if code == EXIT_CONFIG:  # a wrong or missing SECRET_KEYS: restarting cannot help
+            print(
+                "worker cannot start (configuration, see its log); not restarting",
+                file=sys.stderr,
+                flush=True,
+            )
+            return code
         backoff = 1.0 if time.monotonic() - started > 60 else min(backoff * 2, 30.0)
         print(f"worker exited with {code}; restarting in {backoff:.0f}s", file=sys.stderr, flush=True)
         time.sleep(backoff)

@@ -46,7 +46,7 @@ def deliver(rt: Runtime, delivery_id: int, job_attempt: int = 1) -> str:
 def _attempt(rt: Runtime, delivery_id: int, job_attempt: int) -> str:
     settings = rt.settings
     with rt.database.engine.connect() as conn:
-        row = webhooks.load(conn, delivery_id)
+        row = webhooks.load(conn, delivery_id, rt.sealer)
     if row.status != webhooks.PENDING:  # a job run again after it finished: nothing to do
         return row.status
 

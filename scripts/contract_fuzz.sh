@@ -64,6 +64,7 @@ PY
 PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export DATABASE_URL PORT
 export JWT_PRIVATE_KEY_FILE="$WORK/keys/private.pem" JWT_PUBLIC_KEY_FILE="$WORK/keys/public.pem"
+export SECRET_KEYS_FILE="$WORK/keys/secret-keys"
 export PARTNER_RATE_LIMIT=0 WEB_CONCURRENCY=2 PROMETHEUS_MULTIPROC_DIR="$WORK/metrics"
 unset METRICS_TOKEN
 # No job worker here: the fuzzer's X-Async URLs name hosts anywhere, and only the worker
@@ -72,6 +73,7 @@ FLASK=(timeout 120 "$PY" -m flask --app wsgi)
 
 echo "== contract fuzz: fresh database, demo seed, gunicorn on 127.0.0.1:$PORT"
 "${FLASK[@]}" token keygen "$WORK/keys" >/dev/null
+"${FLASK[@]}" secrets keygen --file "$SECRET_KEYS_FILE" >/dev/null
 "${FLASK[@]}" db upgrade >/dev/null
 "${FLASK[@]}" demo seed --port "$PORT" >/dev/null
 TOKEN=$("${FLASK[@]}" token issue 00 | tail -n 1)

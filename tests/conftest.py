@@ -39,6 +39,8 @@ from tests.factories import (  # noqa: F401 (re-exported)
     CSV_HEADER,
     ISSUER,
     ROOT,
+    SEALER,
+    SECRET_KEYS,
     Clock,
     bill_line,
     body,
@@ -52,6 +54,8 @@ from tests.factories import (  # noqa: F401 (re-exported)
 )
 
 _counter = itertools.count()
+# Every app, in-process job and worker process of the suite seals with the tests' key.
+os.environ["SECRET_KEYS"] = SECRET_KEYS
 
 
 def url_for_database(server_url: str, name: str) -> str:
@@ -162,7 +166,7 @@ def template_db(server_url):
     with _admin(server_url) as conn:
         conn.execute(f'drop database if exists "{name}" with (force)')
         conn.execute(f'create database "{name}"')
-    migrations.upgrade(url_for_database(server_url, name))
+    migrations.upgrade(url_for_database(server_url, name), sealer=SEALER)
     yield name
     with _admin(server_url) as conn:
         conn.execute(f'drop database if exists "{name}" with (force)')
@@ -294,7 +298,7 @@ def add_partner(app):
 
     def add(code: str = "00", name: str = "BANK1"):
         with app.app_context(), runtime.transaction() as conn:
-            partners.add(conn, code, name)
+            partners.add(conn, code, name, SEALER)
 
     return add
 
@@ -472,7 +476,7 @@ def private_server(tmp_path_factory):
 def private_database(private_server):
     """A migrated database in ``private_server``, for a test that stops the server: its URL."""
     url = private_server.create_database("pdam")
-    migrations.upgrade(url)
+    migrations.upgrade(url, sealer=SEALER)
     return url
 
 
@@ -492,7 +496,7 @@ def ledger_url(ledger_server, database_url):
     except psycopg.OperationalError:  # stopped by a test that failed before starting it again
         ledger_server.start()
     url = ledger_server.create_database(f"ledger_{next(_counter)}")
-    migrations.upgrade(database_url, url)
+    migrations.upgrade(database_url, url, sealer=SEALER)
     return url
 
 

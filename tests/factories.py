@@ -39,9 +39,14 @@ import psycopg
 
 from pdam.core import billing, inquiry, payments, posting, tokens
 from pdam.core.payments import WIB
+from pdam.infra import sealing
 
 ROOT = Path(__file__).resolve().parent.parent
 ISSUER = "pdam-test"
+#: The tests' own key for secrets at rest (SECRET_KEYS): set in the environment by
+#: tests/conftest.py, so apps, in-process jobs and worker processes all use it.
+SECRET_KEYS = "nihQX_4TFtHjhViDZje7kKi670r-nHnIFABaycK2Nyw="
+SEALER = sealing.Sealer([SECRET_KEYS])
 
 # -- bills -----------------------------------------------------------------------------------
 
@@ -120,7 +125,7 @@ def make_payment(
         periods=tuple(b["period"] for b in inq.bills),
         amount=sum(b["total"] for b in inq.bills),
     )
-    row = payments.accept(conn, partner, req, now).payment
+    row = payments.accept(conn, partner, req, now, SEALER).payment
     if before_posting:
         before_posting(conn)
     if post:

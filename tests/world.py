@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from pdam.core import inquiry, partners, reversal
 from pdam.web import runtime
-from tests.factories import bill_line, import_bills, issue, make_payment, sql_runner
+from tests.factories import SEALER, bill_line, import_bills, issue, make_payment, sql_runner
 
 PERIODS = ("202001", "202002", "202003")
 A, B = "00", "96"
@@ -93,8 +93,8 @@ def build(app, private_key: str, pool: int = 0) -> World:
     out: dict[tuple[str, str], Paid] = {}
     with app.app_context():
         with runtime.transaction() as conn:
-            partners.add(conn, A, "BANK1")
-            partners.add(conn, B, "BANK2")
+            partners.add(conn, A, "BANK1", SEALER)
+            partners.add(conn, B, "BANK2", SEALER)
         issued = {code: issue(app, private_key, code, now, days=2) for code in (A, B)}
         with runtime.transaction() as conn:
             import_bills(conn, "".join(_bills(c) for c in [*customers, *fixed.values(), paid_up, *fresh]))

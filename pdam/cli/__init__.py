@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import bills, db, demo, partner, payment, snap, token
+from . import bills, db, demo, partner, payment, sealed, snap, token
 
 GROUPS = (
     db.group, partner.group, token.group, bills.group,
-    payment.payment_group, payment.webhook_group, demo.group, snap.group,
+    payment.payment_group, payment.webhook_group, demo.group, snap.group, sealed.group,
 )  # fmt: skip
 
 

@@ -7,6 +7,7 @@ import functools
 import click
 
 from ..core import errors
+from ..infra import sealing
 from ..infra.db import is_transient
 from ..web import runtime
 
@@ -20,6 +21,8 @@ def reports_errors(command):
             return command(*args, **kwargs)
         except errors.PdamError as exc:
             raise click.ClickException(exc.message) from None
+        except sealing.SealingError as exc:
+            raise click.ClickException(str(exc)) from None
         except Exception as exc:
             if not is_transient(exc):
                 raise

@@ -28,7 +28,7 @@ def seed() -> bool:
     """Create the demo partner and bills once; return whether anything was created."""
     with runtime.transaction() as conn:
         try:
-            partners.add(conn, *DEMO_PARTNER)
+            partners.add(conn, *DEMO_PARTNER, runtime.sealer())
         except errors.Conflict:
             return False
     rows = billing.parse_csv(io.StringIO(DEMO_BILLS))

@@ -6,6 +6,7 @@ import click
 from flask.cli import AppGroup
 
 from ..core import partners
+from ..web import runtime
 from .common import reports_errors, run_in_transaction
 
 group = AppGroup("partner", help="Partners (mitra).")
@@ -17,7 +18,7 @@ group = AppGroup("partner", help="Partners (mitra).")
 @reports_errors
 def partner_add(code, name):
     """Add partner CODE (two digits) named NAME."""
-    run_in_transaction(partners.add, code, name)
+    run_in_transaction(partners.add, code, name, runtime.sealer())
     click.echo(f"partner {code} {name} added")
 
 
@@ -58,4 +59,4 @@ def partner_list():
 @reports_errors
 def partner_secret(code, rotate):
     """Print (or replace) the partner's webhook signing secret."""
-    click.echo(run_in_transaction(partners.secret, code, rotate))
+    click.echo(run_in_transaction(partners.secret, code, runtime.sealer(), rotate))

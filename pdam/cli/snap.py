@@ -20,7 +20,9 @@ from flask.cli import AppGroup
 
 from ..core import errors, partners
 from ..infra import clock
+from ..infra.sealing import Sealer
 from ..infra.sql import queries
+from ..web import runtime
 from .common import reports_errors, run_in_transaction
 
 Q = queries("snap")
@@ -49,8 +51,8 @@ def public_key_pem(data: bytes) -> str:
     return pem.decode()
 
 
-def register(conn, code: str, client_id: str, public_key: str, service_id: str) -> str:
-    """Give partner ``code`` SNAP credentials; return the new client secret."""
+def register(conn, code: str, client_id: str, public_key: str, service_id: str, sealer: Sealer) -> str:
+    """Give partner ``code`` SNAP credentials; return the new client secret (stored sealed)."""
     partners.get(conn, code)
     if not CLIENT_ID.fullmatch(client_id):
         raise errors.Invalid(
@@ -63,7 +65,7 @@ def register(conn, code: str, client_id: str, public_key: str, service_id: str) 
         "client_id": client_id,
         "partner": code,
         "public_key": public_key,
-        "secret": secret,
+        "secret": sealer.seal(secret),
         "service_id": service_id,
         "now": clock.system(),
     }
@@ -75,15 +77,18 @@ def register(conn, code: str, client_id: str, public_key: str, service_id: str) 
     return secret
 
 
-def secret(conn, code: str, rotate: bool) -> str:
+def secret(conn, code: str, rotate: bool, sealer: Sealer) -> str:
+    """The client secret of partner ``code`` (a new one with ``rotate``), opened."""
     partners.get(conn, code)
     if rotate:
-        row = conn.execute(Q["set_secret"], {"partner": code, "secret": partners.new_secret()}).one_or_none()
+        row = conn.execute(
+            Q["set_secret"], {"partner": code, "secret": sealer.seal(partners.new_secret())}
+        ).one_or_none()
     else:
         row = conn.execute(Q["by_partner"], {"partner": code}).one_or_none()
     if row is None:
         raise errors.NotFound(f"partner {code} has no SNAP credentials (snap register)")
-    return row.client_secret
+    return sealer.open(row.client_secret)
 
 
 @group.command("register")
@@ -103,7 +108,7 @@ def secret(conn, code: str, rotate: bool) -> str:
 def snap_register(code, client_id, public_key_file, service_id):
     """Give partner CODE SNAP credentials; print the client secret alone on the last line."""
     pem = public_key_pem(public_key_file.read_bytes())
-    value = run_in_transaction(register, code, client_id, pem, service_id)
+    value = run_in_transaction(register, code, client_id, pem, service_id, runtime.sealer())
     click.echo(
         f"partner {code}: SNAP client {client_id} registered, partnerServiceId {service_id.rjust(8)!r};"
         " client secret (give it to the bank over a secure channel):"
@@ -117,7 +122,7 @@ def snap_register(code, client_id, public_key_file, service_id):
 @reports_errors
 def snap_secret(code, rotate):
     """Print (or replace) the client secret of partner CODE."""
-    click.echo(run_in_transaction(secret, code, rotate))
+    click.echo(run_in_transaction(secret, code, rotate, runtime.sealer()))
 
 
 @group.command("list")

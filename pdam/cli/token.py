@@ -74,6 +74,7 @@ def token_issue(code, days, until):
 
 @group.command("list")
 @click.argument("code", required=False)
+@reports_errors
 def token_list(code):
     """List issued tokens (of one partner)."""
     for r in run_in_transaction(tokens.list_tokens, code):

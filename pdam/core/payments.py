@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from ..infra import db, queue
+from ..infra.sealing import Sealer
 from ..infra.sql import queries
 from . import errors, inquiry
 
@@ -85,8 +86,16 @@ def same_request(payment: sa.Row, req: PaymentRequest) -> bool:
     )
 
 
-def accept(conn: sa.Connection, partner_code: str, req: PaymentRequest, now: dt.datetime) -> Accepted:
-    """Record ``req`` and enqueue its posting, or say precisely why not (contract order)."""
+def accept(
+    conn: sa.Connection,
+    partner_code: str,
+    req: PaymentRequest,
+    now: dt.datetime,
+    sealer: Sealer | None = None,
+) -> Accepted:
+    """Record ``req`` and enqueue its posting, or say precisely why not (contract order).
+    A callback's token and the request's authorization are stored sealed by ``sealer``
+    (required when the request has a callback)."""
     periods = sorted(req.periods)
     (check,) = db.rows(
         conn,
@@ -132,6 +141,14 @@ def accept(conn: sa.Connection, partner_code: str, req: PaymentRequest, now: dt.
     # 5. Record with its receipt number and periods, and enqueue: one transaction.
     day = wib_day(now)
     callback = req.callback
+    token = authorization = None
+    if callback.url and (callback.token or callback.authorization):
+        if sealer is None:
+            raise ValueError("a payment with a callback needs a sealer for its credentials")
+        token, authorization = (
+            sealer.seal_optional(callback.token),
+            sealer.seal_optional(callback.authorization),
+        )
     recorded = db.rows(
         conn,
         Q["record"],
@@ -147,8 +164,8 @@ def accept(conn: sa.Connection, partner_code: str, req: PaymentRequest, now: dt.
             "pat": new_pat(),
             "now": now,
             "callback_url": callback.url,
-            "callback_token": callback.token if callback.url else None,
-            "authorization": callback.authorization if callback.url else None,
+            "callback_token": token,
+            "authorization": authorization,
         },
     )
     if not recorded:

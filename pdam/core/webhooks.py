@@ -20,12 +20,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 import sqlalchemy as sa
 
 from ..infra import adb, queue
+from ..infra.sealing import Sealer
 from ..infra.sql import queries
 from . import errors, states
 
@@ -109,11 +110,38 @@ def resend(conn: sa.Connection, nob: str, now: dt.datetime) -> Resent:
     return Resent(new, last.id, last.event, str(last.event_id), job_id)
 
 
-def load(conn: sa.Connection, delivery_id: int) -> sa.Row:
+@dataclass(frozen=True)
+class Delivery:
+    """A webhook delivery with what sending it needs: the partner's signing secret and the
+    payment's callback credentials, opened (they are stored sealed; never in a repr)."""
+
+    id: int
+    payment_id: int
+    event: str
+    event_id: str
+    url: str
+    body: dict
+    status: str
+    attempts: int
+    first_attempt_at: dt.datetime | None
+    nob: str
+    webhook_secret: str = field(repr=False)
+    callback_token: str | None = field(repr=False)
+    request_authorization: str | None = field(repr=False)
+
+
+def load(conn: sa.Connection, delivery_id: int, sealer: Sealer) -> Delivery:
     row = conn.execute(Q["load"], {"id": delivery_id}).one_or_none()
     if row is None:
         raise DeliveryMissing(f"webhook delivery {delivery_id} does not exist")
-    return row
+    return Delivery(
+        **{
+            **row._asdict(),
+            "webhook_secret": sealer.open(row.webhook_secret),
+            "callback_token": sealer.open_optional(row.callback_token),
+            "request_authorization": sealer.open_optional(row.request_authorization),
+        }
+    )
 
 
 def status_after(
@@ -132,7 +160,7 @@ def status_after(
 
 def record_attempt(
     conn: sa.Connection,
-    delivery: sa.Row,
+    delivery: Delivery,
     *,
     at: dt.datetime,
     status: str,

@@ -50,9 +50,13 @@ def resolve_database_url(settings: Mapping) -> str:
 def session_options(settings: Mapping) -> str:
     """libpq ``options`` of every connection to our databases (``make_engine``'s, and the job
     server's Procrastinate pool, where posting runs): statement and lock timeouts (a blocked
-    statement fails as transient: 503, or the job is retried), UTC."""
+    statement fails as transient: 503, or the job is retried), UTC, and the role the
+    service acts as (``DATABASE_ROLE``, sql/roles.sql: rows only, no DDL)."""
     timeout = settings["DB_STATEMENT_TIMEOUT_MS"]
-    return f"-c statement_timeout={timeout} -c lock_timeout={timeout} -c timezone=UTC"
+    role = settings.get("DATABASE_ROLE")
+    return f"-c statement_timeout={timeout} -c lock_timeout={timeout} -c timezone=UTC" + (
+        f" -c role={role}" if role else ""
+    )
 
 
 def make_engine(url: str, settings: Mapping, **kwargs) -> sa.Engine:

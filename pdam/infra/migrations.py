@@ -6,6 +6,11 @@ the payments database (which may index the queue's tables). Each
 file runs in its own transaction together with its record in
 ``schema_migration``; an advisory lock serialises concurrent upgrades, so
 running it again (or twice at once) changes nothing.
+
+After every track: ``sql/roles.sql`` (roles and privileges, re-applied each time so they
+cover every table, whichever migration made it) in each database, then the secrets stored
+in plain text are sealed (the first upgrade with ``sql/009_sealed_secrets.sql``) and the
+canary is sealed or checked: a wrong key stops the upgrade before it seals anything.
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ import procrastinate
 import psycopg
 from procrastinate.schema import SchemaManager
 
+from . import sealing, settings
 from .settings import ROOT
 
 SQL_DIR = ROOT / "sql"
+ROLES_FILE = SQL_DIR / "roles.sql"
 LOCK_KEY = 4_231_001  # pg_advisory_xact_lock key for migrations
 
 CREATE_TABLE = """
@@ -97,8 +104,18 @@ def _procrastinate_files(conn: psycopg.Connection) -> list[tuple[str, str]]:
     return files
 
 
-def upgrade(url: str, ledger_url: str | None = None) -> list[str]:
-    """Bring both databases up to date; return what was applied."""
+def apply_roles(url: str) -> None:
+    """``sql/roles.sql`` on ``url``'s database, in one transaction under the upgrade lock."""
+    with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        conn.execute(ROLES_FILE.read_text(encoding="utf-8"))
+
+
+def upgrade(url: str, ledger_url: str | None = None, *, sealer: sealing.Sealer | None = None) -> list[str]:
+    """Bring both databases up to date (schema, roles, sealed secrets); return what was
+    applied, and how many stored secrets were sealed. ``sealer``: the keys of the
+    environment's ``SECRET_KEYS`` (or its file) unless given; none: ``SealingError``."""
+    sealer = sealer or sealing.from_settings(settings.load())
     ledger_url = ledger_url or url
     applied = _apply_track(ledger_url, "ledger", [(p.name, p.read_text()) for p in migration_files("ledger")])
     # The queue's schema before ours: our migrations may index its tables.
@@ -107,4 +124,12 @@ def upgrade(url: str, ledger_url: str | None = None) -> list[str]:
         queue_files = _procrastinate_files(conn)
     applied += _apply_track(url, "procrastinate", queue_files)
     applied += _apply_track(url, "main", [(p.name, p.read_text()) for p in migration_files("main")])
+    if ledger_url != url:
+        apply_roles(ledger_url)
+    apply_roles(url)
+    with psycopg.connect(url) as conn:
+        sealing.ensure_canary(conn, sealer)
+        resealed = sealing.reseal(conn, sealer, plaintext_only=True)
+        sealing.validate_checks(conn)
+    applied += [f"sealed {r.values} stored {r.column}" for r in resealed if r.values]
     return applied

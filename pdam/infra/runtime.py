@@ -3,7 +3,8 @@
 The web app keeps one in ``app.extensions["pdam.runtime"]``, the job server one of
 its own (``jobs.runtime``); core functions get a connection and ``now`` from it.
 A command that needs no database (``token keygen``) never starts the embedded
-server nor opens a pool.
+server nor opens a pool. Before its first use for work, ``ready_database`` checks once
+that ``SECRET_KEYS`` open the database's secrets (``sealing.verify``).
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import datetime as dt
 import threading
 from collections.abc import Mapping
 
-from . import clock
-from .db import Database
+from . import clock, sealing
+from .db import Database, driver_connection
 
 
 class Runtime:
@@ -21,6 +22,8 @@ class Runtime:
         self.settings = settings
         self.clock = clock.from_settings(settings)
         self._database: Database | None = None
+        self._sealer: sealing.Sealer | None = None
+        self._verified = False
         self._lock = threading.Lock()
 
     @property
@@ -30,6 +33,26 @@ class Runtime:
                 if self._database is None:
                     self._database = Database(self.settings)
         return self._database
+
+    @property
+    def sealer(self) -> sealing.Sealer:
+        """The keys of ``SECRET_KEYS`` (read on first use; none: ``SealingError``)."""
+        if self._sealer is None:
+            self._sealer = sealing.from_settings(self.settings)
+        return self._sealer
+
+    def ready_database(self) -> Database:
+        """The database, once this process's keys are known to open its secrets: a wrong or
+        missing key raises ``SealingError`` (and a database that cannot be reached its
+        transient error: the check runs again on the next use)."""
+        database = self.database
+        if not self._verified:
+            sealer = self.sealer
+            with database.engine.connect() as conn:
+                sealing.verify(driver_connection(conn), sealer)
+                conn.rollback()
+            self._verified = True
+        return database
 
     def now(self) -> dt.datetime:
         return self.clock()

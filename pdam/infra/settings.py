@@ -7,6 +7,7 @@ README's configuration table lists each one.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,13 @@ def libpq_url(url: str) -> str:
     return url
 
 
+def _role(env: Mapping[str, str]) -> str | None:
+    role = env.get("DATABASE_ROLE", "pdam_app").strip()
+    if role and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", role):
+        raise RuntimeError(f"DATABASE_ROLE must be a plain role name, got {role!r}")
+    return role or None
+
+
 def instance_path(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     return Path(env.get("PDAM_INSTANCE_PATH") or DEFAULT_INSTANCE)
@@ -67,6 +75,10 @@ def load(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # Database: None means "start or reuse the embedded server".
         "DATABASE_URL": env.get("DATABASE_URL") or None,
         "BILLING_DATABASE_URL": env.get("BILLING_DATABASE_URL") or None,
+        # The schema owner's login, used by `db upgrade` only (default: DATABASE_URL's).
+        "DATABASE_OWNER_URL": env.get("DATABASE_OWNER_URL") or None,
+        # The role web, worker and commands act as on every connection (sql/roles.sql).
+        "DATABASE_ROLE": _role(env),
         "DB_POOL_SIZE": _int(env, "DB_POOL_SIZE", 5),
         "DB_CONNECT_TIMEOUT": _int(env, "DB_CONNECT_TIMEOUT", 3),
         "DB_STATEMENT_TIMEOUT_MS": _int(env, "DB_STATEMENT_TIMEOUT_MS", 10000),
@@ -77,6 +89,9 @@ def load(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "JWT_PRIVATE_KEY_FILE": env.get("JWT_PRIVATE_KEY_FILE") or str(keys / "private.pem"),
         "JWT_ISSUER": env.get("JWT_ISSUER") or DEFAULT_ISSUER,
         "TOKEN_DEFAULT_DAYS": _int(env, "TOKEN_DEFAULT_DAYS", 30),
+        # Keys that seal secrets at rest, newest first (pdam/infra/sealing.py); else the file
+        "SECRET_KEYS": env.get("SECRET_KEYS") or None,
+        "SECRET_KEYS_FILE": env.get("SECRET_KEYS_FILE") or str(keys / "secret-keys"),
         # Partner flow
         "INQUIRY_TTL_SECONDS": _int(env, "INQUIRY_TTL_SECONDS", 900),
         "INQUIRY_MESSAGE": env.get("INQUIRY_MESSAGE", "Terima kasih telah membayar tepat waktu"),

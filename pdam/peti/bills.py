@@ -39,7 +39,7 @@ def get_bills(cid):
 
 def _accept(conn, partner_code: str, req: PaymentRequest, now):
     """Record the payment and, with ``X-Async``, its ``created`` callback: one transaction."""
-    result = payments.accept(conn, partner_code, req, now)
+    result = payments.accept(conn, partner_code, req, now, runtime.sealer())
     if not result.replayed:
         callbacks.enqueue(conn, result.payment, states.CREATED, now)
     return result

@@ -123,7 +123,9 @@ def transactional_request(body: bytes, now: dt.datetime) -> Caller:
     message = signatures.request_string(
         request.method, signed_path(), match.group(1), body, values["X-TIMESTAMP"]
     )
-    if not signatures.verify_hmac(client.client_secret, message, values["X-SIGNATURE"]):
+    if not signatures.verify_hmac(
+        runtime.sealer().open(client.client_secret), message, values["X-SIGNATURE"]
+    ):
         raise codes.unauthorized("Signature")
     return Caller(client.client_id, client.partner_code, client.service_id, external_id, channel_id)
 

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app, g
 
 from ..core import errors
+from ..infra import sealing
 from ..infra.db import INTEGRITY, Database, committing
 from ..infra.runtime import Runtime
 
@@ -34,7 +35,12 @@ def get() -> Runtime:
 
 
 def database() -> Database:
-    return get().database
+    """The database, once the keys are known to open its secrets (``Runtime.ready_database``)."""
+    return get().ready_database()
+
+
+def sealer() -> sealing.Sealer:
+    return get().sealer
 
 
 def now() -> dt.datetime:

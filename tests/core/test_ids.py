@@ -70,7 +70,7 @@ def test_reversal_pat():
 
 def test_partner_code_is_checked_before_the_database():
     with pytest.raises(errors.Invalid, match="two digits"):
-        partners.add(None, "00\n", "BANK1")
+        partners.add(None, "00\n", "BANK1", None)
 
 
 def _import(line: str):

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from pdam.infra import db
 
 ADD = sa.text(
-    "insert into partner (code, name, webhook_secret) values (:code, :name, repeat('s', 32)) returning code, name"
+    "insert into partner (code, name, webhook_secret) values (:code, :name, 'pdam1.' || repeat('s', 32)) returning code, name"
 )
 COUNT = sa.text("select count(*) as n from partner where code = :code")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from pdam.infra import migrations
+from pdam.infra import migrations, sealing
+from tests.factories import SEALER
 
 EXPECTED_TABLES = {
     "partner",
@@ -49,7 +50,7 @@ def schema_snapshot(url: str) -> list:
 
 def test_upgrade_twice_changes_nothing(database_url):
     before = schema_snapshot(database_url)
-    assert migrations.upgrade(database_url) == []
+    assert migrations.upgrade(database_url, sealer=SEALER) == []
     assert schema_snapshot(database_url) == before
 
 
@@ -99,7 +100,7 @@ def test_changed_migration_is_refused(database_url, tmp_path, monkeypatch):
 
     monkeypatch.setattr(migrations, "migration_files", edited)
     with pytest.raises(RuntimeError, match="changed after it was applied"):
-        migrations.upgrade(database_url)
+        migrations.upgrade(database_url, sealer=SEALER)
 
 
 @pytest.mark.parametrize(
@@ -114,7 +115,7 @@ def test_changed_migration_is_refused(database_url, tmp_path, monkeypatch):
         " admin_vat, late_fee, installment) values ('b2', '1', '202001', 0, 0, 0, 1, 1, 1, 1, 0)",
         "insert into bill (bill_no, customer_id, period, meter_start, meter_end, usage, water, admin_fee,"
         " admin_vat, late_fee, installment) values ('b0', '1', '202002', 0, 0, 0, 1, 1, 1, 1, 0)",
-        "insert into partner (code, name, webhook_secret) values ('1', 'x', repeat('a', 32))",
+        "insert into partner (code, name, webhook_secret) values ('1', 'x', 'pdam1.' || repeat('a', 32))",
     ],
     ids=[
         "cid-digits",
@@ -133,3 +134,11 @@ def test_money_constraints(run_sql, sql):
     )
     with pytest.raises(psycopg.errors.IntegrityError):
         run_sql(sql)
+
+
+def test_upgrade_takes_the_environments_keys_unless_given(database_url, monkeypatch, tmp_path):
+    assert migrations.upgrade(database_url) == []  # SECRET_KEYS of the environment (the tests')
+    monkeypatch.delenv("SECRET_KEYS")
+    monkeypatch.setenv("SECRET_KEYS_FILE", str(tmp_path / "none"))
+    with pytest.raises(sealing.SealingError, match="no SECRET_KEYS"):
+        migrations.upgrade(database_url)

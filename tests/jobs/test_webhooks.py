@@ -15,7 +15,7 @@ from werkzeug import Response
 
 from pdam.infra.settings import VERSION
 from tests.conftest import HOOK
-from tests.factories import CID, deliver_pending, wait_for
+from tests.factories import CID, SEALER, deliver_pending, wait_for
 
 DATA_KEYS = ["cid", "pid", "pat", "mer", "inq", "pts", "nob"]
 META_KEYS = [
@@ -33,7 +33,8 @@ def verify_signature(secret: str, header: str, raw_body: bytes, tolerance: int =
 
 
 def partner_secret(run_sql, code: str = "00") -> str:
-    return run_sql("select webhook_secret from partner where code = %s", (code,))[0][0]
+    """The partner's signing secret (stored sealed: opened with the tests' key)."""
+    return SEALER.open(run_sql("select webhook_secret from partner where code = %s", (code,))[0][0])
 
 
 # -- order and content ------------------------------------------------------------------

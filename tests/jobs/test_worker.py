@@ -11,7 +11,7 @@ import pytest
 
 from pdam.core import partners
 from pdam.web import runtime
-from tests.factories import CID, bill_line, import_bills, kill, make_payment, wait_for
+from tests.factories import CID, SEALER, bill_line, import_bills, kill, make_payment, wait_for
 
 
 def queue_payments(app, seed_bills, count: int) -> None:
@@ -114,7 +114,7 @@ def test_worker_comes_back_after_losing_the_database(
     url = private_database
     app = make_app(DATABASE_URL=url)
     with app.app_context(), runtime.transaction() as conn:
-        partners.add(conn, "00", "BANK1")
+        partners.add(conn, "00", "BANK1", SEALER)
         import_bills(
             conn, "".join(bill_line(f"6{i:011d}", "202001", 1000, 0, 0, bill_no=f"y{i}") for i in range(2))
         )

@@ -10,7 +10,7 @@ import pytest
 
 from pdam.core import inquiry
 from pdam.web import runtime
-from tests.factories import CID, CONTRACT_BILL, CONTRACT_CUSTOMER
+from tests.factories import CID, CONTRACT_BILL, CONTRACT_CUSTOMER, SEALER
 
 PERIODS = ["201901", "201902", "201903"]
 
@@ -411,9 +411,15 @@ def test_x_async_stored_with_token_and_authorization(pay, partner_headers, bills
         extra_headers={"X-Async": "https://hooks.bank.example/pdam", "X-Async-Token": "Bearer cb-secret"},
     )
     assert res.status_code == 202
-    assert run_sql("select callback_url, callback_token, request_authorization from payment") == [
-        ("https://hooks.bank.example/pdam", "Bearer cb-secret", partner_headers["Authorization"])
-    ]
+    ((url, token, authorization),) = run_sql(
+        "select callback_url, callback_token, request_authorization from payment"
+    )
+    assert url == "https://hooks.bank.example/pdam"  # the credentials sealed, the URL not
+    assert "cb-secret" not in token and partner_headers["Authorization"] not in authorization
+    assert (SEALER.open(token), SEALER.open(authorization)) == (
+        "Bearer cb-secret",
+        partner_headers["Authorization"],
+    )
 
 
 def test_job_insert_failure_rolls_back_everything(pay, partner_headers, bills, inquire, run_sql):

@@ -10,6 +10,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from tests.factories import SEALER
+
 from .conftest import Bank, public_pem
 
 
@@ -43,9 +45,11 @@ def test_register_prints_the_secret_alone_on_the_last_line(app, add_partner, pem
     assert lines[0].startswith("partner 00: SNAP client bank-one registered, partnerServiceId '   12345'")
     secret = lines[-1]
     assert len(secret) == 64 and secret.isalnum()
-    assert run_sql("select client_id, partner_code, service_id, client_secret from snap_client") == [
-        ("bank-one", "00", "12345", secret)
-    ]
+    ((client_id, partner, service_id, stored),) = run_sql(
+        "select client_id, partner_code, service_id, client_secret from snap_client"
+    )
+    assert (client_id, partner, service_id) == ("bank-one", "00", "12345")
+    assert secret not in stored and SEALER.open(stored) == secret  # stored sealed
     assert run(app, "snap", "secret", "00").output.strip() == secret
 
 

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from tests.conftest import wait_for
+from tests.factories import SEALER
 
 from .conftest import (
     CID,
@@ -447,7 +448,7 @@ def test_general_error_when_the_database_is_down(make_app, private_server, rsa_k
     from .conftest import register
 
     url = private_server.create_database("pdam")
-    migrations.upgrade(url)
+    migrations.upgrade(url, sealer=SEALER)
     app = make_app(DATABASE_URL=url, DB_CONNECT_TIMEOUT=1)
     assert app.test_cli_runner().invoke(args=["partner", "add", "00", "BANK"]).exit_code == 0
     bank = Bank(app, "bank-one", rsa_keys[0], register(app, rsa_keys[0], tmp_path=tmp_path), "00")

@@ -31,7 +31,7 @@ from schemathesis.core.parameters import ParameterLocation
 
 from pdam import create_app, openapi_document
 from tests.conftest import CSV_HEADER, ISSUER, url_for_database
-from tests.factories import fuzz_cases, fuzz_coverage, only_failed
+from tests.factories import SEALER, fuzz_cases, fuzz_coverage, only_failed
 
 from .conftest import Bank, compact, hmac_signature, register, rsa_signature, wib_timestamp
 
@@ -96,7 +96,7 @@ def fuzz(server_url, template_db, keys, rsa_keys, tmp_path_factory):
         }
     )
     with app.app_context(), runtime.transaction() as conn:
-        partners.add(conn, "00", "FUZZBANK")
+        partners.add(conn, "00", "FUZZBANK", SEALER)
     secret = register(app, rsa_keys[0], "00", "fuzz-bank", "12345", tmp_path_factory.mktemp("fuzzkey"))
     world = World(app, rsa_keys[0], secret)
     lines = "".join(

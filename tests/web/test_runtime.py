@@ -12,7 +12,7 @@ import pytest
 
 from pdam.core import partners
 from pdam.web import runtime
-from tests.factories import CID, bill_line, import_bills, issue
+from tests.factories import CID, SEALER, bill_line, import_bills, issue
 
 
 def test_inquiry_answers_503_while_ledger_down(split_app, partner_headers, ledger_server):
@@ -32,7 +32,7 @@ def test_postgres_restart_under_api_load(make_app, private_server, private_datab
     app = make_app(DATABASE_URL=url, DB_CONNECT_TIMEOUT=1)
     customers = [f"7{i:011d}" for i in range(400)]
     with app.app_context(), runtime.transaction() as conn:
-        partners.add(conn, "00", "BANK1")
+        partners.add(conn, "00", "BANK1", SEALER)
         import_bills(conn, "".join(bill_line(c, "202001", 1000, 0, 0, bill_no=f"z{c}") for c in customers))
     headers = {"Authorization": f"Bearer {issue(app, keys['ES256']['private'], '00', days=1)}"}
     stop = threading.Event()
