@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 VERSION = "0.1.0"
 DEFAULT_ISSUER = "pdam-peti"
@@ -47,7 +47,7 @@ def sqlalchemy_url(url: str) -> str:
         return url
     query = [("host", host) for host in hosts.split(",")] + parse_qsl(parts.query, keep_blank_values=True)
     netloc = f"{userinfo}@" if userinfo else ""
-    return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe=":")))
+    return f"{parts.scheme}://{netloc}{parts.path}?{urlencode(query, safe=':')}"
 
 
 def libpq_url(url: str) -> str:
