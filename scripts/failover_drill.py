@@ -37,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -63,7 +64,9 @@ class Cluster:
     the unprivileged ``pgserver`` user when this script runs as root, as pgserver does)."""
 
     def __init__(self, folder: Path, name: str):
-        from pgserver._commands import POSTGRES_BIN_PATH
+        with warnings.catch_warnings():  # pgserver's import warns when XDG_RUNTIME_DIR is unset
+            warnings.simplefilter("ignore")
+            from pgserver._commands import POSTGRES_BIN_PATH
 
         self.bin = POSTGRES_BIN_PATH
         self.name = name
@@ -115,7 +118,7 @@ def _children(parent: int) -> list[int]:
     return found
 
 
-def build_pair(folder: Path) -> tuple[Cluster, Cluster]:
+def build_pair(folder: Path, asynchronous: bool = False) -> tuple[Cluster, Cluster]:
     """A primary and a synchronous streaming standby (``pg_basebackup -R``)."""
     primary, standby = Cluster(folder, "primary"), Cluster(folder, "standby")
     primary.run("initdb", "-D", str(primary.data), "--auth=trust", "-U", "postgres", "--encoding=utf8")
@@ -130,13 +133,14 @@ def build_pair(folder: Path) -> tuple[Cluster, Cluster]:
     deadline = time.monotonic() + 30
     with psycopg.connect(primary.url(), autocommit=True) as conn:
         # Only now: with no standby attached, every commit would wait for one.
-        conn.execute("alter system set synchronous_standby_names = 'standby'")
-        conn.execute("select pg_reload_conf()")
+        if not asynchronous:
+            conn.execute("alter system set synchronous_standby_names = 'standby'")
+            conn.execute("select pg_reload_conf()")
         while True:
             row = conn.execute(
                 "select sync_state from pg_stat_replication where application_name = 'standby'"
             ).fetchone()
-            if row and row[0] == "sync":
+            if row and row[0] == ("async" if asynchronous else "sync"):
                 break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the standby is not synchronous: {row}")
@@ -252,6 +256,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--drain-seconds", type=float, default=90.0, help="wait at most this long for the job server"
     )
+    parser.add_argument(
+        "--asynchronous",
+        action="store_true",
+        help="for comparison only: an asynchronous standby (commits do not wait for it)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures and checks to this file")
     parser.add_argument("--keep-logs", type=Path, help="copy the web and worker logs into this folder")
     args = parser.parse_args(argv)
@@ -283,7 +292,7 @@ def drive(port: int, token: str, callback: str, args, primary: Cluster, standby:
             pool.submit(pay_one, port, token, k, callback, traffic)
     if not events.get("promoted"):
         raise RuntimeError("the run ended before the promotion: lengthen --seconds or shorten --kill-at")
-    return {"traffic": traffic, "count": count, **events, "start": start}
+    return {"traffic": traffic, "count": count, **events, "start": start, "asynchronous": args.asynchronous}
 
 
 def _promote(standby: Cluster, events: dict) -> None:
@@ -371,7 +380,18 @@ def figures(url: str, run: dict, receiver: Receiver) -> dict:
     worker_recovery = (first_job - run["promoted_at"]).total_seconds() if first_job else None
     gap_statuses = Counter(a.status for a in gap)
     bad_503 = sum(1 for a in answers if a.status == 503 and not a.retry_after)
+    before = sorted(
+        (a.received - a.sent) * 1000
+        for a in answers
+        if a.kind == "payment" and a.status == 202 and a.received < killed
+    )
     return {
+        "standby": "asynchronous" if run["asynchronous"] else "synchronous",
+        "killed_at_seconds": round(killed - run["start"], 1),
+        "payment_latency_ms_before_kill": {
+            "p50": round(common.percentile(before, 50), 1),
+            "p99": round(common.percentile(before, 99), 1),
+        },
         "payments_sent": sum(1 for a in answers if a.kind == "payment"),
         "statuses": dict(sorted(statuses.items())),
         "gap_statuses": {str(k): v for k, v in sorted(gap_statuses.items())},
@@ -398,6 +418,36 @@ def figures(url: str, run: dict, receiver: Receiver) -> dict:
         "no_answer": sum(n for s, n in statuses.items() if s.endswith(" 0")),
         "status_503_without_retry_after": bad_503,
     }
+
+
+def report(f: dict) -> None:
+    def counts(prefix: str) -> str:
+        found = {k.split()[1]: n for k, n in f["statuses"].items() if k.startswith(prefix)}
+        return ", ".join(f"{n} x {'no answer' if s == '0' else s}" for s, n in found.items())
+
+    cb = f["callbacks"]
+    lat = f["payment_latency_ms_before_kill"]
+    print(f"standby: {f['standby']}")
+    print(f"inquiries: {counts('inquiry ')}")
+    print(f"payments:  {counts('payment ')}")
+    print(f"payment latency before the kill: p50 {lat['p50']} ms, p99 {lat['p99']} ms")
+    print(
+        f"primary killed at {f['killed_at_seconds']} s; standby promoted {f['kill_to_promotion_seconds']} s later"
+    )
+    gap = ", ".join(f"{n} x {s}" for s, n in f["gap_statuses"].items())
+    print(f"answers from the kill to the first 202 after the promotion: {gap}")
+    print(f"web:    first 202 {f['web_recovery_seconds']} s after the promotion")
+    print(f"worker: first job done {f['worker_recovery_seconds']} s after the promotion")
+    print(
+        f"new primary: {f['accepted_202'] - len(f['missing_on_new_primary'])} of {f['accepted_202']} payments"
+        f" answered 202, {len(f['not_posted'])} not posted, {len(f['posted_other_than_once'])} posted other than"
+        f" once; ledger {f['ledger_sum']} = posted {f['posted_sum']}"
+    )
+    print(
+        f"callbacks: {cb['deliveries']} deliveries, {cb['delivered_once']} delivered once,"
+        f" {cb['pending_or_failed']} pending, {cb['duplicated']} duplicated;"
+        f" payments_needing_attention: {f['payments_needing_attention'] or 'none'}"
+    )
 
 
 def checks(f: dict) -> list[tuple[str, bool, str]]:
@@ -466,7 +516,7 @@ def main(argv=None) -> int:
     receiver = Receiver()
     try:
         common.log(f"building a primary and a synchronous standby under {folder}")
-        primary, standby = build_pair(folder)
+        primary, standby = build_pair(folder, args.asynchronous)
         clusters += [primary, standby]
         url = (
             f"postgresql://postgres@127.0.0.1:{primary.port},127.0.0.1:{standby.port}/pdam"
@@ -497,7 +547,9 @@ def main(argv=None) -> int:
                     )
                     run = drive(web.port, setup.tokens[PARTNER], receiver.url, args, primary, standby)
                     common.log("traffic done; waiting for the job server to drain")
+                    drained = time.monotonic()
                     drain(standby.url("pdam"), args.drain_seconds)
+                    common.log(f"drained in {time.monotonic() - drained:.0f} s")
                     time.sleep(1)  # a callback in flight reaches the receiver
             finally:
                 if args.keep_logs:
@@ -512,16 +564,7 @@ def main(argv=None) -> int:
             cluster.stop()
         shutil.rmtree(folder, ignore_errors=True)
     results = checks(result)
-    print(
-        json.dumps(
-            {
-                k: v
-                for k, v in result.items()
-                if k not in {"missing_on_new_primary", "not_posted", "posted_other_than_once"}
-            },
-            indent=1,
-        )
-    )
+    report(result)
     for name, ok, detail in results:
         print(f"{'PASS' if ok else 'FAIL'}  {name}: {detail}")
     if args.json:
