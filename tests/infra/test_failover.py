@@ -61,4 +61,6 @@ def test_losing_the_primary_loses_no_payment(tmp_path):
     assert f["new_primary_in_recovery"] is False
     assert f["ledger_sum"] == f["posted_sum"] > 0
     assert f["callbacks"]["deliveries"] == 2 * f["accepted_202"]  # created and accepted events
+    # sent again (same X-Event-Id) only what was in flight at the kill: at most WORKER_CONCURRENCY
+    assert f["callbacks"]["duplicated"] == 0 and f["callbacks"]["repeated_in_flight_at_kill"] <= 4
     assert 0 <= f["web_recovery_seconds"] <= 30 and 0 <= f["worker_recovery_seconds"] <= 30
