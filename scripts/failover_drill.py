@@ -149,6 +149,34 @@ def build_pair(folder: Path, asynchronous: bool = False) -> tuple[Cluster, Clust
     return primary, standby
 
 
+def commit_cost(primary: Cluster, count: int = 300) -> dict:
+    """What waiting for the standby costs one commit: a one-row insert committed ``count``
+    times with ``synchronous_commit = on`` and as many with ``local`` (the primary's own
+    flush only), interleaved so both see the same machine. Milliseconds, p50 and p99."""
+    times: dict[str, list[float]] = {"on": [], "local": []}
+    with psycopg.connect(primary.url()) as conn:
+        conn.execute("create table drill_commit (x int)")
+        conn.commit()
+        for i in range(2 * count):
+            mode = "on" if i % 2 else "local"
+            conn.execute("set synchronous_commit = on" if mode == "on" else "set synchronous_commit = local")
+            conn.commit()
+            t = time.perf_counter()
+            conn.execute("insert into drill_commit values (1)")
+            conn.commit()
+            times[mode].append((time.perf_counter() - t) * 1000)
+        conn.execute("drop table drill_commit")
+        conn.commit()
+    out = {}
+    for mode, values in times.items():
+        values.sort()
+        out[mode] = {
+            "p50": round(common.percentile(values, 50), 2),
+            "p99": round(common.percentile(values, 99), 2),
+        }
+    return out
+
+
 # --- the partner's side: a webhook receiver and the payments --------------------------
 
 
@@ -440,6 +468,11 @@ def report(f: dict) -> None:
     print(f"standby: {f['standby']}")
     print(f"inquiries: {counts('inquiry ')}")
     print(f"payments:  {counts('payment ')}")
+    on, local = f["commit_ms"]["on"], f["commit_ms"]["local"]
+    print(
+        f"one commit: synchronous_commit=on p50 {on['p50']} ms, p99 {on['p99']} ms;"
+        f" local (no wait for the standby) p50 {local['p50']} ms, p99 {local['p99']} ms"
+    )
     print(f"payment latency before the kill: p50 {lat['p50']} ms, p99 {lat['p99']} ms")
     print(
         f"primary killed at {f['killed_at_seconds']} s; standby promoted {f['kill_to_promotion_seconds']} s later"
@@ -530,6 +563,7 @@ def main(argv=None) -> int:
         common.log(f"building a primary and a synchronous standby under {folder}")
         primary, standby = build_pair(folder, args.asynchronous)
         clusters += [primary, standby]
+        cost = commit_cost(primary)
         url = (
             f"postgresql://postgres@127.0.0.1:{primary.port},127.0.0.1:{standby.port}/pdam"
             "?target_session_attrs=read-write"
@@ -569,6 +603,7 @@ def main(argv=None) -> int:
                     for log in logs.iterdir():
                         shutil.copy(log, args.keep_logs / log.name)
         result = figures(standby.url("pdam"), run, receiver)
+        result["commit_ms"] = cost
     finally:
         signal.alarm(0)
         receiver.close()
