@@ -286,7 +286,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--promote-after", type=float, default=3.0, help="promote the standby this long after (3)"
     )
     parser.add_argument(
-        "--drain-seconds", type=float, default=90.0, help="wait at most this long for the job server"
+        "--drain-seconds", type=float, default=180.0, help="wait at most this long for the job server (180)"
     )
     parser.add_argument(
         "--asynchronous",
