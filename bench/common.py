@@ -245,9 +245,10 @@ def web(setup: Setup, logfile: Path, **extra_env: str) -> Iterator[Web]:
 
 
 @contextlib.contextmanager
-def worker(setup: Setup, logfile: Path) -> Iterator[subprocess.Popen]:
-    """The Procfile's worker process (``python -m jobs``, supervised, config defaults)."""
-    env = service_env(setup)
+def worker(setup: Setup, logfile: Path, **extra_env: str) -> Iterator[subprocess.Popen]:
+    """The Procfile's worker process (``python -m jobs``, supervised, config defaults
+    unless ``extra_env`` says otherwise)."""
+    env = service_env(setup, **extra_env)
     with logfile.open("ab") as out:
         proc = subprocess.Popen(
             WORKER_COMMAND, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True

@@ -1,9 +1,10 @@
 """``python -m jobs``: the worker, restarted when it dies.
 
-The Procrastinate worker exits when it loses its database; neither a bare
-Procfile nor honcho restarts a process, so this entry point does: it runs the
-worker as a child process and starts it again (with a short backoff) until it
-is told to stop. SIGTERM/SIGINT are passed to the child for a graceful stop.
+The worker outlives a lost database by itself (``jobs/worker.py`` starts its run
+loop again in-process), but a process can still die (a crash, the OOM killer);
+neither a bare Procfile nor honcho restarts a process, so this entry point does:
+it runs the worker as a child process and starts it again (with a short backoff)
+until it is told to stop. SIGTERM/SIGINT are passed to the child for a graceful stop.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 VERSION = "0.1.0"
 DEFAULT_ISSUER = "pdam-peti"
@@ -33,11 +34,21 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
 
 
 def sqlalchemy_url(url: str) -> str:
-    """Turn a libpq/Heroku URL into the SQLAlchemy psycopg 3 form."""
+    """Turn a libpq/Heroku URL into the SQLAlchemy psycopg 3 form. A URL listing several
+    hosts (``postgresql://u@h1:p1,h2:p2/db?target_session_attrs=read-write``: a primary and
+    its standby) becomes SQLAlchemy's multi-host form (``...://u@/db?host=h1:p1&host=h2:p2``),
+    which psycopg gets back as libpq's host and port lists."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
+            url = "postgresql+psycopg://" + url[len(prefix) :]
+            break
+    parts = urlsplit(url)
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    if "," not in hosts:
+        return url
+    query = [("host", host) for host in hosts.split(",")] + parse_qsl(parts.query, keep_blank_values=True)
+    netloc = f"{userinfo}@" if userinfo else ""
+    return f"{parts.scheme}://{netloc}{parts.path}?{urlencode(query, safe=':')}"
 
 
 def libpq_url(url: str) -> str:

@@ -7,7 +7,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from pdam.infra import db
+from pdam.infra import db, settings
 
 ADD = sa.text(
     "insert into partner (code, name, webhook_secret) values (:code, :name, 'pdam1.' || repeat('s', 32)) returning code, name"
@@ -95,3 +95,38 @@ def test_a_lost_connection_is_transient_and_the_pool_replaces_it_quietly(engine,
     with engine.connect() as conn:  # a working connection again
         assert db.execute_alone(conn, COUNT, {"code": "06"}).n == 0
     assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+
+
+def test_a_url_listing_several_hosts_takes_sqlalchemys_multi_host_form():
+    assert settings.sqlalchemy_url(
+        "postgresql://app:p%40ss@10.0.0.1:5432,10.0.0.2:5433/pdam?target_session_attrs=read-write"
+    ) == (
+        "postgresql+psycopg://app:p%40ss@/pdam?host=10.0.0.1:5432&host=10.0.0.2:5433&target_session_attrs=read-write"
+    )
+    assert (
+        settings.sqlalchemy_url("postgres://db1,db2/pdam") == "postgresql+psycopg:///pdam?host=db1&host=db2"
+    )
+    # one host: unchanged but for the driver
+    assert (
+        settings.sqlalchemy_url("postgres://u@h:5/d?sslmode=require")
+        == "postgresql+psycopg://u@h:5/d?sslmode=require"
+    )
+
+
+def test_an_engine_on_a_url_listing_a_dead_host_first_connects_to_the_next(private_server):
+    """The primary gone (nothing listens on its port): libpq tries the next host of the list."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    url = (
+        f"postgresql://postgres@127.0.0.1:{dead},127.0.0.1:{private_server.port}/postgres"
+        "?target_session_attrs=read-write"
+    )
+    engine = db.make_engine(url, settings.load({}))
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("select inet_server_port()")).scalar() == private_server.port
+    finally:
+        engine.dispose()

@@ -133,10 +133,48 @@ def test_worker_comes_back_after_losing_the_database(
     record(0)
     wait_for(lambda: status(0) == "accepted", timeout=30)
     private_server.stop()
-    # The Procrastinate worker gives up on the lost database and exits; the supervisor restarts it.
-    wait_for(lambda: "restarting in" in log.read_text(), timeout=60)
+    # The Procrastinate run loop gives up on the lost database; the worker starts a new one.
+    wait_for(lambda: "starting it again" in log.read_text(), timeout=60)
     private_server.start()
     app.extensions["pdam.runtime"].dispose()
     record(1)
     wait_for(lambda: status(1) == "accepted", timeout=60)
     assert proc.poll() is None  # the supervisor is still there
+
+
+@pytest.mark.slow
+def test_worker_process_survives_losing_the_database(
+    make_app, private_server, private_database, start_worker, tmp_path
+):
+    """The worker process itself (``python -m jobs.worker``, no supervisor) outlives an outage:
+    its run loop ends when the database goes, and it starts a new one in-process."""
+    url = private_database
+    app = make_app(DATABASE_URL=url)
+    with app.app_context(), runtime.transaction() as conn:
+        partners.add(conn, "00", "BANK1")
+        import_bills(
+            conn, "".join(bill_line(f"7{i:011d}", "202001", 1000, 0, 0, bill_no=f"z{i}") for i in range(2))
+        )
+    log = tmp_path / "worker.log"
+    proc = start_worker(supervised=False, log=log, DATABASE_URL=url, DB_CONNECT_TIMEOUT=1)
+
+    def record(i):
+        with app.app_context(), runtime.transaction() as conn:
+            make_payment(conn, "00", f"7{i:011d}", f"v{i}", runtime.now())
+
+    def status(i):
+        with psycopg.connect(url) as conn:
+            return conn.execute("select status from payment where pid = %s", (f"v{i}",)).fetchone()[0]
+
+    record(0)
+    wait_for(lambda: status(0) == "accepted", timeout=30)
+    private_server.stop()
+    wait_for(lambda: "starting it again" in log.read_text(), timeout=60)
+    assert proc.poll() is None  # the same process, still running
+    private_server.start()
+    app.extensions["pdam.runtime"].dispose()
+    record(1)
+    wait_for(lambda: status(1) == "accepted", timeout=60)
+    assert proc.poll() is None
+    proc.terminate()  # SIGTERM still stops it, gracefully and at once
+    assert proc.wait(timeout=20) == 0

@@ -1,0 +1,632 @@
+"""Losing the primary: a failover drill on a primary and its synchronous standby.
+
+    .venv/bin/python scripts/failover_drill.py [--seconds 30] [--rate 50] [--json out.json]
+
+Builds two PostgreSQL clusters from the embedded server's binaries on loopback ports
+(a primary with ``synchronous_standby_names`` and ``synchronous_commit = on``, a
+standby from ``pg_basebackup -R``), runs ``flask db upgrade``, then the Procfile's
+web (gunicorn) and worker (``python -m jobs``) with a ``DATABASE_URL`` listing both
+hosts and ``target_session_attrs=read-write``, and a webhook receiver on loopback.
+It sends payments at ``--rate`` per second for ``--seconds`` (each after an inquiry,
+each with an ``X-Async`` callback), kills the primary with SIGKILL at ``--kill-at``
+seconds, promotes the standby ``--promote-after`` seconds later, lets the job server
+drain, and checks:
+
+- every payment answered 202 exists on the new primary, posted exactly once;
+- the ledger's paid bills add up to the posted payments;
+- every callback delivered once per X-Event-Id (an attempt in flight at the kill may be
+  sent again with its X-Event-Id: delivery is at least once), or pending in ``webhook_delivery``;
+- web and worker recovered by themselves within 30 s of the promotion;
+- requests during the gap got 503 with ``Retry-After``, never a 500.
+
+Exits 1 when a check fails. Everything it starts (servers, processes, folders) is
+stopped and removed at the end; all traffic stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from http.client import HTTPConnection
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+
+from bench import common  # noqa: E402
+
+RECOVERY_LIMIT_SECONDS = 30.0
+PARTNER = "01"
+
+
+# --- the two clusters ---------------------------------------------------------------
+
+
+class Cluster:
+    """A PostgreSQL cluster of the embedded server's binaries on a loopback port (run as
+    the unprivileged ``pgserver`` user when this script runs as root, as pgserver does)."""
+
+    def __init__(self, folder: Path, name: str):
+        with warnings.catch_warnings():  # pgserver's import warns when XDG_RUNTIME_DIR is unset
+            warnings.simplefilter("ignore")
+            from pgserver._commands import POSTGRES_BIN_PATH
+
+        self.bin = POSTGRES_BIN_PATH
+        self.name = name
+        self.data = folder / name
+        self.port = common.free_port()
+        self.user = "pgserver" if os.geteuid() == 0 else None
+
+    def run(self, exe: str, *args: str, timeout: float = 120) -> None:
+        subprocess.run(
+            [str(self.bin / exe), *args],
+            check=True,
+            user=self.user,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=timeout,
+        )
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> None:
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.data}"
+        self.run("pg_ctl", "-D", str(self.data), "-w", "-l", str(self.data / "log"), "-o", options, "start")
+
+    def postmaster_pid(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster and every process of the cluster at once (the machine is lost)."""
+        pids = [self.postmaster_pid()] + _children(self.postmaster_pid())
+        for sig in (signal.SIGSTOP, signal.SIGKILL):  # frozen first: none outlives the others
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            self.run("pg_ctl", "-D", str(self.data), "-w", "-m", "immediate", "stop", timeout=30)
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                raw = Path(f"/proc/{entry}/stat").read_text()
+                if int(raw[raw.rindex(")") + 2 :].split()[1]) == parent:
+                    found.append(int(entry))
+    return found
+
+
+def build_pair(primary: Cluster, standby: Cluster, asynchronous: bool = False) -> None:
+    """A primary and its synchronous streaming standby (``pg_basebackup -R``)."""
+    primary.run("initdb", "-D", str(primary.data), "--auth=trust", "-U", "postgres", "--encoding=utf8")
+    with (primary.data / "postgresql.conf").open("a") as conf:
+        conf.write("synchronous_commit = on\nwal_level = replica\n")
+    primary.start()
+    with psycopg.connect(primary.url(), autocommit=True) as conn:
+        conn.execute("create database pdam")
+    source = f"host=127.0.0.1 port={primary.port} user=postgres application_name=standby"
+    primary.run("pg_basebackup", "-D", str(standby.data), "-d", source, "-R", "-X", "stream", "-c", "fast")
+    standby.start()
+    deadline = time.monotonic() + 30
+    with psycopg.connect(primary.url(), autocommit=True) as conn:
+        # Only now: with no standby attached, every commit would wait for one.
+        if not asynchronous:
+            conn.execute("alter system set synchronous_standby_names = 'standby'")
+            conn.execute("select pg_reload_conf()")
+        while True:
+            row = conn.execute(
+                "select sync_state from pg_stat_replication where application_name = 'standby'"
+            ).fetchone()
+            if row and row[0] == ("async" if asynchronous else "sync"):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the standby is not streaming as expected: {row}")
+            time.sleep(0.2)
+
+
+def commit_cost(primary: Cluster, count: int = 300) -> dict:
+    """What waiting for the standby costs one commit: a one-row insert committed ``count``
+    times with ``synchronous_commit = on`` and as many with ``local`` (the primary's own
+    flush only), interleaved so both see the same machine. Milliseconds, p50 and p99."""
+    times: dict[str, list[float]] = {"on": [], "local": []}
+    with psycopg.connect(primary.url()) as conn:
+        conn.execute("create table drill_commit (x int)")
+        conn.commit()
+        for i in range(2 * count):
+            mode = "on" if i % 2 else "local"
+            conn.execute("set synchronous_commit = on" if mode == "on" else "set synchronous_commit = local")
+            conn.commit()
+            t = time.perf_counter()
+            conn.execute("insert into drill_commit values (1)")
+            conn.commit()
+            times[mode].append((time.perf_counter() - t) * 1000)
+        conn.execute("drop table drill_commit")
+        conn.commit()
+    out = {}
+    for mode, values in times.items():
+        values.sort()
+        out[mode] = {
+            "p50": round(common.percentile(values, 50), 2),
+            "p99": round(common.percentile(values, 99), 2),
+        }
+    return out
+
+
+# --- the partner's side: a webhook receiver and the payments --------------------------
+
+
+class Receiver:
+    """Callbacks received, by X-Event-Id (the same for every attempt of one delivery)."""
+
+    def __init__(self):
+        self.events: Counter[str] = Counter()
+        self.first: dict[str, float] = {}  # X-Event-Id -> when it first came (monotonic)
+        lock = threading.Lock()
+        events, first = self.events, self.first
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with lock:
+                    event = self.headers.get("X-Event-Id", "")
+                    events[event] += 1
+                    first.setdefault(event, time.monotonic())
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/callback"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class Answer:
+    kind: str  # "inquiry" or "payment"
+    sent: float
+    received: float
+    status: int  # 0: no HTTP answer (connection error or timeout)
+    retry_after: str | None
+    pid: str = ""
+
+
+@dataclass
+class Traffic:
+    answers: list[Answer] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, answer: Answer) -> Answer:
+        with self.lock:
+            self.answers.append(answer)
+        return answer
+
+
+def _call(port: int, method: str, path: str, headers: dict, body: bytes | None, kind: str, pid: str = ""):
+    sent = time.monotonic()
+    conn = HTTPConnection("127.0.0.1", port, timeout=15)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        answer = Answer(kind, sent, time.monotonic(), response.status, response.getheader("Retry-After"), pid)
+        return answer, response, data
+    except OSError:
+        return Answer(kind, sent, time.monotonic(), 0, None, pid), None, b""
+    finally:
+        conn.close()
+
+
+def pay_one(port: int, token: str, k: int, callback: str, traffic: Traffic) -> None:
+    """An inquiry, then the payment of its bills with an X-Async callback."""
+    cid = common.customer_id(k)
+    auth = {"Authorization": f"Bearer {token}"}
+    answer, response, _ = _call(port, "GET", f"/tagihan/{cid}", auth, None, "inquiry")
+    traffic.add(answer)
+    if answer.status != 200:
+        return
+    pid = f"drill-{k}"
+    body = json.dumps(
+        {
+            "inq": response.getheader("X-Cross-Site"),
+            "pid": pid,
+            "amo": common.customer_total(k),
+            "mer": common.MERCHANT,
+            "per": [int(p) for p in common.PERIODS],
+        }
+    ).encode()
+    headers = {**auth, "Content-Type": "application/json", "X-Async": callback}
+    answer, _, _ = _call(port, "POST", f"/tagihan/{cid}", headers, body, "payment", pid)
+    traffic.add(answer)
+
+
+# --- the drill -----------------------------------------------------------------------
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=30.0, help="length of the traffic (default 30)")
+    parser.add_argument("--rate", type=float, default=50.0, help="payments per second (default 50)")
+    parser.add_argument(
+        "--kill-at", type=float, help="SIGKILL the primary after this many seconds (default: a third)"
+    )
+    parser.add_argument(
+        "--promote-after", type=float, default=3.0, help="promote the standby this long after (3)"
+    )
+    parser.add_argument(
+        "--drain-seconds", type=float, default=180.0, help="wait at most this long for the job server (180)"
+    )
+    parser.add_argument(
+        "--asynchronous",
+        action="store_true",
+        help="for comparison only: an asynchronous standby (commits do not wait for it)",
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures and checks to this file")
+    parser.add_argument("--keep-logs", type=Path, help="copy the web and worker logs into this folder")
+    args = parser.parse_args(argv)
+    if args.kill_at is None:
+        args.kill_at = args.seconds / 3
+    return args
+
+
+def drive(port: int, token: str, callback: str, args, primary: Cluster, standby: Cluster) -> dict:
+    """The traffic (an open loop: payment k starts at k / rate), the kill and the promotion."""
+    traffic = Traffic()
+    count = int(args.seconds * args.rate)
+    events: dict[str, float] = {}
+    start = time.monotonic()
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        for k in range(count):
+            now = time.monotonic() - start
+            if "killed" not in events and now >= args.kill_at:
+                primary.kill()
+                events["killed"] = time.monotonic()
+                common.log(f"primary (port {primary.port}) killed with SIGKILL at {now:.1f} s")
+            if "killed" in events and "promoted" not in events:
+                if time.monotonic() - events["killed"] >= args.promote_after:
+                    pool.submit(_promote, standby, events)
+                    events["promoted"] = 0.0  # set when pg_ctl promote returns
+            due = start + k / args.rate
+            if due > time.monotonic():
+                time.sleep(due - time.monotonic())
+            pool.submit(pay_one, port, token, k, callback, traffic)
+    if not events.get("promoted"):
+        raise RuntimeError("the run ended before the promotion: lengthen --seconds or shorten --kill-at")
+    return {"traffic": traffic, "count": count, **events, "start": start, "asynchronous": args.asynchronous}
+
+
+def _promote(standby: Cluster, events: dict) -> None:
+    standby.run("pg_ctl", "-D", str(standby.data), "-w", "promote", timeout=60)
+    events["promoted"] = time.monotonic()
+    events["promoted_at"] = dt.datetime.now(dt.UTC)
+    common.log(f"standby (port {standby.port}) promoted")
+
+
+def drain(url: str, seconds: float) -> None:
+    """Wait until the job server has posted every payment and settled every callback."""
+    deadline = time.monotonic() + seconds
+    with psycopg.connect(url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            open_payments = conn.execute("select count(*) from payment where status = 'created'").fetchone()[
+                0
+            ]
+            open_hooks = conn.execute(
+                "select count(*) from webhook_delivery where status = 'pending'"
+            ).fetchone()[0]
+            if open_payments == 0 and open_hooks == 0:
+                return
+            time.sleep(1)
+    common.log(f"still open after {seconds:.0f} s: {open_payments} payments, {open_hooks} callbacks")
+
+
+def figures(url: str, run: dict, receiver: Receiver) -> dict:
+    answers: list[Answer] = run["traffic"].answers
+    promoted, killed = run["promoted"], run["killed"]
+    statuses = Counter(f"{a.kind} {a.status}" for a in answers)
+    accepted = {a.pid for a in answers if a.kind == "payment" and a.status == 202}
+    first_2xx = min(
+        (a.received for a in answers if a.kind == "payment" and a.status == 202 and a.received > promoted),
+        default=None,
+    )
+    gap = [a for a in answers if a.received >= killed and a.sent <= (first_2xx or float("inf"))]
+    with psycopg.connect(url, autocommit=True) as conn:
+        recovery = conn.execute("select pg_is_in_recovery()").fetchone()[0]
+        rows = conn.execute(
+            "select pid, status, paid_total, cardinality(paid_periods), nob from payment where pid = any(%s)",
+            (sorted(accepted),),
+        ).fetchall()
+        # bills paid per payment (the ledger shares the database here)
+        paid_bills = dict(
+            conn.execute(
+                "select paid_by, count(*) from bill where paid_by is not null group by paid_by"
+            ).fetchall()
+        )
+        ledger_sum = conn.execute(
+            "select coalesce(sum(total), 0)::bigint from bill where paid_by is not null"
+        ).fetchone()[0]
+        posted_sum = conn.execute(
+            "select coalesce(sum(paid_total), 0)::bigint from payment where status in ('accepted', 'changed')"
+            " and reversed_at is null"
+        ).fetchone()[0]
+        deliveries = conn.execute(
+            "select d.event_id::text, d.status from webhook_delivery d join payment p on p.id = d.payment_id"
+            " where p.pid = any(%s)",
+            (sorted(accepted),),
+        ).fetchall()
+        callbacks_of = dict(
+            conn.execute(
+                "select p.pid, count(d.id) from payment p left join webhook_delivery d on d.payment_id = p.id"
+                " where p.pid = any(%s) group by p.pid",
+                (sorted(accepted),),
+            ).fetchall()
+        )
+        attention = conn.execute(
+            "select reason, count(*) from payments_needing_attention group by reason"
+        ).fetchall()
+        first_job = conn.execute(
+            "select min(at) from procrastinate_events where type = 'succeeded' and at > %s",
+            (run["promoted_at"],),
+        ).fetchone()[0]
+    found = {r[0]: r for r in rows}
+    missing = sorted(accepted - found.keys())
+    not_posted = sorted(r[0] for r in rows if r[1] not in ("accepted", "changed"))
+    twice = sorted(r[0] for r in rows if r[1] in ("accepted", "changed") and paid_bills.get(r[4], 0) != r[3])
+    delivered_once = sum(1 for e, s in deliveries if s == "delivered" and receiver.events.get(e, 0) >= 1)
+    # At least once: an attempt in flight at the kill whose outcome the old primary never
+    # recorded is sent again, with the same X-Event-Id (the receiver drops it). Any other
+    # repeat is a fault.
+    repeated = [e for e, n in receiver.events.items() if n > 1]
+    in_flight = [e for e in repeated if killed - 2 <= receiver.first[e] <= promoted]
+    duplicated = sorted(set(repeated) - set(in_flight))
+    pending = sum(1 for _, s in deliveries if s in ("pending", "failed"))
+    unaccounted = sum(1 for e, s in deliveries if s == "delivered" and receiver.events.get(e, 0) == 0)
+    without_callback = sorted(p for p in accepted if not callbacks_of.get(p))
+    web_recovery = first_2xx - promoted if first_2xx else None
+    worker_recovery = (first_job - run["promoted_at"]).total_seconds() if first_job else None
+    gap_statuses = Counter(a.status for a in gap)
+    bad_503 = sum(1 for a in answers if a.status == 503 and not a.retry_after)
+    before = sorted(
+        (a.received - a.sent) * 1000
+        for a in answers
+        if a.kind == "payment" and a.status == 202 and a.received < killed
+    )
+    return {
+        "standby": "asynchronous" if run["asynchronous"] else "synchronous",
+        "killed_at_seconds": round(killed - run["start"], 1),
+        "payment_latency_ms_before_kill": {
+            "p50": round(common.percentile(before, 50), 1),
+            "p99": round(common.percentile(before, 99), 1),
+        },
+        "payments_sent": sum(1 for a in answers if a.kind == "payment"),
+        "statuses": dict(sorted(statuses.items())),
+        "gap_statuses": {str(k): v for k, v in sorted(gap_statuses.items())},
+        "accepted_202": len(accepted),
+        "missing_on_new_primary": missing,
+        "not_posted": not_posted,
+        "posted_other_than_once": twice,
+        "ledger_sum": ledger_sum,
+        "posted_sum": posted_sum,
+        "callbacks": {
+            "deliveries": len(deliveries),
+            "delivered_once": delivered_once,
+            "pending_or_failed": pending,
+            "duplicated": len(duplicated),
+            "repeated_in_flight_at_kill": len(in_flight),
+            "delivered_but_not_received": unaccounted,
+            "payments_without_delivery": len(without_callback),
+        },
+        "payments_needing_attention": dict(attention),
+        "new_primary_in_recovery": recovery,
+        "kill_to_promotion_seconds": round(promoted - killed, 2),
+        "web_recovery_seconds": None if web_recovery is None else round(web_recovery, 2),
+        "worker_recovery_seconds": None if worker_recovery is None else round(worker_recovery, 2),
+        "status_500": sum(n for s, n in statuses.items() if s.endswith(" 500")),
+        "no_answer": sum(n for s, n in statuses.items() if s.endswith(" 0")),
+        "status_503_without_retry_after": bad_503,
+    }
+
+
+def report(f: dict) -> None:
+    def counts(prefix: str) -> str:
+        found = {k.split()[1]: n for k, n in f["statuses"].items() if k.startswith(prefix)}
+        return ", ".join(f"{n} x {'no answer' if s == '0' else s}" for s, n in found.items())
+
+    cb = f["callbacks"]
+    lat = f["payment_latency_ms_before_kill"]
+    print(f"standby: {f['standby']}")
+    print(f"inquiries: {counts('inquiry ')}")
+    print(f"payments:  {counts('payment ')}")
+    on, local = f["commit_ms"]["on"], f["commit_ms"]["local"]
+    print(
+        f"one commit: synchronous_commit=on p50 {on['p50']} ms, p99 {on['p99']} ms;"
+        f" local (no wait for the standby) p50 {local['p50']} ms, p99 {local['p99']} ms"
+    )
+    print(f"payment latency before the kill: p50 {lat['p50']} ms, p99 {lat['p99']} ms")
+    print(
+        f"primary killed at {f['killed_at_seconds']} s; standby promoted {f['kill_to_promotion_seconds']} s later"
+    )
+    gap = ", ".join(f"{n} x {s}" for s, n in f["gap_statuses"].items())
+    print(f"answers from the kill to the first 202 after the promotion: {gap}")
+    print(f"web:    first 202 {f['web_recovery_seconds']} s after the promotion")
+    print(f"worker: first job done {f['worker_recovery_seconds']} s after the promotion")
+    print(
+        f"new primary: {f['accepted_202'] - len(f['missing_on_new_primary'])} of {f['accepted_202']} payments"
+        f" answered 202, {len(f['not_posted'])} not posted, {len(f['posted_other_than_once'])} posted other than"
+        f" once; ledger {f['ledger_sum']} = posted {f['posted_sum']}"
+    )
+    print(
+        f"callbacks: {cb['deliveries']} deliveries, {cb['delivered_once']} delivered,"
+        f" {cb['pending_or_failed']} pending, {cb['duplicated']} duplicated"
+        f" ({cb['repeated_in_flight_at_kill']} sent again with their X-Event-Id: in flight at the kill);"
+        f" payments_needing_attention: {f['payments_needing_attention'] or 'none'}"
+    )
+
+
+def checks(f: dict) -> list[tuple[str, bool, str]]:
+    cb = f["callbacks"]
+    return [
+        (
+            "every 202 payment is on the new primary",
+            not f["missing_on_new_primary"],
+            f"{len(f['missing_on_new_primary'])} missing of {f['accepted_202']}",
+        ),
+        (
+            "each posted exactly once",
+            not f["not_posted"] and not f["posted_other_than_once"],
+            f"{len(f['not_posted'])} not posted, {len(f['posted_other_than_once'])} posted other than once",
+        ),
+        (
+            "ledger sum equals posted sum",
+            f["ledger_sum"] == f["posted_sum"],
+            f"{f['ledger_sum']} = {f['posted_sum']}",
+        ),
+        (
+            "every callback delivered once (per X-Event-Id) or visibly pending",
+            cb["duplicated"] == 0
+            and cb["delivered_but_not_received"] == 0
+            and cb["payments_without_delivery"] == 0
+            and cb["delivered_once"] + cb["pending_or_failed"] == cb["deliveries"],
+            f"{cb['delivered_once']} delivered, {cb['pending_or_failed']} pending, {cb['duplicated']} duplicated,"
+            f" {cb['repeated_in_flight_at_kill']} in flight at the kill sent again",
+        ),
+        (
+            "web recovered within 30 s of the promotion",
+            f["web_recovery_seconds"] is not None and f["web_recovery_seconds"] <= RECOVERY_LIMIT_SECONDS,
+            f"first 202 after {f['web_recovery_seconds']} s",
+        ),
+        (
+            "worker recovered within 30 s of the promotion",
+            f["worker_recovery_seconds"] is not None
+            and f["worker_recovery_seconds"] <= RECOVERY_LIMIT_SECONDS,
+            f"first job done after {f['worker_recovery_seconds']} s",
+        ),
+        (
+            "no 500, every 503 with Retry-After",
+            f["status_500"] == 0 and f["status_503_without_retry_after"] == 0 and f["no_answer"] == 0,
+            f"{f['status_500']} x 500, {f['status_503_without_retry_after']} x 503 without Retry-After, "
+            f"{f['no_answer']} without an answer; during the gap: {f['gap_statuses']}",
+        ),
+    ]
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    # Bounded in time (the traffic, up to 4 minutes of setup, the drain); SIGTERM cleans up too.
+    signal.signal(signal.SIGALRM, _out_of_time)
+    signal.signal(signal.SIGTERM, _terminated)
+    signal.alarm(int(args.seconds + args.drain_seconds + 240))
+    folder = Path(tempfile.mkdtemp(prefix="pdam-failover-"))
+    if os.geteuid() == 0:  # the servers run as pgserver's unprivileged user
+        from pgserver.utils import ensure_user_exists
+
+        ensure_user_exists("pgserver")
+        pw = pwd.getpwnam("pgserver")
+        os.chown(folder, pw.pw_uid, pw.pw_gid)
+        folder.chmod(0o755)
+    primary, standby = Cluster(folder, "primary"), Cluster(folder, "standby")
+    receiver = Receiver()
+    try:
+        common.log(f"building a primary and a synchronous standby under {folder}")
+        build_pair(primary, standby, args.asynchronous)
+        cost = commit_cost(primary)
+        url = (
+            f"postgresql://postgres@127.0.0.1:{primary.port},127.0.0.1:{standby.port}/pdam"
+            "?target_session_attrs=read-write"
+        )
+        env = {**os.environ, "DATABASE_URL": url, "BILLING_DATABASE_URL": ""}
+        subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            timeout=120,
+            stdout=subprocess.DEVNULL,
+        )
+        common.log(f"DATABASE_URL={url}")
+        with common.service_setup(url, [PARTNER]) as setup:
+            common.seed_customers(setup, int(args.seconds * args.rate))
+            logs = folder / "logs"
+            logs.mkdir()
+            extra = {"WEBHOOK_ALLOW_PRIVATE_NETWORKS": "1", "STALLED_JOB_SECONDS": "10"}
+            try:
+                with (
+                    common.web(setup, logs / "web.log", **extra) as web,
+                    common.worker(setup, logs / "worker.log", **extra),
+                ):
+                    common.log(
+                        f"{args.rate:.0f} payments/s for {args.seconds:.0f} s on gunicorn port {web.port}"
+                    )
+                    run = drive(web.port, setup.tokens[PARTNER], receiver.url, args, primary, standby)
+                    common.log("traffic done; waiting for the job server to drain")
+                    drained = time.monotonic()
+                    drain(standby.url("pdam"), args.drain_seconds)
+                    common.log(f"drained in {time.monotonic() - drained:.0f} s")
+                    time.sleep(1)  # a callback in flight reaches the receiver
+            finally:
+                if args.keep_logs:
+                    args.keep_logs.mkdir(parents=True, exist_ok=True)
+                    for log in logs.iterdir():
+                        shutil.copy(log, args.keep_logs / log.name)
+        result = figures(standby.url("pdam"), run, receiver)
+        result["commit_ms"] = cost
+    finally:
+        signal.alarm(0)
+        receiver.close()
+        for cluster in (primary, standby):
+            cluster.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    results = checks(result)
+    report(result)
+    for name, ok, detail in results:
+        print(f"{'PASS' if ok else 'FAIL'}  {name}: {detail}")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {"figures": result, "checks": [{"check": n, "ok": ok, "detail": d} for n, ok, d in results]},
+                indent=1,
+                default=str,
+            )
+        )
+    return 0 if all(ok for _, ok, _ in results) else 1
+
+
+def _out_of_time(*_):
+    raise TimeoutError("the drill ran out of time")
+
+
+def _terminated(*_):
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    sys.exit(main())
