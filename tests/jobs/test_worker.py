@@ -151,7 +151,7 @@ def test_worker_process_survives_losing_the_database(
     url = private_database
     app = make_app(DATABASE_URL=url)
     with app.app_context(), runtime.transaction() as conn:
-        partners.add(conn, "00", "BANK1")
+        partners.add(conn, "00", "BANK1", SEALER)
         import_bills(
             conn, "".join(bill_line(f"7{i:011d}", "202001", 1000, 0, 0, bill_no=f"z{i}") for i in range(2))
         )
