@@ -1,6 +1,7 @@
 """Losing the primary (scripts/failover_drill.py): a primary and its synchronous standby,
 payments with callbacks, the primary killed with SIGKILL mid-run and the standby promoted.
-The real drill, shorter than its default 30 s at 50 payments/s.
+The real drill, as the issue and the README state it: 30 s of payments at 50/s, the
+primary killed at 10 s, the standby promoted 3 s later (about a minute in all).
 
 It builds two PostgreSQL clusters from the embedded server's binaries, so it runs in the
 suite's embedded leg only: with TEST_DATABASE_URL set (CI's other leg) it is skipped."""
@@ -38,13 +39,13 @@ def test_losing_the_primary_loses_no_payment(tmp_path):
         [
             sys.executable,
             "scripts/failover_drill.py",
-            *("--seconds", "12", "--rate", "25", "--kill-at", "4", "--promote-after", "3"),
+            *("--seconds", "30", "--rate", "50", "--kill-at", "10", "--promote-after", "3"),
             *("--json", str(out), "--keep-logs", str(tmp_path / "logs")),
         ],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=420,
+        timeout=600,
     )
     assert out.exists(), run.stdout + run.stderr
     result = json.loads(out.read_text())
@@ -55,7 +56,7 @@ def test_losing_the_primary_loses_no_payment(tmp_path):
     # The drill did what it says: payments accepted before and after, the primary really went
     # away (answers of 503 in the gap), and the standby is the new, writable primary.
     assert f["standby"] == "synchronous"
-    assert f["accepted_202"] >= 200 and f["missing_on_new_primary"] == [] and f["not_posted"] == []
+    assert f["accepted_202"] >= 600 and f["missing_on_new_primary"] == [] and f["not_posted"] == []
     assert f["statuses"].get("inquiry 503", 0) + f["statuses"].get("payment 503", 0) > 0
     assert f["status_500"] == 0 and f["status_503_without_retry_after"] == 0
     assert f["new_primary_in_recovery"] is False
