@@ -10,7 +10,6 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from ..core import tokens
-from ..infra import clock
 from ..web import runtime
 from .common import reports_errors, run_in_transaction
 
@@ -37,7 +36,7 @@ def _private_key() -> str:
 
 
 def issue_token(code: str, days: int | None = None, until: dt.datetime | None = None) -> str:
-    now = clock.system().replace(microsecond=0)
+    now = runtime.now().replace(microsecond=0)
     if until:
         expires = until.replace(tzinfo=dt.UTC) + dt.timedelta(days=1)
     else:
@@ -81,7 +80,7 @@ def token_list(code):
         state = (
             f"revoked {r.revoked_at:%Y-%m-%d %H:%M} ({r.revoke_reason})"
             if r.revoked_at
-            else ("expired" if r.expires_at <= clock.system() else "valid")
+            else ("expired" if r.expires_at <= runtime.now() else "valid")
         )
         click.echo(
             f"{r.jti}  {r.partner_code}  issued {r.issued_at:%Y-%m-%d}  expires {r.expires_at:%Y-%m-%d}  {state}"
@@ -94,5 +93,5 @@ def token_list(code):
 @reports_errors
 def token_revoke(token_or_jti, reason):
     """Revoke a token by its jti or by the whole token."""
-    jti = run_in_transaction(tokens.revoke, token_or_jti, reason, clock.system())
+    jti = run_in_transaction(tokens.revoke, token_or_jti, reason, runtime.now())
     click.echo(f"token {jti} revoked")

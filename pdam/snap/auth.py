@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from flask import current_app, request
 
+from ..core import snap_clients
 from ..web import request_log, runtime
 from ..web.errors import TooManyRequests
 from . import codes, signatures, store
@@ -81,7 +82,7 @@ def token_request(now: dt.datetime) -> str:
     if timestamp is None:
         raise codes.invalid_format("X-TIMESTAMP")
     known = len(client_id) <= CLIENT_ID_MAX and VISIBLE.fullmatch(client_id)
-    client = store.client(runtime.connection(), client_id, _rate()) if known else None
+    client = snap_clients.client(runtime.connection(), client_id, _rate()) if known else None
     if client is None or not client.active:
         raise codes.unauthorized("Unknown client")
     request_log.identify(client.partner_code)

@@ -1,4 +1,5 @@
-"""What the SNAP edge keeps in PostgreSQL: clients, access tokens, X-EXTERNAL-ID answers.
+"""What the SNAP edge keeps in PostgreSQL: access tokens, X-EXTERNAL-ID answers and the bank's
+references of a payment (the clients themselves: ``pdam/core/snap_clients.py``).
 
 Everything shared lives in the database, so a token or an answer is the same in
 every web process and after a restart. Plain functions on a connection; the
@@ -18,14 +19,6 @@ from ..infra.db import execute_alone
 from ..infra.sql import queries
 
 Q = queries("snap")
-
-
-def client(conn: sa.Connection, client_id: str, rate: int) -> sa.Row | None:
-    """A client with its public key, its partner's state and one token of the partner's
-    rate limit of ``rate`` requests a second (``rate_wait``; 0: taken), None when unknown.
-    A statement of its own, as the PeTi edge's check: the rate bucket is locked for that
-    statement only, and a request that fails later does not give its token back."""
-    return execute_alone(conn, Q["client"], {"client_id": client_id, "rate": rate})
 
 
 def _hash(token: str) -> str:

@@ -1,4 +1,4 @@
--- SNAP clients, access tokens and X-EXTERNAL-ID answers (pdam/snap, pdam/cli/snap.py).
+-- SNAP clients (pdam/core/snap_clients.py), access tokens and X-EXTERNAL-ID answers (pdam/snap/store.py).
 
 -- register --
 -- No row when the partner already has SNAP credentials or the client id is taken.

@@ -169,3 +169,29 @@ def test_secret_of_a_partner_without_credentials(app, add_partner):
     res = run(app, "snap", "secret", "00")
     assert res.exit_code == 1 and "partner 00 has no SNAP credentials" in res.output
     assert run(app, "snap", "secret", "00", "--rotate").exit_code == 1
+
+
+def test_commands_run_on_the_services_clock(app, clock, add_partner, pem, run_sql):
+    """``CLOCK`` (here the test clock, at H) is every command's time, not the machine's."""
+    import jwt
+
+    add_partner("00", "BANK1")
+    res = run(
+        app,
+        "snap",
+        "register",
+        "00",
+        "--client-id",
+        "bank-one",
+        "--public-key",
+        str(pem),
+        "--service-id",
+        "1",
+    )
+    assert res.exit_code == 0, res.output
+    assert run_sql("select created_at from snap_client") == [(clock.at,)]
+    assert f"{clock.at.astimezone(dt.UTC):%Y-%m-%d %H:%M}" in run(app, "snap", "list").output
+    token = run(app, "token", "issue", "00", "--days", "1").output.strip().splitlines()[-1]
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["iat"] == int(clock.at.timestamp())
+    assert "valid" in run(app, "token", "list", "00").output  # checked against H, not today

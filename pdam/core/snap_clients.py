@@ -1,0 +1,120 @@
+"""SNAP clients: banks' credentials for the virtual-account routes (contract 12.1).
+
+A bank that collects through virtual accounts is a partner with SNAP credentials: its
+client id (the ``X-CLIENT-KEY`` / ``X-PARTNER-ID`` it sends), its RSA public key
+(verifies its token requests), our company code at that bank (``partnerServiceId``) and
+a client secret we generate (the HMAC key of its transactional requests), stored sealed.
+An operator registers them (``flask --app wsgi snap ...``); the SNAP edge reads them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from ..infra.db import execute_alone
+from ..infra.sealing import Sealer
+from ..infra.sql import queries
+from . import errors, partners
+
+Q = queries("snap")
+
+CLIENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+SERVICE_ID = re.compile(r"[0-9A-Za-z]{1,8}")
+MIN_KEY_BITS = 2048
+
+
+@dataclass(frozen=True)
+class SnapClient:
+    """A registered SNAP client as operators see it (no key, no secret)."""
+
+    client_id: str
+    partner_code: str
+    partner_name: str
+    active: bool
+    service_id: str
+    created_at: dt.datetime
+
+
+def public_key_pem(data: bytes) -> str:
+    """The RSA public key of a PEM file (a public key, PKCS#1 or SubjectPublicKeyInfo, or an
+    X.509 certificate) as SubjectPublicKeyInfo PEM."""
+    try:
+        if b"BEGIN CERTIFICATE" in data:
+            key = x509.load_pem_x509_certificate(data).public_key()
+        else:
+            key = serialization.load_pem_public_key(data)
+    except ValueError as exc:
+        raise errors.Invalid(f"not a PEM public key or certificate: {exc}") from None
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise errors.Invalid("the key must be an RSA public key (SNAP signs with SHA256withRSA)")
+    if key.key_size < MIN_KEY_BITS:
+        raise errors.Invalid(f"the RSA key has {key.key_size} bits; at least {MIN_KEY_BITS} are required")
+    pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return pem.decode()
+
+
+def register(
+    conn: sa.Connection,
+    sealer: Sealer,
+    code: str,
+    client_id: str,
+    public_key: str,
+    service_id: str,
+    now: dt.datetime,
+) -> str:
+    """Give partner ``code`` SNAP credentials; return the new client secret (stored sealed)."""
+    partners.get(conn, code)
+    if not CLIENT_ID.fullmatch(client_id):
+        raise errors.Invalid(
+            "the client id must be 1..64 of A-Z a-z 0-9 . _ - (starting with a letter or digit)"
+        )
+    if not SERVICE_ID.fullmatch(service_id):
+        raise errors.Invalid("the service id (partnerServiceId) must be 1..8 letters or digits")
+    secret = partners.new_secret()
+    params = {
+        "client_id": client_id,
+        "partner": code,
+        "public_key": public_key,
+        "secret": sealer.seal(secret),
+        "service_id": service_id,
+        "now": now,
+    }
+    if conn.execute(Q["register"], params).first() is None:
+        existing = conn.execute(Q["by_partner"], {"partner": code}).one_or_none()
+        if existing is not None:
+            raise errors.Conflict(f"partner {code} already has SNAP client {existing.client_id}")
+        raise errors.Conflict(f"client id {client_id} is already registered to another partner")
+    return secret
+
+
+def secret(conn: sa.Connection, sealer: Sealer, code: str, rotate: bool = False) -> str:
+    """The client secret of partner ``code`` (a new one with ``rotate``), opened."""
+    partners.get(conn, code)
+    if rotate:
+        row = conn.execute(
+            Q["set_secret"], {"partner": code, "secret": sealer.seal(partners.new_secret())}
+        ).one_or_none()
+    else:
+        row = conn.execute(Q["by_partner"], {"partner": code}).one_or_none()
+    if row is None:
+        raise errors.NotFound(f"partner {code} has no SNAP credentials (snap register)")
+    return sealer.open(row.client_secret)
+
+
+def all_clients(conn: sa.Connection) -> list[SnapClient]:
+    return [SnapClient(*row) for row in conn.execute(Q["all"]).all()]
+
+
+def client(conn: sa.Connection, client_id: str, rate: int) -> sa.Row | None:
+    """A client with its public key, its partner's state and one token of the partner's
+    rate limit of ``rate`` requests a second (``rate_wait``; 0: taken), None when unknown.
+    A statement of its own, as the PeTi edge's check: the rate bucket is locked for that
+    statement only, and a request that fails later does not give its token back."""
+    return execute_alone(conn, Q["client"], {"client_id": client_id, "rate": rate})
