@@ -124,7 +124,8 @@ def test_an_engine_on_a_url_listing_a_dead_host_first_connects_to_the_next(priva
         f"postgresql://postgres@127.0.0.1:{dead},127.0.0.1:{private_server.port}/postgres"
         "?target_session_attrs=read-write"
     )
-    engine = db.make_engine(url, settings.load({}))
+    # A bare server (no migrations, so no pdam_app role to take): the login's own role.
+    engine = db.make_engine(url, settings.load({"DATABASE_ROLE": ""}))
     try:
         with engine.connect() as conn:
             assert conn.execute(sa.text("select inet_server_port()")).scalar() == private_server.port
