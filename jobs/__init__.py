@@ -2,13 +2,16 @@
 orchestration around the core (transactions, retry decisions, delivery).
 
 Nothing here builds a web app: the worker has a ``Runtime`` of its own (settings,
-database, clock). Importing this package has no side effect: the database is
-reached when the worker opens the App (``pool_factory`` below) or a task runs.
-Start a worker with ``python -m jobs`` (supervised, as the Procfile does) or
-``python -m jobs.worker``.
+database, clock), made when it starts (``configure``; ``current()`` makes one from the
+environment for a tool that imports the tasks without starting a worker). Importing this
+package reads no setting and reaches no database: the database is reached when the
+worker opens the App (``pool_factory`` below) or a task runs. Start a worker with
+``python -m jobs`` (supervised, as the Procfile does) or ``python -m jobs.worker``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import procrastinate
 import psycopg_pool
@@ -17,8 +20,32 @@ from pdam.core.errors import Retry
 from pdam.infra import db, settings
 from pdam.infra.runtime import Runtime
 
-runtime = Runtime(settings.load())
-cfg = runtime.settings
+_runtime: Runtime | None = None
+
+
+def configure(conf: Mapping | None = None) -> Runtime:
+    """The job server's runtime, from ``conf`` (default: the environment, read now)."""
+    global _runtime
+    _runtime = Runtime(settings.load() if conf is None else conf)
+    return _runtime
+
+
+def current() -> Runtime:
+    """The runtime ``configure`` made (made from the environment on first use if none)."""
+    return _runtime or configure()
+
+
+def worker_options(conf: Mapping) -> dict:
+    """The worker's options that follow the settings."""
+    return {
+        # A worker silent for STALLED_JOB_SECONDS counts as dead; its jobs are retried.
+        "update_heartbeat_interval": max(1.0, conf["STALLED_JOB_SECONDS"] / 6),
+        "stalled_worker_timeout": conf["STALLED_JOB_SECONDS"],
+        # A retried job waits for this poll: keep retries close to their configured interval.
+        "fetch_job_polling_interval": max(
+            0.2, min(5.0, conf["WEBHOOK_RETRY_SECONDS"] / 5, conf["POSTING_RETRY_SECONDS"] / 5)
+        ),
+    }
 
 
 def make_pool(url: str, conf, **kwargs) -> psycopg_pool.AsyncConnectionPool:
@@ -34,33 +61,26 @@ def make_pool(url: str, conf, **kwargs) -> psycopg_pool.AsyncConnectionPool:
 def _pool(**kwargs) -> psycopg_pool.AsyncConnectionPool:
     """``make_pool`` on the database the runtime resolves (the embedded one when
     DATABASE_URL is not set) at the moment the worker opens the App."""
-    return make_pool(runtime.database.url, cfg, **kwargs)
+    rt = current()
+    return make_pool(rt.database.url, rt.settings, **kwargs)
 
 
 app = procrastinate.App(
     connector=procrastinate.PsycopgConnector(pool_factory=_pool),
     import_paths=["jobs.posting", "jobs.maintenance", "jobs.webhooks"],
-    worker_defaults={
-        # A worker silent for STALLED_JOB_SECONDS counts as dead; its jobs are retried.
-        "update_heartbeat_interval": max(1.0, cfg["STALLED_JOB_SECONDS"] / 6),
-        "stalled_worker_timeout": cfg["STALLED_JOB_SECONDS"],
-        # A retried job waits for this poll: keep retries close to their configured interval.
-        "fetch_job_polling_interval": max(
-            0.2, min(5.0, cfg["WEBHOOK_RETRY_SECONDS"] / 5, cfg["POSTING_RETRY_SECONDS"] / 5)
-        ),
-    },
 )
 
 
 class RetryOnType(procrastinate.BaseRetryStrategy):
     """The one retry decision: retry a job whose attempt raised ``core.errors.Retry``, in
-    ``seconds``; anything else ends it. The orchestration decides which one it raises
-    (attempts left, failure that can pass); this reads only the type."""
+    the seconds of the setting ``seconds_setting`` (read when the decision is made);
+    anything else ends it. The orchestration decides which one it raises (attempts left,
+    failure that can pass); this reads only the type."""
 
-    def __init__(self, seconds: int):
-        self.seconds = seconds
+    def __init__(self, seconds_setting: str):
+        self.seconds_setting = seconds_setting
 
     def get_retry_decision(self, *, exception, job):
         if not isinstance(exception, Retry):
             return None
-        return procrastinate.RetryDecision(retry_in={"seconds": self.seconds})
+        return procrastinate.RetryDecision(retry_in={"seconds": current().settings[self.seconds_setting]})

@@ -11,7 +11,7 @@ from pdam.core import inquiry, posting, webhooks
 from pdam.infra import queue
 from pdam.infra.runtime import Runtime
 
-from . import app, cfg, runtime
+from . import app, current
 
 log = logging.getLogger(__name__)
 
@@ -20,14 +20,11 @@ log = logging.getLogger(__name__)
 @app.task(name="maintenance.purge_inquiries", queue=queue.MAINTENANCE_QUEUE, queueing_lock="purge_inquiries")
 def purge_inquiries(timestamp: int) -> int:
     """Delete expired inquiry snapshots (requests never do it)."""
-    with runtime.database.engine.begin() as conn:
-        return inquiry.purge_expired(conn, runtime.now())
+    rt = current()
+    with rt.database.engine.begin() as conn:
+        return inquiry.purge_expired(conn, rt.now())
 
 
-STALLED_CHECK_SECONDS = min(59, max(1, cfg["STALLED_JOB_SECONDS"] // 2))
-
-
-@app.periodic(cron=f"* * * * * */{STALLED_CHECK_SECONDS}")
 @app.task(name="maintenance.recover_stalled", queue=queue.MAINTENANCE_QUEUE, queueing_lock="recover_stalled")
 async def recover_stalled(timestamp: int) -> int:
     """Retry jobs whose worker stopped heartbeating (killed, lost its host).
@@ -37,17 +34,26 @@ async def recover_stalled(timestamp: int) -> int:
     posting job's payment flagged stuck and a webhook delivery marked failed,
     both visible to operators.
     """
+    rt = current()
     manager = app.job_manager
-    stalled = await manager.get_stalled_jobs(seconds_since_heartbeat=cfg["STALLED_JOB_SECONDS"])
+    stalled = await manager.get_stalled_jobs(seconds_since_heartbeat=rt.settings["STALLED_JOB_SECONDS"])
     for job in stalled:
-        if job.attempts < cfg["STALLED_MAX_RETRIES"]:
+        if job.attempts < rt.settings["STALLED_MAX_RETRIES"]:
             log.warning("retrying stalled job %s (%s)", job.id, job.task_name)
             await manager.retry_job(job)
             continue
         log.error("stalled job %s failed after %s attempts", job.id, job.attempts)
         await manager.finish_job(job, status=Status.FAILED, delete_job=False)
-        await asyncio.to_thread(give_up, runtime, job.task_name, job.task_kwargs, job.attempts)
+        await asyncio.to_thread(give_up, rt, job.task_name, job.task_kwargs, job.attempts)
     return len(stalled)
+
+
+def schedule_recovery(conf) -> None:
+    """Run ``recover_stalled`` every half STALLED_JOB_SECONDS (1 to 59 s): registered by
+    the worker when it starts, with its settings (again: the new schedule replaces the old)."""
+    seconds = min(59, max(1, conf["STALLED_JOB_SECONDS"] // 2))
+    app.periodic_registry.periodic_tasks.pop((recover_stalled.name, ""), None)
+    app.periodic(cron=f"* * * * * */{seconds}")(recover_stalled)
 
 
 @app.task(name="maintenance.noop", queue=queue.MAINTENANCE_QUEUE)

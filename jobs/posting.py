@@ -26,7 +26,7 @@ from pdam.infra.db import rollback_quietly
 from pdam.infra.runtime import Runtime
 from pdam.peti import callbacks
 
-from . import RetryOnType, app, cfg, runtime
+from . import RetryOnType, app, current
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +118,11 @@ def _flag_stuck(rt: Runtime, payment_id: int, reason: str, attempt: int) -> None
     name=queue.POST_PAYMENT,
     queue=queue.POSTING_QUEUE,
     pass_context=True,
-    retry=RetryOnType(cfg["POSTING_RETRY_SECONDS"]),
+    retry=RetryOnType("POSTING_RETRY_SECONDS"),
 )
 async def post_payment(context: procrastinate.JobContext, payment_id: int) -> str:
     attempt = context.job.attempts + 1
-    if runtime.database.separate_ledger:
-        return await asyncio.to_thread(run, runtime, payment_id, attempt)
-    return await run_async(runtime, app.connector.pool.connection, payment_id, attempt)
+    rt = current()
+    if rt.database.separate_ledger:
+        return await asyncio.to_thread(run, rt, payment_id, attempt)
+    return await run_async(rt, app.connector.pool.connection, payment_id, attempt)

@@ -14,7 +14,7 @@ from pdam.infra.db import is_transient
 from pdam.infra.runtime import Runtime
 from pdam.peti import callbacks
 
-from . import RetryOnType, app, cfg, runtime
+from . import RetryOnType, app, current
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def _attempt(rt: Runtime, delivery_id: int, job_attempt: int) -> str:
     name=queue.DELIVER_WEBHOOK,
     queue=queue.WEBHOOK_QUEUE,
     pass_context=True,
-    retry=RetryOnType(cfg["WEBHOOK_RETRY_SECONDS"]),
+    retry=RetryOnType("WEBHOOK_RETRY_SECONDS"),
 )
 def deliver_task(context: procrastinate.JobContext, delivery_id: int) -> str:
-    return deliver(runtime, delivery_id, job_attempt=context.job.attempts + 1)
+    return deliver(current(), delivery_id, job_attempt=context.job.attempts + 1)

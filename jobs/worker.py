@@ -22,7 +22,7 @@ from pdam.infra import db, logs
 from pdam.infra.queue import QUEUES
 from pdam.infra.sealing import SealingError
 
-from . import app, cfg, runtime
+from . import app, configure, maintenance, worker_options
 
 #: The exit status of a worker that cannot open the database's secrets: a configuration
 #: error, which ``python -m jobs`` does not restart (sysexits' EX_CONFIG).
@@ -70,7 +70,7 @@ async def serve(stop: asyncio.Event, **options) -> int:
     return runs
 
 
-async def _main() -> None:
+async def _main(conf) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -78,19 +78,23 @@ async def _main() -> None:
     await serve(
         stop,
         queues=list(QUEUES),
-        concurrency=cfg["WORKER_CONCURRENCY"],
+        concurrency=conf["WORKER_CONCURRENCY"],
         name=os.environ.get("WORKER_NAME", f"worker-{os.getpid()}"),
+        **worker_options(conf),
     )
 
 
 def main() -> None:
+    """Settings are read here, when the worker starts (not when ``jobs`` is imported)."""
     logs.configure()
+    runtime = configure()
+    maintenance.schedule_recovery(runtime.settings)
     try:
         runtime.ready_database()
     except SealingError as exc:
         log.critical("cannot start: %s", exc)
         sys.exit(EXIT_CONFIG)
-    asyncio.run(_main())
+    asyncio.run(_main(runtime.settings))
 
 
 if __name__ == "__main__":

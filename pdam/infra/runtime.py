@@ -1,7 +1,7 @@
 """What a process works with: its settings, the database (built on first use) and the clock.
 
 The web app keeps one in ``app.extensions["pdam.runtime"]``, the job server one of
-its own (``jobs.runtime``); core functions get a connection and ``now`` from it.
+its own (``jobs.current()``, made when the worker starts); core functions get a connection and ``now`` from it.
 A command that needs no database (``token keygen``) never starts the embedded
 server nor opens a pool. Before its first use for work, ``ready_database`` checks once
 that ``SECRET_KEYS`` open the database's secrets (``sealing.verify``).
