@@ -457,19 +457,24 @@ def start_worker(database_url, app_config):
             kill(proc)
 
 
-def _a_private_server(tmp_path_factory, name: str):
+def _a_private_server(name: str):
+    """Its folder is outside pytest's temporary root: another pytest run on the machine sets
+    that root back to mode 0700, which the server's own user (not root) could then no
+    longer traverse."""
+    import tempfile
+
     from tests.pgcontrol import PrivateServer
 
-    server = PrivateServer(tmp_path_factory.mktemp(name))
+    server = PrivateServer(Path(tempfile.mkdtemp(prefix=f"pdam-{name}-")))
     server.start()
     yield server
     server.destroy()
 
 
 @pytest.fixture
-def private_server(tmp_path_factory):
+def private_server():
     """A PostgreSQL server of this test's own, to stop and start (see tests/pgcontrol.py)."""
-    yield from _a_private_server(tmp_path_factory, "pg")
+    yield from _a_private_server("pg")
 
 
 @pytest.fixture
@@ -481,11 +486,11 @@ def private_database(private_server):
 
 
 @pytest.fixture(scope="session")
-def ledger_server(tmp_path_factory):
+def ledger_server():
     """A PostgreSQL server for the separate ledgers (BILLING_DATABASE_URL) of the session:
     each test gets a database of its own there (``ledger_url``); a test may stop it (and
     starts it again: the next ``ledger_url`` does when a test could not)."""
-    yield from _a_private_server(tmp_path_factory, "ledger-pg")
+    yield from _a_private_server("ledger-pg")
 
 
 @pytest.fixture
