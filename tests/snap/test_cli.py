@@ -12,7 +12,7 @@ from cryptography.x509.oid import NameOID
 
 from tests.factories import SEALER
 
-from .conftest import Bank, public_pem
+from .conftest import Bank, public_pem, register
 
 
 def run(app, *args):
@@ -171,24 +171,12 @@ def test_secret_of_a_partner_without_credentials(app, add_partner):
     assert run(app, "snap", "secret", "00", "--rotate").exit_code == 1
 
 
-def test_commands_run_on_the_services_clock(app, clock, add_partner, pem, run_sql):
+def test_commands_run_on_the_services_clock(app, clock, add_partner, rsa_keys, run_sql, tmp_path):
     """``CLOCK`` (here the test clock, at H) is every command's time, not the machine's."""
     import jwt
 
     add_partner("00", "BANK1")
-    res = run(
-        app,
-        "snap",
-        "register",
-        "00",
-        "--client-id",
-        "bank-one",
-        "--public-key",
-        str(pem),
-        "--service-id",
-        "1",
-    )
-    assert res.exit_code == 0, res.output
+    register(app, rsa_keys[0], tmp_path=tmp_path)  # the real `snap register`
     assert run_sql("select created_at from snap_client") == [(clock.at,)]
     assert f"{clock.at.astimezone(dt.UTC):%Y-%m-%d %H:%M}" in run(app, "snap", "list").output
     token = run(app, "token", "issue", "00", "--days", "1").output.strip().splitlines()[-1]
