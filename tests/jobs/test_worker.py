@@ -106,39 +106,52 @@ def test_crash_drill_sigkill_worker_during_posting(app, partner_headers, seed_bi
     assert recovered >= 10, recovered
 
 
-@pytest.mark.slow
-def test_worker_comes_back_after_losing_the_database(
-    make_app, private_server, private_database, start_worker, tmp_path
-):
-    """The supervised worker (`python -m jobs`, the Procfile's) keeps posting across an outage."""
-    url = private_database
+def post_across_an_outage(make_app, private_server, url, start_worker, log, digit, *, supervised, while_down):
+    """A payment posted, PostgreSQL stopped until the worker's run loop has started again
+    (``while_down(proc)`` then), PostgreSQL back, a second payment posted: the worker's
+    process, to check further."""
     app = make_app(DATABASE_URL=url)
     with app.app_context(), runtime.transaction() as conn:
         partners.add(conn, "00", "BANK1", SEALER)
         import_bills(
-            conn, "".join(bill_line(f"6{i:011d}", "202001", 1000, 0, 0, bill_no=f"y{i}") for i in range(2))
+            conn,
+            "".join(
+                bill_line(f"{digit}{i:011d}", "202001", 1000, 0, 0, bill_no=f"b{digit}{i}") for i in range(2)
+            ),
         )
-    log = tmp_path / "worker.log"
-    proc = start_worker(log=log, DATABASE_URL=url, DB_CONNECT_TIMEOUT=1)
+    proc = start_worker(supervised=supervised, log=log, DATABASE_URL=url, DB_CONNECT_TIMEOUT=1)
 
     def record(i):
         with app.app_context(), runtime.transaction() as conn:
-            row = make_payment(conn, "00", f"6{i:011d}", f"w{i}", runtime.now())
+            row = make_payment(conn, "00", f"{digit}{i:011d}", f"p{digit}{i}", runtime.now())
             assert row["amount"] == 1000
 
     def status(i):
         with psycopg.connect(url) as conn:
-            return conn.execute("select status from payment where pid = %s", (f"w{i}",)).fetchone()[0]
+            return conn.execute("select status from payment where pid = %s", (f"p{digit}{i}",)).fetchone()[0]
 
     record(0)
     wait_for(lambda: status(0) == "accepted", timeout=30)
     private_server.stop()
     # The Procrastinate run loop gives up on the lost database; the worker starts a new one.
     wait_for(lambda: "starting it again" in log.read_text(), timeout=60)
+    while_down(proc)
     private_server.start()
     app.extensions["pdam.runtime"].dispose()
     record(1)
     wait_for(lambda: status(1) == "accepted", timeout=60)
+    return proc
+
+
+@pytest.mark.slow
+def test_worker_comes_back_after_losing_the_database(
+    make_app, private_server, private_database, start_worker, tmp_path
+):
+    """The supervised worker (`python -m jobs`, the Procfile's) keeps posting across an outage."""
+    proc = post_across_an_outage(
+        make_app, private_server, private_database, start_worker, tmp_path / "worker.log", 6,
+        supervised=True, while_down=lambda proc: None,
+    )  # fmt: skip
     assert proc.poll() is None  # the supervisor is still there
 
 
@@ -148,33 +161,14 @@ def test_worker_process_survives_losing_the_database(
 ):
     """The worker process itself (``python -m jobs.worker``, no supervisor) outlives an outage:
     its run loop ends when the database goes, and it starts a new one in-process."""
-    url = private_database
-    app = make_app(DATABASE_URL=url)
-    with app.app_context(), runtime.transaction() as conn:
-        partners.add(conn, "00", "BANK1", SEALER)
-        import_bills(
-            conn, "".join(bill_line(f"7{i:011d}", "202001", 1000, 0, 0, bill_no=f"z{i}") for i in range(2))
-        )
-    log = tmp_path / "worker.log"
-    proc = start_worker(supervised=False, log=log, DATABASE_URL=url, DB_CONNECT_TIMEOUT=1)
 
-    def record(i):
-        with app.app_context(), runtime.transaction() as conn:
-            make_payment(conn, "00", f"7{i:011d}", f"v{i}", runtime.now())
+    def still_running(proc):
+        assert proc.poll() is None  # the same process, still running
 
-    def status(i):
-        with psycopg.connect(url) as conn:
-            return conn.execute("select status from payment where pid = %s", (f"v{i}",)).fetchone()[0]
-
-    record(0)
-    wait_for(lambda: status(0) == "accepted", timeout=30)
-    private_server.stop()
-    wait_for(lambda: "starting it again" in log.read_text(), timeout=60)
-    assert proc.poll() is None  # the same process, still running
-    private_server.start()
-    app.extensions["pdam.runtime"].dispose()
-    record(1)
-    wait_for(lambda: status(1) == "accepted", timeout=60)
+    proc = post_across_an_outage(
+        make_app, private_server, private_database, start_worker, tmp_path / "worker.log", 7,
+        supervised=False, while_down=still_running,
+    )  # fmt: skip
     assert proc.poll() is None
     proc.terminate()  # SIGTERM still stops it, gracefully and at once
     assert proc.wait(timeout=20) == 0
