@@ -31,16 +31,24 @@ logconfig_dict = DICT_CONFIG
 control_socket_disable = True
 
 
+def _runtime(server):
+    """The pdam runtime of the app gunicorn serves (loaded in the master: preload_app);
+    None for another WSGI app (bench/bare.py runs under these same settings)."""
+    return getattr(server.app.wsgi(), "extensions", {}).get("pdam.runtime")
+
+
 def on_starting(server):
     """Refuse to start when SECRET_KEYS cannot open the database's secrets (missing, or
     not the keys that sealed them): gunicorn prints the reason and exits 1. A database
     that cannot be reached now does not stop it: the check runs again on first use."""
     from pdam.infra.db import is_transient
     from pdam.infra.sealing import SealingError
-    from wsgi import app
 
+    runtime = _runtime(server)
+    if runtime is None:
+        return
     try:
-        app.extensions["pdam.runtime"].ready_database()
+        runtime.ready_database()
     except Exception as exc:
         if isinstance(exc, SealingError) or not is_transient(exc):
             raise
@@ -53,16 +61,16 @@ def pre_fork(server, worker):
     app built into the garbage collector's permanent generation: a worker's full
     collection no longer walks the app's ~90,000 objects (a 35 ms pause, the p99 of a
     route at 200 requests/s), and their pages stay shared with the master."""
-    from wsgi import app
-
-    app.extensions["pdam.runtime"].database  # noqa: B018
+    runtime = _runtime(server)
+    if runtime is not None:
+        runtime.database  # noqa: B018
     gc.freeze()
 
 
 def post_fork(server, worker):
-    from wsgi import app
-
-    app.extensions["pdam.runtime"].dispose()
+    runtime = _runtime(server)
+    if runtime is not None:
+        runtime.dispose()
 
 
 def child_exit(server, worker):

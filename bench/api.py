@@ -4,12 +4,18 @@ Creates a fresh database (on ``DATABASE_URL``'s server, else the embedded
 one), migrates it, seeds customers through the bills importer, issues partner
 tokens, starts the Procfile's web process (``gunicorn --config
 gunicorn.conf.py wsgi:app``, loopback only) and drives it with closed-loop
-keep-alive clients, one phase at a time:
+keep-alive clients, one phase at a time. Phases 1-3 run in ``--rounds`` rounds (5),
+one after the other in each round, so that the machine's drift hits them alike; a phase's
+share is taken within its round and the report gives the medians of the rounds' shares:
 
-1. ``GET /health/live``   the trivial route (no database): the machine's ceiling
-2. ``GET /tagihan/<cid>`` inquiry over seeded customers in random order
-3. ``POST /tagihan/<cid>`` payment, each with its own inquiry from phase 2,
-   all from one partner (its receipt-number counter row serialises them)
+0. ``GET /health/live`` on a bare Flask app (bench/bare.py) under the same gunicorn
+   settings: what Flask and gunicorn cost alone
+1. ``GET /health/live``   the product's trivial route (no database); its share is of
+   the bare app's
+2. ``GET /tagihan/<cid>`` inquiry over unpaid seeded customers in random order, by the
+   round's own partner
+3. ``POST /tagihan/<cid>`` payment, each with its own inquiry from phase 2, all from
+   the round's partner (its receipt-number counter row serialises them)
 4. ``POST /tagihan/<cid>`` payment spread over several partners (inquiries
    made beforehand, not measured)
 5. open loop: inquiries and payments sent at fixed rates (150/s and 50/s by
@@ -26,10 +32,10 @@ keep-alive clients, one phase at a time:
    ``PARTNER_RATE_LIMIT=0``.
 
 Reports requests/s, p50/p99 latency, errors (non-2xx, must be 0) and each
-route's requests/s as a share of the trivial route's in the same run. The
-database is dropped at the end.
+route's requests/s as a share (the trivial route's of the bare app's, the others' of the
+trivial route's); the targets are in bench/report.py. The database is dropped at the end.
 
-    .venv/bin/python bench/api.py [--duration 15] [--clients 32] [--json out.json]
+    .venv/bin/python bench/api.py [--rounds 5] [--duration 10] [--clients 32] [--json out.json]
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import asyncio
 import itertools
 import json
 import random
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -47,18 +54,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
 import loadgen  # noqa: E402
+import report  # noqa: E402
+from report import summarize  # noqa: E402
 
-TARGET_RATIO = {"inquiry": 0.30, "payment": 0.25}
-TARGET_P99_MS = 50.0
-TARGET_OPEN_P99_MS = 25.0
 MAX_PAYMENTS_PER_PARTNER = 9900  # a partner has 9,999 receipt numbers a day (WIB)
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--duration", type=float, default=15.0, help="seconds per measured phase (15)")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per measured phase (10)")
+    p.add_argument("--rounds", type=int, default=5, help="rounds of phases 1-4 (5)")
     p.add_argument("--clients", type=int, default=32, help="concurrent keep-alive clients (32)")
-    p.add_argument("--customers", type=int, default=20000, help="customers to seed, >= 10000 (20000)")
+    p.add_argument("--customers", type=int, default=30000, help="customers to seed, >= 10000 (30000)")
     p.add_argument("--partners", type=int, default=8, help="partners of the spread payment phase (8)")
     p.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before the phases (2)")
     p.add_argument("--no-spread", action="store_true", help="skip the several-partners payment phase")
@@ -78,33 +85,6 @@ def parse_args() -> argparse.Namespace:
     if args.customers < 10000:
         p.error("--customers must be at least 10000")
     return args
-
-
-def summarize(name: str, r: loadgen.PhaseResult, cpu: dict, trivial_rps: float | None) -> dict:
-    lat = sorted(r.latencies)
-    rps = r.requests / r.elapsed if r.elapsed > 0 else 0.0
-    return {
-        "route": name,
-        "requests": r.requests,
-        "seconds": round(r.elapsed, 2),
-        "rps": round(rps, 1),
-        "p50_ms": round(common.percentile(lat, 50) * 1000, 2),
-        "p99_ms": round(common.percentile(lat, 99) * 1000, 2),
-        "max_ms": round(lat[-1] * 1000, 2) if lat else None,
-        "errors": r.errors,
-        "error_samples": r.error_samples,
-        "ratio": round(rps / trivial_rps, 3) if trivial_rps else 1.0,
-        "ran_out": r.exhausted,
-        "client_cpu": round(cpu["client_cores"], 2),
-        "machine_busy": round(cpu["machine_busy"], 2),
-        # CPU milliseconds per request in gunicorn and in PostgreSQL; other = cores used by the rest
-        "web_cpu_ms": round(cpu["cpu_seconds"].get("web", 0.0) * 1000 / max(r.requests, 1), 2),
-        "db_cpu_ms": round(cpu["cpu_seconds"].get("postgres", 0.0) * 1000 / max(r.requests, 1), 2)
-        if common.CpuMeter.postmaster
-        else None,
-        "other_cores": round(cpu["cores"].get("other", 0.0), 2),
-        "lock_waits": cpu["lock_waits"],
-    }
 
 
 LOCK_SAMPLE = (
@@ -169,19 +149,29 @@ def repeat(req: bytes):
 
 
 async def trivial_and_inquiry(
-    web: common.Web, setup: common.Setup, order, args, label: str = "", tokens: dict | None = None
+    web: common.Web,
+    setup: common.Setup,
+    order,
+    args,
+    label: str = "",
+    tokens: dict | None = None,
+    code: str = "01",
+    bare_rps: float | None = None,
 ) -> list[dict]:
-    """Phases 1 and 2: the trivial route, then inquiries of partner 01 over ``order``."""
+    """The trivial route (its share: of ``bare_rps`` when given), then inquiries of partner
+    ``code`` over ``order`` (their share: of the trivial route just measured)."""
     live = loadgen.request("GET", "/health/live", web.port)
     common.log(f"trivial route{label}: GET /health/live for {args.duration:.0f} s")
     r, cpu = await measure(web, repeat(live), args, args.duration)
-    rows = [summarize(f"GET /health/live (trivial){label}", r, cpu, None)]
+    rows = [summarize(f"GET /health/live (trivial){label}", r, cpu, bare_rps) | {"kind": "trivial"}]
     common.log(f"inquiry{label}: GET /tagihan/<cid> for {args.duration:.0f} s")
-    inquiries = inquiry_requests(web.port, f"Bearer {setup.tokens['01']}", "01", order)
+    inquiries = inquiry_requests(web.port, f"Bearer {setup.tokens[code]}", code, order)
     r, cpu = await measure(
         web, inquiries, args, args.duration, token_collector(tokens) if tokens is not None else None
     )
-    rows.append(summarize(f"GET /tagihan/<cid> (inquiry){label}", r, cpu, rows[0]["rps"]))
+    rows.append(
+        summarize(f"GET /tagihan/<cid> (inquiry){label}", r, cpu, rows[0]["rps"]) | {"kind": "inquiry"}
+    )
     return rows
 
 
@@ -199,24 +189,32 @@ async def rate_limit_phases(off: common.Web, on: common.Web, setup: common.Setup
     for round_ in (1, 2):
         rows += await trivial_and_inquiry(off, setup, order, args, f" limit off #{round_}")
         rows += await trivial_and_inquiry(on, setup, order, args, f" limit on #{round_}")
-    return rows
+    return [row | {"kind": None} for row in rows]  # compared with each other, not with the rounds
 
 
-async def run_phases(web: common.Web, setup: common.Setup, cids: list[str], args) -> list[dict]:
+def round_partner(k: int) -> str:
+    """The partner of round ``k``'s inquiries and payments: one each, as a partner has 9,999
+    receipt numbers a day."""
+    return f"{50 + k:02d}"
+
+
+async def run_phases(
+    web: common.Web, bare: common.Web, setup: common.Setup, cids: list[str], args
+) -> list[dict]:
     port = web.port
     auth = {code: f"Bearer {tok}" for code, tok in setup.tokens.items()}
-    single, spread = "01", sorted(c for c in setup.tokens if c != "01")
+    single = "01"
+    spread = [f"{n:02d}" for n in range(2, 2 + args.partners)] if not args.no_spread else []
     index = {cid: k for k, cid in enumerate(cids)}
-
-    def inquiries(code: str, order):
-        return inquiry_requests(port, auth[code], code, order)
+    paid: set[str] = set()
 
     def payments(tokens: dict, limit_per_partner: int, tag: str = "c"):
         used: dict[str, int] = {}
         for n, ((code, cid), inq) in enumerate(tokens.items()):
-            if used.get(code, 0) >= limit_per_partner:
+            if used.get(code, 0) >= limit_per_partner or cid in paid:
                 continue
             used[code] = used.get(code, 0) + 1
+            paid.add(cid)
             body = json.dumps(
                 {
                     "inq": inq,
@@ -230,38 +228,51 @@ async def run_phases(web: common.Web, setup: common.Setup, cids: list[str], args
             headers = {"Authorization": auth[code], "Content-Type": "application/json"}
             yield loadgen.request("POST", f"/tagihan/{cid}", port, headers, body), cid
 
-    rows: list[dict] = []
-    health = loadgen.request("GET", "/health", port)
-
     order = cids[:]
     random.Random(args.seed).shuffle(order)
-    single_order = iter(order)
-    tokens: dict = {}
+    unpaid = (cid for cid in itertools.cycle(order) if cid not in paid)
 
-    common.log(f"warm-up {args.warmup:.0f} s (database health check, inquiry)")
-    await loadgen.run(port, repeat(health), clients=args.clients, duration=args.warmup / 2)
+    common.log(f"warm-up {args.warmup:.0f} s (bare app, database health check, inquiry)")
     await loadgen.run(
-        port,
-        inquiries(single, single_order),
+        bare.port,
+        repeat(loadgen.request("GET", "/health/live", bare.port)),
         clients=args.clients,
         duration=args.warmup / 2,
-        on_response=token_collector(tokens),
+    )
+    await loadgen.run(
+        port, repeat(loadgen.request("GET", "/health", port)), clients=args.clients, duration=args.warmup / 2
+    )
+    await loadgen.run(
+        port,
+        inquiry_requests(port, auth[single], single, unpaid),
+        clients=args.clients,
+        duration=args.warmup / 2,
     )
 
-    rows += await trivial_and_inquiry(web, setup, single_order, args, tokens=tokens)
-    trivial = rows[0]["rps"]
-
-    common.log(
-        f"payment, one partner: POST /tagihan/<cid> for {args.duration:.0f} s ({len(tokens)} inquiries ready)"
-    )
-    r, cpu = await measure(web, payments(tokens, MAX_PAYMENTS_PER_PARTNER), args, args.duration)
-    rows.append(summarize("POST /tagihan/<cid> (payment, 1 partner)", r, cpu, trivial))
-    paid_single = r.requests
-    args.rest = [cid for cid in order if (single, cid) not in tokens]  # not inquired yet, for phases 5 and 6
+    rows: list[dict] = []
+    for k in range(1, args.rounds + 1):
+        label = f" #{k}"
+        live = loadgen.request("GET", "/health/live", bare.port)
+        common.log(f"round {k}/{args.rounds}: bare Flask app, GET /health/live for {args.duration:.0f} s")
+        r, cpu = await measure(bare, repeat(live), args, args.duration)
+        base = summarize(f"GET /health/live (bare Flask){label}", r, cpu, None)
+        tokens: dict = {}
+        code = round_partner(k)
+        rows.append(base | {"kind": "bare"})
+        trivial_rows = await trivial_and_inquiry(web, setup, unpaid, args, label, tokens, code, base["rps"])
+        rows += trivial_rows
+        common.log(
+            f"round {k}: payment, one partner, for {args.duration:.0f} s ({len(tokens)} inquiries ready)"
+        )
+        r, cpu = await measure(web, payments(tokens, MAX_PAYMENTS_PER_PARTNER), args, args.duration)
+        row = summarize(f"POST /tagihan/<cid> (payment, 1 partner){label}", r, cpu, trivial_rows[0]["rps"])
+        rows.append(row | {"kind": "payment"})
+    trivial = statistics.median(row["rps"] for row in rows if row.get("kind") == "trivial")
+    args.rest = [cid for cid in order if cid not in paid]  # for phases 5 and 6
 
     if not args.no_spread and spread:
-        unused = [cid for cid in order if (single, cid) not in tokens]
-        want = min(len(unused), max(2000, int(paid_single * 1.5)), MAX_PAYMENTS_PER_PARTNER * len(spread))
+        unused = [cid for cid in order if cid not in paid]
+        want = min(len(unused), max(2000, int(row["requests"] * 1.5)), MAX_PAYMENTS_PER_PARTNER * len(spread))
         common.log(f"preparing {want} inquiries for {len(spread)} partners (not measured)")
 
         def spread_inquiries():
@@ -348,102 +359,12 @@ async def open_loop(
 
 
 RATE_LIMIT_ON = "1000000"  # requests a second: never refuses, every request takes a token
-TARGET_RATE_LIMIT_COST = 0.05
-
-
-def targets(rows: list[dict]) -> list[dict]:
-    checks = []
-
-    def share(which: str) -> float | None:
-        ratios = [
-            r["ratio"] for r in rows if r["route"].startswith(f"GET /tagihan/<cid> (inquiry) limit {which}")
-        ]
-        return sum(ratios) / len(ratios) if ratios else None
-
-    off, on = share("off"), share("on")
-    if off and on:
-        cost = 1 - on / off
-        checks.append(
-            {
-                "check": f"rate limit cost: inquiry share of trivial, limit on vs off, <= {TARGET_RATE_LIMIT_COST:.0%}",
-                "value": f"{off:.3f} off, {on:.3f} on: {cost:+.1%}",
-                "ok": cost <= TARGET_RATE_LIMIT_COST,
-            }
-        )
-    for row in rows:
-        kind = (
-            "payment" if row["route"].startswith("POST") else "inquiry" if "inquiry" in row["route"] else None
-        )
-        if kind is None or " limit " in row["route"]:
-            continue
-        if row.get("open_loop"):
-            checks.append(
-                {
-                    "check": f"{row['route']}: p99 < {TARGET_OPEN_P99_MS:.0f} ms, 0 errors",
-                    "value": f"p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, {row['errors']} errors",
-                    "ok": row["p99_ms"] < TARGET_OPEN_P99_MS and not row["errors"],
-                }
-            )
-            continue
-        checks.append(
-            {
-                "check": f"{row['route']}: req/s >= {TARGET_RATIO[kind]:.0%} of trivial",
-                "value": row["ratio"],
-                "ok": row["ratio"] >= TARGET_RATIO[kind],
-            }
-        )
-        checks.append(
-            {
-                "check": f"{row['route']}: p99 < {TARGET_P99_MS:.0f} ms",
-                "value": row["p99_ms"],
-                "ok": row["p99_ms"] < TARGET_P99_MS,
-            }
-        )
-    return checks
-
-
-def _waits(waits: dict) -> str:
-    return " ".join(f"{k} {v:.0%}" for k, v in sorted(waits.items())) or "-"
-
-
-def _num(value) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
-
-
-def print_report(info: dict, rows: list[dict], checks: list[dict]) -> None:
-    print()
-    for k, v in info.items():
-        print(f"{k:>12}: {v}")
-    print()
-    head = (
-        f"{'route':<42} {'requests':>8} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'ratio':>6}"
-    )
-    head += f" {'web cpu':>7} {'db cpu':>6} {'client':>6} {'others':>6} {'busy':>5}  lock waits"
-    print(head)
-    print("-" * len(head))
-    for r in rows:
-        note = "  (ran out of inquiries)" if r["ran_out"] else ""
-        print(
-            f"{r['route']:<42} {r['requests']:>8} {r['rps']:>8.0f} {r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f}"
-            f" {r['errors']:>6} {r['ratio']:>6.2f} {r['web_cpu_ms']:>7.2f} {_num(r['db_cpu_ms']):>6}"
-            f" {r['client_cpu']:>6.2f} {r['other_cores']:>6.2f} {r['machine_busy']:>5.0%}  {_waits(r['lock_waits'])}{note}"
-        )
-        for sample in r["error_samples"]:
-            print(f"    error: {sample}")
-    print()
-    print(
-        "web cpu / db cpu: CPU ms per request in gunicorn / in the database server (n/a: not on this host);"
-    )
-    print("client / others: cores used by the load generator / by every other process; busy: all cores;")
-    print("lock waits: share of busy database sessions found waiting for a row lock (row: the nob counter)")
-    print("or for the NOTIFY commit lock (notify: the job queue's trigger), sampled every 20 ms")
-    for c in checks:
-        print(f"{'PASS' if c['ok'] else 'MISS'}  {c['check']}: {c['value']}")
 
 
 def main() -> int:
     args = parse_args()
     codes = ["01"] + ([] if args.no_spread else [f"{n:02d}" for n in range(2, 2 + args.partners)])
+    codes += [round_partner(k) for k in range(1, args.rounds + 1)]
     args.log_dir.mkdir(parents=True, exist_ok=True)
     weblog = args.log_dir / "api-web.log"
     weblog.write_bytes(b"")
@@ -457,8 +378,8 @@ def main() -> int:
             cids = common.seed_customers(setup, args.customers)
             common.log(f"seeded in {time.perf_counter() - t:.1f} s; starting gunicorn (log: {weblog})")
             gconf = common.gunicorn_settings()
-            with common.web(setup, weblog) as web:
-                rows = asyncio.run(run_phases(web, setup, cids, args))
+            with common.web(setup, weblog) as web, common.web(setup, weblog, bare=True) as bare:
+                rows = asyncio.run(run_phases(web, bare, setup, cids, args))
                 if not args.no_rate_limit:
                     common.log(f"a second gunicorn with PARTNER_RATE_LIMIT={RATE_LIMIT_ON}")
                     with common.web(setup, weblog, PARTNER_RATE_LIMIT=RATE_LIMIT_ON) as limited:
@@ -466,7 +387,7 @@ def main() -> int:
                         unpaid = itertools.cycle(args.rest)
                         rows += asyncio.run(rate_limit_phases(web, limited, setup, unpaid, args))
             settings = common.server_settings(url)
-    checks = targets(rows)
+    checks = report.targets(rows)
     info = {
         "machine": common.machine_description(),
         "database": f"{where} ({settings})",
@@ -475,7 +396,7 @@ def main() -> int:
         "load": f"{args.clients} keep-alive clients, {args.duration:.0f} s per phase, {args.customers} customers",
         "total time": f"{time.time() - started:.0f} s",
     }
-    print_report(info, rows, checks)
+    report.print_report(info, rows, checks)
     if args.json:
         doc = json.dumps({"info": info, "rows": rows, "targets": checks}, indent=2)
         if args.json == "-":

@@ -54,10 +54,19 @@ JOB_STATUSES = ("todo", "doing", "failed", "cancelled", "aborting", "aborted")
 UNMATCHED = "(unmatched)"
 
 
+#: The labelled series of each (route, method, status) seen: ``labels()`` costs more than
+#: the count itself, and the set is small (routes x methods x statuses).
+_series: dict[tuple, tuple] = {}
+
+
 def observe(route: str | None, method: str, status: int, seconds: float) -> None:
-    route = route or UNMATCHED
-    REQUESTS.labels(route, method, str(status)).inc()
-    DURATION.labels(route).observe(seconds)
+    key = (route, method, status)
+    series = _series.get(key)
+    if series is None:
+        label = route or UNMATCHED
+        series = _series[key] = (REQUESTS.labels(label, method, str(status)), DURATION.labels(label))
+    series[0].inc()
+    series[1].observe(seconds)
 
 
 class DatabaseCollector:

@@ -15,6 +15,12 @@ request's own line, on the ``pdam.request`` logger:
 query strings (``pat``, ``pid``) and tokens never reach the log; nor do
 headers or bodies. ``partner`` is there once the partner is authenticated (never on a 401). ``duration_ms`` runs until
 the response starts (a streamed CSV report keeps streaming after it).
+
+It is WSGI middleware around the Flask app (``app.wsgi_app``), as ProxyFix is: every
+route pays for it, so it does its work where it is cheapest. The line and the HTTP
+metrics are written when the response starts (in ``start_response``, still inside the
+request: the matched rule is on werkzeug's request object in the environ), with no Flask
+hook and no context-local look-up.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import re
 import time
 import uuid
 
-from flask import Flask, Response, g, request
+from flask import Flask
 
 from ..infra import logs
 from . import metrics
@@ -35,48 +41,48 @@ HEADER = "X-Request-Id"
 SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
-def request_id() -> str | None:
-    """The current request's id (None outside a request)."""
-    return g.get("pdam_request_id")
-
-
 def identify(partner_code: str) -> None:
     """The request is the partner's: its lines say so from now on."""
     logs.bind(partner=partner_code)
 
 
-def _start() -> None:
-    incoming = request.headers.get(HEADER, "")
-    g.pdam_request_id = incoming if SANE_ID.fullmatch(incoming) else uuid.uuid4().hex
-    g.pdam_request_started = time.perf_counter()
-    g.pdam_log_token = logs.bind(request_id=g.pdam_request_id)
+class RequestLog:
+    """The request's id, its log line and its HTTP metrics, around ``wsgi_app``."""
 
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
 
-def _finish(response: Response) -> Response:
-    if "pdam_request_id" not in g:  # a failure before our before_request ran
-        _start()
-    response.headers[HEADER] = g.pdam_request_id
-    started = g.get("pdam_request_started")
-    rule = request.url_rule
-    record = {
-        "method": request.method,
-        "route": rule.rule if rule is not None else None,
-        "status": response.status_code,
-        "duration_ms": round((time.perf_counter() - started) * 1000, 1) if started else None,
-    }
-    log.info("request", extra=record)
-    metrics.observe(record["route"], request.method, response.status_code, time.perf_counter() - started)
-    return response
+    def __call__(self, environ, start_response):
+        incoming = environ.get("HTTP_X_REQUEST_ID", "")
+        request_id = incoming if SANE_ID.fullmatch(incoming) else uuid.uuid4().hex
+        started = time.perf_counter()
+        token = logs.bind(request_id=request_id)
 
+        def start(status: str, headers: list, exc_info=None):
+            headers.append((HEADER, request_id))
+            seconds = time.perf_counter() - started
+            request = environ.get("werkzeug.request")  # Flask's request, made for this environ
+            rule = request.url_rule if request is not None else None
+            route = rule.rule if rule is not None else None
+            code = int(status[:3])
+            method = environ["REQUEST_METHOD"]
+            log.info(
+                "request",
+                extra={
+                    "method": method,
+                    "route": route,
+                    "status": code,
+                    "duration_ms": round(seconds * 1000, 1),
+                },
+            )
+            metrics.observe(route, method, code, seconds)
+            return start_response(status, headers, exc_info)
 
-def _end(exc: BaseException | None) -> None:
-    token = g.pop("pdam_log_token", None)
-    if token is not None:
-        logs.unbind(token)
+        try:
+            return self.wsgi_app(environ, start)
+        finally:
+            logs.unbind(token)
 
 
 def init_app(app: Flask) -> None:
-    # First in line, so the id exists before any other hook can fail.
-    app.before_request_funcs.setdefault(None, []).insert(0, _start)
-    app.after_request(_finish)
-    app.teardown_request(_end)
+    app.wsgi_app = RequestLog(app.wsgi_app)
