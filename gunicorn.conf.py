@@ -13,7 +13,7 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
-from pdam.infra.logs import DICT_CONFIG  # noqa: E402
+from pdam.infra.logs import DICT_CONFIG, skip_unused_record_fields  # noqa: E402
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
@@ -27,6 +27,7 @@ preload_app = True
 accesslog = None
 # JSON lines, the app's and gunicorn's own (pdam/infra/logs.py).
 logconfig_dict = DICT_CONFIG
+skip_unused_record_fields()
 # No shared control socket: several web processes may run on one host.
 control_socket_disable = True
 

@@ -89,6 +89,18 @@ DICT_CONFIG = {
 }
 
 
+def skip_unused_record_fields() -> None:
+    """A log record gathers its caller's file and line, its thread's and its process's
+    name and id; no line of ours shows them, and gathering them is a third of what a
+    record costs (every request logs one). The logging HOWTO's "Optimization" section
+    names these switches for that."""
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+
+
 def configure() -> None:
     """JSON lines on stderr for this process (replaces any earlier set-up)."""
     logging.config.dictConfig(DICT_CONFIG)
+    skip_unused_record_fields()
