@@ -23,6 +23,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..core import errors, inquiry, payments, states
 from ..core.payments import wib_day
+from ..core.records import Payment
 from ..infra import logs
 from ..infra.db import INTEGRITY, is_transient
 from ..web import runtime
@@ -295,7 +296,7 @@ def _inquire(conn: sa.Connection, caller: auth.Caller, data: dict, now: dt.datet
 def _payment_data(
     caller: auth.Caller,
     body: dict,
-    payment: dict,
+    payment: Payment,
     shown: dict | None,
     refs: tuple[str | None, str | None],
     now_state: bool,
@@ -303,20 +304,25 @@ def _payment_data(
     """The payment's ``virtualAccountData``: as recorded (the payment route, also for a
     retry), or with its state now (``now_state``: the status route). ``refs``: the bank's
     ``referenceNo`` and ``trxDateTime`` of the request that recorded it."""
-    reversed_ = payment["reversed_at"] is not None
-    standing = not now_state or (payment["status"] != states.REJECTED and not reversed_)
+    reversed_ = payment.reversed_at is not None
+    standing = not now_state or (payment.status != states.REJECTED and not reversed_)
     if shown is None:  # the inquiry's snapshot is gone (a payment made before snapshots were kept)
         shown = {"customer": {"name": ""}, "bills": []}
     return {
         **_va(caller, body),
-        **payment,
+        "pid": payment.pid,
+        "amount": payment.amount,
+        "nob": payment.nob,
+        "pat": payment.pat,
+        "status": payment.status,
+        "reversed_at": payment.reversed_at,
         "flag": "00" if standing else "01",
         "flag_reason": SUCCESS
         if standing
-        else NOT_STANDING[states.REVERSED if reversed_ else payment["status"]],
+        else NOT_STANDING[states.REVERSED if reversed_ else payment.status],
         "name": shown["customer"]["name"],
         "bills": shown["bills"],
-        "total": payment["amount"],
+        "total": payment.amount,
         "reference_no": refs[0],
         "trx_date_time": refs[1],
     }
@@ -340,12 +346,12 @@ def _pay(conn: sa.Connection, caller: auth.Caller, data: dict, now: dt.datetime)
         ),
     )
     payment = result.payment
-    logs.bind(nob=payment["nob"])
+    logs.bind(nob=payment.nob)
     if result.replayed:  # the first request's values: the same answer again
-        refs = store.payment_refs(conn, payment["id"])
+        refs = store.payment_refs(conn, payment.id)
     else:
         refs = (body.get("reference_no"), body.get("trx_date_time"))
-        store.save_payment_refs(conn, payment["id"], *refs)
+        store.save_payment_refs(conn, payment.id, *refs)
     return PAYMENT_RESPONSE.dump(
         {
             "responseCode": f"200{codes.PAYMENT}00",
@@ -366,8 +372,8 @@ def _status(conn: sa.Connection, caller: auth.Caller, data: dict, now: dt.dateti
         raise codes.transaction_not_found()
     (reference,) = references
     payment, shown = payments.find_shown(conn, caller.partner_code, body["customer_no"], reference)
-    logs.bind(nob=payment["nob"])
-    refs = store.payment_refs(conn, payment["id"])
+    logs.bind(nob=payment.nob)
+    refs = store.payment_refs(conn, payment.id)
     return STATUS_RESPONSE.dump(
         {
             "responseCode": f"200{codes.STATUS}00",
