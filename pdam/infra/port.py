@@ -20,8 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import procrastinate
 import psycopg
@@ -34,8 +33,7 @@ T = TypeVar("T")
 Mode = Literal["all", "one", "scalar", "count"]
 
 
-@dataclass(frozen=True)
-class Fetch:
+class Fetch(NamedTuple):
     """Run ``statement`` with ``params``; the plan receives, by ``mode``: every row
     (``all``), the first row or None (``one``), its first column or None (``scalar``), or
     the row count of a change (``count``). ``alone``: as a transaction of its own
@@ -43,21 +41,20 @@ class Fetch:
     ``on``: another connection (the billing ledger's), None for the plan's own."""
 
     statement: sa.TextClause
-    params: Mapping = field(default_factory=dict)
+    params: Mapping
     mode: Mode = "all"
     alone: bool = False
     on: Any = None
 
 
-@dataclass(frozen=True)
-class Defer:
+class Defer(NamedTuple):
     """Defer job ``task`` in the plan's transaction; the plan receives the job id."""
 
     task: str
     queue: str
     lock: str | None = None
     schedule_in: dict | None = None
-    kwargs: Mapping = field(default_factory=dict)
+    kwargs: Mapping = {}
 
 
 Op = Fetch | Defer
@@ -130,10 +127,10 @@ class SyncDb:
             plan.close()
 
     def do(self, op: Op):
-        if isinstance(op, Defer):
+        if type(op) is Defer:
             return self.defer(op)
-        if not self.same(op.on):
-            return sync(op.on).do(Fetch(op.statement, op.params, op.mode, op.alone))
+        if op.on is not None and not self.same(op.on):
+            return sync(op.on).do(op._replace(on=None))
         conn = self.conn
         if op.alone and not conn.in_transaction():
             raw = driver_connection(conn)
@@ -184,7 +181,7 @@ class AsyncDb:
             plan.close()
 
     async def do(self, op: Op):
-        if isinstance(op, Defer):
+        if type(op) is Defer:
             job = _async_app.configure_task(op.task, **_job_options(op, self.conn))
             return await job.defer_async(**op.kwargs)
         if not self.same(op.on):
