@@ -122,8 +122,8 @@ def make_payment(
         inquiry_token=inq.token,
         reference=pid,
         merchant="1",
-        periods=tuple(b["period"] for b in inq.bills),
-        amount=sum(b["total"] for b in inq.bills),
+        periods=tuple(b.period for b in inq.bills),
+        amount=sum(b.total for b in inq.bills),
     )
     row = payments.accept(conn, partner, req, now, SEALER).payment
     if before_posting:

@@ -11,19 +11,19 @@ from ..infra import port
 from ..infra.port import Plan
 from ..infra.sql import queries
 from . import errors
+from .records import Bill, Customer, Shown
 
 Q = queries("inquiry")
 
 
 @dataclass(frozen=True)
 class Inquiry:
-    """What a partner is shown: the token, the customer (``id name address tariff``) and
-    the unpaid bills, oldest first (dicts of ``bill_no period meter_start meter_end usage
-    water admin_fee admin_vat late_fee installment total``: ``customer_bills_v1``'s)."""
+    """What a partner is shown: the token, the customer and the unpaid bills, oldest first
+    (records of what ``customer_bills_v1`` gives), until ``expires_at``."""
 
     token: str
-    customer: dict
-    bills: list[dict]
+    customer: Customer
+    bills: tuple[Bill, ...]
     expires_at: dt.datetime
 
 
@@ -85,7 +85,8 @@ def inquire(
     if not saved.bills:
         raise errors.NothingToPay("no unpaid bills")
     if saved.token is not None:
-        return Inquiry(saved.token, saved.customer, saved.bills, expires)
+        shown = Shown.from_json(saved.customer, saved.bills)
+        return Inquiry(saved.token, shown.customer, shown.bills, expires)
     # The reference is held by a row the statement could not take: a concurrent inquiry
     # with the same reference (committed meanwhile: answer it), another customer's, or a
     # paid one.
@@ -138,7 +139,8 @@ def by_reference(db: port.Db, partner_code: str, reference: str) -> Plan[Bound |
 
 
 def _from_row(row: Bound) -> Inquiry:
-    return Inquiry(row.token, row.snapshot["customer"], row.snapshot["bills"], row.expires_at)
+    shown = Shown.from_snapshot(row.snapshot)
+    return Inquiry(row.token, shown.customer, shown.bills, row.expires_at)
 
 
 @port.plan

@@ -19,7 +19,7 @@ from ..infra.port import Plan
 from ..infra.sealing import Sealer
 from ..infra.sql import queries
 from . import errors, inquiry
-from .records import Payment
+from .records import Payment, Shown
 
 WIB = ZoneInfo("Asia/Jakarta")
 Q = queries("payments")
@@ -58,8 +58,8 @@ class PaymentRequest:
 class Accepted:
     payment: Payment
     replayed: bool
-    #: What the inquiry it paid showed (``{"customer", "bills"}``), when asked for and still known.
-    shown: dict | None = None
+    #: What the inquiry it paid showed, when asked for and still known.
+    shown: Shown | None = None
 
 
 def wib_day(when: dt.datetime) -> dt.date:
@@ -204,7 +204,7 @@ def accept_inquiry(
     if existing is not None:
         payment = Payment.from_row(existing)
         if payment.customer_id == customer_id and payment.amount == amount:
-            return Accepted(payment, replayed=True, shown=existing.shown)
+            return Accepted(payment, replayed=True, shown=Shown.from_snapshot(existing.shown))
         raise errors.ReferenceReused(f"reference {reference} was already used for another payment")
     bound = yield from inquiry.by_reference.plan(db, partner_code, reference)
     if bound is None or bound.expires_at <= now:
@@ -222,7 +222,7 @@ def accept_inquiry(
         reference=reference,
     )
     result = yield from accept.plan(db, partner_code, req, now)
-    return Accepted(result.payment, result.replayed, shown=bound.snapshot)
+    return Accepted(result.payment, result.replayed, shown=Shown.from_snapshot(bound.snapshot))
 
 
 @port.plan
@@ -251,10 +251,12 @@ def find(
 
 
 @port.plan
-def find_shown(db: port.Db, partner_code: str, cid: str, reference: str) -> Plan[tuple[Payment, dict | None]]:
+def find_shown(
+    db: port.Db, partner_code: str, cid: str, reference: str
+) -> Plan[tuple[Payment, Shown | None]]:
     """This partner's payment ``reference`` of this customer, and what its inquiry showed
-    (``{"customer", "bills"}``; None when that snapshot is gone); else NotFound, as ``find``."""
+    (None when that snapshot is gone); else NotFound, as ``find``."""
     row = yield port.one(Q["find_shown"], {"partner": partner_code, "cid": cid, "pid": reference})
     if row is None:
         raise errors.NotFound("payment not found")
-    return Payment.from_row(row), row.shown
+    return Payment.from_row(row), Shown.from_snapshot(row.shown)

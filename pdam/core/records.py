@@ -132,5 +132,62 @@ class SnapClientKey:
     rate_wait: float
 
 
-for _cls in (Payment, Partner, PartnerListing):
+@dataclass(frozen=True, slots=True)
+class Customer:
+    """A customer as the billing ledger knows it (``tariff``: its class, e.g. ``10R``)."""
+
+    id: str
+    name: str
+    address: str
+    tariff: str
+
+    FIELDS = ()
+
+    @classmethod
+    def from_json(cls, values: dict) -> Customer:
+        return cls(**{name: values.get(name) for name in cls.FIELDS})
+
+
+@dataclass(frozen=True, slots=True)
+class Bill:
+    """An unpaid bill as an inquiry shows it: its number, period (``YYYYMM``), meter
+    readings and usage, and its amounts (``total`` is their sum, as the ledger derives it)."""
+
+    bill_no: str
+    period: str
+    meter_start: int
+    meter_end: int
+    usage: int
+    water: int
+    admin_fee: int
+    admin_vat: int
+    late_fee: int
+    installment: int
+    total: int
+
+    FIELDS = ()
+
+    @classmethod
+    def from_json(cls, values: dict) -> Bill:
+        return cls(**{name: values.get(name) for name in cls.FIELDS})
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """What an inquiry showed (its saved snapshot): the customer and the bills, oldest first."""
+
+    customer: Customer
+    bills: tuple[Bill, ...]
+
+    @classmethod
+    def from_json(cls, customer: dict, bills: list[dict]) -> Shown:
+        return cls(Customer.from_json(customer), tuple(Bill.from_json(bill) for bill in bills))
+
+    @classmethod
+    def from_snapshot(cls, snapshot: dict | None) -> Shown | None:
+        """``{"customer", "bills"}`` as stored with an inquiry (None: no snapshot)."""
+        return None if snapshot is None else cls.from_json(snapshot["customer"], snapshot["bills"])
+
+
+for _cls in (Payment, Partner, PartnerListing, Customer, Bill):
     type.__setattr__(_cls, "FIELDS", tuple(f.name for f in fields(_cls)))

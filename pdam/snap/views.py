@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..core import errors, inquiry, payments, states
 from ..core.payments import wib_day
-from ..core.records import Payment
+from ..core.records import Payment, Shown
 from ..infra import logs
 from ..infra.db import INTEGRITY, is_transient
 from ..web import runtime
@@ -281,12 +281,12 @@ def _inquire(conn: sa.Connection, caller: auth.Caller, data: dict, now: dt.datet
             "responseMessage": "Successful",
             "virtualAccountData": {
                 **_va(caller, body),
-                "name": customer["name"],
-                "address": customer["address"],
-                "tariff": customer["tariff"],
+                "name": customer.name,
+                "address": customer.address,
+                "tariff": customer.tariff,
                 "reference": body["reference"],
                 "bills": result.bills,
-                "total": sum(bill["total"] for bill in result.bills),
+                "total": sum(bill.total for bill in result.bills),
                 "fee": 0,
             },
         }
@@ -297,7 +297,7 @@ def _payment_data(
     caller: auth.Caller,
     body: dict,
     payment: Payment,
-    shown: dict | None,
+    shown: Shown | None,
     refs: tuple[str | None, str | None],
     now_state: bool,
 ) -> dict:
@@ -306,8 +306,6 @@ def _payment_data(
     ``referenceNo`` and ``trxDateTime`` of the request that recorded it."""
     reversed_ = payment.reversed_at is not None
     standing = not now_state or (payment.status != states.REJECTED and not reversed_)
-    if shown is None:  # the inquiry's snapshot is gone (a payment made before snapshots were kept)
-        shown = {"customer": {"name": ""}, "bills": []}
     return {
         **_va(caller, body),
         "pid": payment.pid,
@@ -320,8 +318,9 @@ def _payment_data(
         "flag_reason": SUCCESS
         if standing
         else NOT_STANDING[states.REVERSED if reversed_ else payment.status],
-        "name": shown["customer"]["name"],
-        "bills": shown["bills"],
+        # No snapshot: the inquiry's is gone (a payment made before snapshots were kept).
+        "name": shown.customer.name if shown else "",
+        "bills": shown.bills if shown else (),
         "total": payment.amount,
         "reference_no": refs[0],
         "trx_date_time": refs[1],

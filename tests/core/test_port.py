@@ -39,8 +39,8 @@ def request_for(shown: inquiry.Inquiry, protocol: str | None = "peti") -> paymen
     return payments.PaymentRequest(
         customer_id=CID,
         inquiry_token=shown.token,
-        amount=sum(bill["total"] for bill in shown.bills),
-        periods=tuple(bill["period"] for bill in shown.bills),
+        amount=sum(bill.total for bill in shown.bills),
+        periods=tuple(bill.period for bill in shown.bills),
         merchant="1",
         reference="pid-1",
         callback=payments.Callback(url=HOOK, token="Bearer t", protocol=protocol),
