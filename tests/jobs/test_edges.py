@@ -24,3 +24,18 @@ def test_the_worker_loads_the_edges_registrations_when_it_starts():
     assert res.returncode == 0, res.stderr
     # Imported: no edge, no protocol. Started: PeTi's protocol, still no web framework.
     assert res.stdout.splitlines() == ["[] ()", "[] ('peti',)"]
+
+
+def test_a_delivery_whose_protocol_no_edge_registered_is_failed_visibly(
+    partner_headers, example_bill, pay, receiver, app, run_sql
+):
+    """A configuration fault (the edge of the callback's protocol not loaded): nothing is
+    sent, the delivery is failed with the reason, and an operator can resend it."""
+    from tests.factories import deliver_pending
+
+    pay(partner_headers, x_async=receiver.url())
+    run_sql("update payment set callback_protocol = 'gone'")
+    assert deliver_pending(app, run_sql) == ["DeliveryFailed"]
+    assert receiver.calls == []
+    ((status, error),) = run_sql("select status, last_error from webhook_delivery")
+    assert status == "failed" and error.startswith("delivery error: UnknownProtocol")
