@@ -3,7 +3,8 @@ interface, a sync and an async implementation, so each core function is written 
 
 A core function that touches the database is a *plan*: a generator that yields what it
 needs done (``fetch`` rows, ``alone``: a statement as a transaction of its own, ``count``:
-a change's row count, ``defer``: a job) and receives the answer. ``@plan`` makes it
+a change's row count, ``defer``: a job, ``copy``: rows sent with COPY) and receives the
+answer. ``@plan`` makes it
 callable with a connection in front: a SQLAlchemy ``Connection`` (or a ``SyncDb``) runs it
 now and returns its value; an async psycopg connection (or an ``AsyncDb``) returns an
 awaitable of it. A plan calls another with ``yield from other.plan(db, ...)``.
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, Literal, NamedTuple, TypeVar
 
 import procrastinate
@@ -57,7 +58,17 @@ class Defer(NamedTuple):
     kwargs: Mapping = {}
 
 
-Op = Fetch | Defer
+class Copy(NamedTuple):
+    """``COPY ... from stdin`` of ``rows`` (tuples) in the plan's transaction; ``progress(n)``
+    is told every ``every`` rows sent. The plan receives None."""
+
+    statement: sa.TextClause
+    rows: Sequence[tuple]
+    progress: Callable[[int], None] | None = None
+    every: int = 10_000
+
+
+Op = Fetch | Defer | Copy
 Plan = Generator[Op, Any, T]
 
 
@@ -75,6 +86,15 @@ def scalar(statement: sa.TextClause, params: Mapping | None = None, *, alone: bo
 
 def count(statement: sa.TextClause, params: Mapping | None = None, *, on: Any = None):
     return Fetch(statement, params or {}, "count", False, on)
+
+
+def copy(statement: sa.TextClause, rows: Sequence[tuple], progress=None, every: int = 10_000) -> Copy:
+    return Copy(statement, rows, progress, every)
+
+
+def _chunks(op: Copy):
+    for start in range(0, len(op.rows), op.every):
+        yield op.rows[start : start + op.every]
 
 
 def defer(task: str, *, queue: str, lock: str | None = None, schedule_in: dict | None = None, **kwargs):
@@ -129,6 +149,8 @@ class SyncDb:
     def do(self, op: Op):
         if type(op) is Defer:
             return self.defer(op)
+        if type(op) is Copy:
+            return self.copy(op)
         if op.on is not None and not self.same(op.on):
             return sync(op.on).do(op._replace(on=None))
         conn = self.conn
@@ -153,6 +175,16 @@ class SyncDb:
             if raw.closed:  # lost: as SQLAlchemy does for its own statements, the pool replaces it
                 self.conn.invalidate()
             raise
+
+    def copy(self, op: Copy) -> None:
+        if not self.conn.in_transaction():
+            self.conn.begin()
+        with driver_connection(self.conn).cursor().copy(op.statement.text) as out:
+            for chunk in _chunks(op):
+                for row in chunk:
+                    out.write_row(row)
+                if op.progress:
+                    op.progress(len(chunk))
 
     def defer(self, op: Defer) -> int:
         if not self.conn.in_transaction():
@@ -184,6 +216,14 @@ class AsyncDb:
         if type(op) is Defer:
             job = _async_app.configure_task(op.task, **_job_options(op, self.conn))
             return await job.defer_async(**op.kwargs)
+        if type(op) is Copy:
+            async with self.conn.cursor() as cur, cur.copy(op.statement.text) as out:
+                for chunk in _chunks(op):
+                    for row in chunk:
+                        await out.write_row(row)
+                    if op.progress:
+                        op.progress(len(chunk))
+            return None
         if not self.same(op.on):
             raise ValueError("an async plan runs on one connection (the ledger in this database)")
         conn = self.conn

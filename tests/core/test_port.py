@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import io
 import json
 
 import psycopg
@@ -136,3 +137,27 @@ def test_the_registered_protocol_renders_the_body(rt, monkeypatch):
         webhooks.record(conn, accepted.payment, "created", NOW)
         conn.commit()
     assert deliveries(rt) == [("created", {"EVENT": "CREATED", "NOB": accepted.payment.nob})]
+
+
+def test_bills_are_imported_with_copy_on_either_driver(rt):
+    """``billing.import_rows`` (COPY into a staging table, then upserts) on the async driver
+    too, with progress reported by chunk."""
+    from pdam.core import billing
+    from tests.factories import CSV_HEADER
+
+    lines = "".join(bill_line(f"7{i:011d}", "202003") for i in range(5))
+    rows = billing.parse_csv(io.StringIO(CSV_HEADER + lines))
+    told = []
+
+    async def scenario():
+        async with await psycopg.AsyncConnection.connect(rt.database.url) as conn:
+            async with conn.transaction():
+                await billing.stage_rows(conn, rows, progress=told.append)
+                return await billing.apply_staged(conn, len(rows))
+
+    result = asyncio.run(scenario())
+    assert (result.bills, result.inserted, sum(told)) == (5, 5, 5)
+    with rt.database.engine.connect() as conn:
+        again = billing.import_rows(conn, rows)
+        conn.commit()
+    assert (again.inserted, again.updated) == (0, 5)
