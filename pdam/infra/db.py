@@ -27,6 +27,9 @@ TRANSIENT = (
     sa.exc.InterfaceError,
     sa.exc.TimeoutError,
     psycopg.OperationalError,
+    # What SQLAlchemy wraps as InterfaceError, raised by a statement of the port (straight on
+    # psycopg): the same failure.
+    psycopg.InterfaceError,
     procrastinate.exceptions.ConnectorException,
 )
 
