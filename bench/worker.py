@@ -99,7 +99,7 @@ def defer_noops(setup: common.Setup, count: int) -> None:
     import procrastinate
 
     with psycopg.connect(setup.url) as conn, conn.transaction():
-        # A deferring App of its own (no pool: the connection is given), as pdam.infra.queue does.
+        # A deferring App of its own (no pool: the connection is given), as pdam/infra/port.py does.
         deferrer = procrastinate.App(connector=procrastinate.SyncPsycopgConnector()).configure_task(
             "maintenance.noop", queue="maintenance", connection=conn
         )

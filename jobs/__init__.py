@@ -16,6 +16,7 @@ from collections.abc import Mapping
 import procrastinate
 import psycopg_pool
 
+import pdam
 from pdam.core.errors import Retry
 from pdam.infra import db, settings
 from pdam.infra.runtime import Runtime
@@ -24,8 +25,11 @@ _runtime: Runtime | None = None
 
 
 def configure(conf: Mapping | None = None) -> Runtime:
-    """The job server's runtime, from ``conf`` (default: the environment, read now)."""
+    """The job server's runtime, from ``conf`` (default: the environment, read now); the
+    edges' registrations are loaded (``pdam.EDGES``: the callback protocols the tasks
+    render and send through ``pdam.core.events``; ``jobs`` imports no edge itself)."""
     global _runtime
+    pdam.load_edges()
     _runtime = Runtime(settings.load() if conf is None else conf)
     return _runtime
 

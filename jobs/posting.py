@@ -1,12 +1,11 @@
-"""Posting: apply recorded payments to the billing ledger (the core's ``posting.post``),
-commit, report the outcome (callback, log line), decide retry or give up.
+"""Posting: apply recorded payments to the billing ledger and record the final callback
+(the core's ``posting.settle``), commit, log the outcome, decide retry or give up.
 
 The task is async: with the ledger in this database (the default) an attempt runs on a
 connection of the worker's own Procrastinate pool (``run_async``: no thread, no second
 pool, no SQLAlchemy on the hot path); with a separate ledger it runs the sync ``run`` in a
-thread. Both run the same statements (``post_payment_v1``/``finish_posting_v1``), record
-the final callback in the posting's transaction, and share the retry decision, the stuck
-flag and the log lines.
+thread. Both are thin drivers of the same core function (written once, on the port);
+they own the transactions and share the retry decision, the stuck flag and the log lines.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from pdam.core import errors, posting
 from pdam.infra import logs, queue
 from pdam.infra.db import rollback_quietly
 from pdam.infra.runtime import Runtime
-from pdam.peti import callbacks
 
 from . import RetryOnType, app, current
 
@@ -46,9 +44,7 @@ def run(rt: Runtime, payment_id: int, attempt: int) -> str:
             conn = stack.enter_context(db.engine.connect())
             ledger = stack.enter_context(db.ledger_engine.connect()) if db.separate_ledger else conn
             now = rt.now()
-            result = posting.post(conn, ledger, payment_id, now)
-            if result.payment is not None:
-                callbacks.enqueue(conn, result.payment, result.status, now)  # the final callback
+            result = posting.settle(conn, ledger, payment_id, now)
             if ledger is not conn:
                 ledger.commit()  # first the ledger: a crash before ours is recognised on retry
             conn.commit()
@@ -70,14 +66,11 @@ async def run_async(rt: Runtime, connect: Connect, payment_id: int, attempt: int
     (the worker's pool: ``app.connector.pool.connection``, which commits the block's work at
     its end and rolls it back on error): the posting and its final callback commit together.
     A payment without a callback is posted by one statement committed on its own
-    (``posting.post_async``): there is nothing else to commit with it.
+    (``posting.post``'s ``post_alone``): there is nothing else to commit with it.
     """
     try:
         async with connect() as conn:
-            now = rt.now()
-            result = await posting.post_async(conn, payment_id, now)
-            if result.payment is not None:
-                await callbacks.enqueue_async(conn, result.payment, result.status, now)  # the final callback
+            result = await posting.settle(conn, None, payment_id, rt.now())
     except Exception as exc:
         raise await asyncio.to_thread(_failed, exc, rt, payment_id, attempt) from exc
     _log_posted(result, payment_id, attempt)
@@ -102,7 +95,7 @@ def _failed(exc: Exception, rt: Runtime, payment_id: int, attempt: int) -> error
 def _log_posted(result: posting.Posted, payment_id: int, attempt: int) -> None:
     """The operators' line of a payment this run finished (none when it was final already)."""
     if result.payment is not None:
-        with logs.bound(nob=result.payment["nob"]):
+        with logs.bound(nob=result.payment.nob):
             log.info("posted", extra={"payment_id": payment_id, "outcome": result.status, "attempt": attempt})
 
 

@@ -1,5 +1,6 @@
 """Webhook delivery: one HTTP attempt of a recorded callback, recorded, with the retry
-decision (the core's delivery state, PeTi's wire format, infra's guarded client)."""
+decision (the core's delivery state, the wire format of the protocol the callback came
+through, from the core's ``events`` registry, infra's guarded client)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,10 @@ import time
 
 import procrastinate
 
-from pdam.core import errors, webhooks
+from pdam.core import errors, events, webhooks
 from pdam.infra import http, queue
 from pdam.infra.db import is_transient
 from pdam.infra.runtime import Runtime
-from pdam.peti import callbacks
 
 from . import RetryOnType, app, current
 
@@ -50,13 +50,14 @@ def _attempt(rt: Runtime, delivery_id: int, job_attempt: int) -> str:
     if row.status != webhooks.PENDING:  # a job run again after it finished: nothing to do
         return row.status
 
-    raw_body = callbacks.render(row.body)
+    protocol = events.protocol(row.protocol)
+    raw_body = protocol.render(row.body)
     attempted_at = rt.now()
     started = time.monotonic()
     outcome = http.send(
         row.url,
         raw_body,
-        callbacks.headers_for(row, raw_body, attempted_at),
+        protocol.headers(row, raw_body, attempted_at),
         timeout=settings["WEBHOOK_TIMEOUT_SECONDS"],
         allow_private=settings["WEBHOOK_ALLOW_PRIVATE_NETWORKS"],
     )

@@ -6,11 +6,24 @@ importing the package: the job server imports the core without loading the web f
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from flask import Flask
+
+#: The modules with which the edges register what the core asks of them (the callback
+#: protocols of ``pdam.core.events``). The web app imports them with its routes; the job
+#: server, which imports no edge itself, loads them when it starts (``load_edges``). An
+#: edge with callbacks adds its module here.
+EDGES = ("pdam.peti.callbacks",)
+
+
+def load_edges() -> None:
+    """Import the ``EDGES`` modules (their registrations run once, on first import)."""
+    for name in EDGES:
+        importlib.import_module(name)
 
 
 def openapi_document() -> dict:

@@ -112,24 +112,24 @@ def make_payment(
     *,
     post: bool = False,
     before_posting=None,
-) -> dict:
+):
     """A payment of every bill ``cid`` has unpaid, made through the domain code on ``conn``
     (payments and ledger in one database): an inquiry, its acceptance and, with ``post``,
-    its posting (``before_posting(conn)`` runs just before). Returns the payment row."""
+    its posting (``before_posting(conn)`` runs just before). Returns the payment (a record)."""
     inq = inquiry.inquire(conn, conn, partner, cid, now, 900)
     req = payments.PaymentRequest(
         customer_id=cid,
         inquiry_token=inq.token,
         reference=pid,
         merchant="1",
-        periods=tuple(b["period"] for b in inq.bills),
-        amount=sum(b["total"] for b in inq.bills),
+        periods=tuple(b.period for b in inq.bills),
+        amount=sum(b.total for b in inq.bills),
     )
     row = payments.accept(conn, partner, req, now, SEALER).payment
     if before_posting:
         before_posting(conn)
     if post:
-        posting.post(conn, conn, row["id"], now)
+        posting.post(conn, conn, row.id, now)
     return row
 
 

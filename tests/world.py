@@ -108,7 +108,7 @@ def build(app, private_key: str, pool: int = 0) -> World:
             with runtime.transaction() as conn:
                 row = make_payment(conn, partner, cid, f"pid-{key}", when, post=post, **kwargs)
                 out[(partner, state)] = Paid(
-                    partner, state, cid, row["pid"], row["pat"], row["nob"], row["inquiry_token"]
+                    partner, state, cid, row.pid, row.pat, row.nob, row.inquiry_token
                 )
                 return row
 
@@ -134,7 +134,7 @@ def build(app, private_key: str, pool: int = 0) -> World:
         )
         row = make("A-reversed", A, "reversed")
         with runtime.transaction() as conn:
-            reversal.reverse(conn, conn, A, row["customer_id"], row["pid"], row["pat"], now)
+            reversal.reverse(conn, conn, A, row.customer_id, row.pid, row.pat, now)
         make("A-old", A, "old", when=long_ago)
         make("B-created", B, "created", post=False)
         make("B-accepted", B, "accepted")

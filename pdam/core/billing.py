@@ -7,9 +7,8 @@ import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import sqlalchemy as sa
-
-from ..infra.db import driver_connection
+from ..infra import port
+from ..infra.port import Plan
 from ..infra.sql import queries
 from . import errors, ids
 
@@ -154,33 +153,31 @@ def _parse(reader, progress: Callable[[int], None]) -> list[tuple]:
     return rows
 
 
-def import_rows(conn: sa.Connection, rows: list[tuple]) -> ImportResult:
+@port.plan
+def import_rows(db: port.Db, rows: list[tuple]) -> Plan[ImportResult]:
     """Load validated rows in the caller's transaction: all or nothing."""
-    stage_rows(conn, rows)
-    return apply_staged(conn, len(rows))
+    yield from stage_rows.plan(db, rows)
+    return (yield from apply_staged.plan(db, len(rows)))
 
 
+@port.plan
 def stage_rows(
-    conn: sa.Connection, rows: list[tuple], progress: Callable[[int], None] = lambda n: None
-) -> None:
+    db: port.Db, rows: list[tuple], progress: Callable[[int], None] = lambda n: None
+) -> Plan[None]:
     """COPY validated rows into a temporary table of the caller's transaction (dropped at its
     end); ``progress(n)`` is told every PROGRESS_EVERY rows sent."""
-    raw = driver_connection(conn)
-    conn.execute(Q["no_statement_timeout"])
-    conn.execute(Q["create_staging"])
-    with raw.cursor().copy(Q["copy_staging"].text) as copy:
-        for start in range(0, len(rows), PROGRESS_EVERY):
-            for row in rows[start : start + PROGRESS_EVERY]:
-                copy.write_row(row)
-            progress(min(PROGRESS_EVERY, len(rows) - start))
+    yield port.count(Q["no_statement_timeout"])
+    yield port.count(Q["create_staging"])
+    yield port.copy(Q["copy_staging"], rows, progress, PROGRESS_EVERY)
 
 
-def apply_staged(conn: sa.Connection, count: int) -> ImportResult:
+@port.plan
+def apply_staged(db: port.Db, count: int) -> Plan[ImportResult]:
     """Check the staged rows against the ledger and apply them, or refuse them all."""
     # A bill of the file that exists paid, or whose bill_id or (cid, periode) belongs to
     # another bill. Two equi-joins (hash joins) rather than one join on "a or b", which
     # PostgreSQL can only run as a nested loop of index probes, one per imported row.
-    conflicts = conn.execute(Q["conflicts"], {"n": MAX_REPORTED_ERRORS}).all()
+    conflicts = yield port.fetch(Q["conflicts"], {"n": MAX_REPORTED_ERRORS})
     if conflicts:
         lines = []
         for c in conflicts:
@@ -194,8 +191,8 @@ def apply_staged(conn: sa.Connection, count: int) -> ImportResult:
                     f"line {c.line}: bill_id {c.bill_no} belongs to cid {c.customer_id} periode {c.period}"
                 )
         raise errors.Conflict("nothing imported:\n" + "\n".join(lines))
-    customers = conn.execute(Q["upsert_customers"]).rowcount
-    counts = conn.execute(Q["upsert_bills"]).one()
+    customers = yield port.count(Q["upsert_customers"])
+    counts = yield port.one(Q["upsert_bills"])
     if counts.inserted + counts.updated != count:
         # A bill was paid between the check and the upsert: refuse the whole file.
         raise errors.Conflict("nothing imported: a bill in the file was paid during the import")

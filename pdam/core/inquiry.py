@@ -7,37 +7,48 @@ import json
 import secrets
 from dataclasses import dataclass
 
-import sqlalchemy as sa
-
-from ..infra import db
+from ..infra import port
+from ..infra.port import Plan
 from ..infra.sql import queries
 from . import errors
+from .records import Bill, Customer, Shown
 
 Q = queries("inquiry")
 
 
 @dataclass(frozen=True)
 class Inquiry:
-    """What a partner is shown: the token, the customer (``id name address tariff``) and
-    the unpaid bills, oldest first (dicts of ``bill_no period meter_start meter_end usage
-    water admin_fee admin_vat late_fee installment total``: ``customer_bills_v1``'s)."""
+    """What a partner is shown: the token, the customer and the unpaid bills, oldest first
+    (records of what ``customer_bills_v1`` gives), until ``expires_at``."""
 
     token: str
-    customer: dict
-    bills: list[dict]
+    customer: Customer
+    bills: tuple[Bill, ...]
     expires_at: dt.datetime
 
 
+@dataclass(frozen=True)
+class Bound:
+    """An inquiry bound to a partner's reference, as saved: its ``snapshot`` is what it
+    showed (``{"customer", "bills"}``)."""
+
+    token: str
+    customer_id: str
+    snapshot: dict
+    expires_at: dt.datetime
+
+
+@port.plan
 def inquire(
-    conn: sa.Connection,
-    ledger: sa.Connection,
+    db: port.Db,
+    ledger,
     partner_code: str,
     cid: str,
     now: dt.datetime,
     ttl: int,
     reference: str | None = None,
     max_bills: int | None = None,
-) -> Inquiry:
+) -> Plan[Inquiry]:
     """The customer and unpaid bills, saved under a new token for ``ttl`` seconds: one
     statement with the ledger in this database, else a read of the ledger and one statement
     of ours; each is atomic on its own (no transaction needed; they run in the caller's
@@ -56,7 +67,7 @@ def inquire(
     if max_bills is not None and reference is None:
         raise ValueError("max_bills needs a reference")
     if reference is not None:
-        known = by_reference(conn, partner_code, reference)
+        known = yield from by_reference.plan(db, partner_code, reference)
         if known is not None:
             if known.customer_id != cid:
                 raise _reused(reference)
@@ -65,21 +76,21 @@ def inquire(
     token = secrets.token_hex(16)
     expires = now + dt.timedelta(seconds=ttl)
     params = {"token": token, "partner": partner_code, "cid": cid, "now": now, "expires": expires}
-    if reference is None and ledger is conn:  # one statement: read, filter, save
-        found = db.rows_alone(conn, Q["inquire"], params)
+    if reference is None and db.same(ledger):  # one statement: read, filter, save
+        saved = yield port.one(Q["inquire"], params, alone=True)
     else:
-        found = _save_from_ledger(conn, ledger, params, reference, max_bills)
-    if not found:
+        saved = yield from _save_from_ledger(ledger, params, reference, max_bills)
+    if saved is None:
         raise errors.UnknownCustomer("customer not found")
-    saved = found[0]
     if not saved.bills:
         raise errors.NothingToPay("no unpaid bills")
     if saved.token is not None:
-        return Inquiry(saved.token, saved.customer, saved.bills, expires)
+        shown = Shown.from_json(saved.customer, saved.bills)
+        return Inquiry(saved.token, shown.customer, shown.bills, expires)
     # The reference is held by a row the statement could not take: a concurrent inquiry
     # with the same reference (committed meanwhile: answer it), another customer's, or a
     # paid one.
-    known = by_reference(conn, partner_code, reference)
+    known = yield from by_reference.plan(db, partner_code, reference)
     if known is None:
         raise errors.Conflict("a concurrent request changed the same data")
     if known.customer_id != cid:
@@ -89,39 +100,49 @@ def inquire(
     raise errors.AlreadyPaid(f"the inquiry with reference {reference} was already paid")
 
 
-def _save_from_ledger(
-    conn: sa.Connection, ledger: sa.Connection, params: dict, reference: str | None, max_bills: int | None
-) -> list:
+def _save_from_ledger(ledger, params: dict, reference: str | None, max_bills: int | None) -> Plan:
     """``inquire``'s statement in two: the ledger's read (its own database, or a bound
-    inquiry's), then ours, with or without the reference; the same rows."""
-    found = db.rows_alone(ledger, Q["bills"], {"cid": params["cid"]})
-    if not found:
-        return []
-    params = params | {"customer": json.dumps(found[0].customer), "bills": json.dumps(found[0].bills)}
+    inquiry's), then ours, with or without the reference; the same row."""
+    found = yield port.one(Q["bills"], {"cid": params["cid"]}, alone=True, on=ledger)
+    if found is None:
+        return None
+    params = params | {"customer": json.dumps(found.customer), "bills": json.dumps(found.bills)}
     if reference is None:
-        return db.rows_alone(conn, Q["save"], params)
-    return db.rows_alone(
-        conn, Q["save_with_reference"], params | {"reference": reference, "max_bills": max_bills}
+        return (yield port.one(Q["save"], params, alone=True))
+    return (
+        yield port.one(
+            Q["save_with_reference"], params | {"reference": reference, "max_bills": max_bills}, alone=True
+        )
     )
 
 
-def customer_exists(ledger: sa.Connection, cid: str) -> bool:
+@port.plan
+def customer_exists(ledger: port.Db, cid: str) -> Plan[bool]:
     """Whether the ledger knows customer ``cid`` (a read of ``customer_bills_v1``)."""
-    return bool(db.rows_alone(ledger, Q["bills"], {"cid": cid}))
+    return (yield from knows_customer(None, cid))
+
+
+def knows_customer(ledger, cid: str) -> Plan[bool]:
+    """``customer_exists`` in another plan: on ``ledger`` (None: the plan's own connection)."""
+    return (yield port.one(Q["bills"], {"cid": cid}, alone=True, on=ledger)) is not None
 
 
 def _reused(reference: str) -> errors.ReferenceReused:
     return errors.ReferenceReused(f"reference {reference} was already used for another customer")
 
 
-def by_reference(conn: sa.Connection, partner_code: str, reference: str) -> sa.Row | None:
+@port.plan
+def by_reference(db: port.Db, partner_code: str, reference: str) -> Plan[Bound | None]:
     """The partner's inquiry bound to ``reference`` (live or expired), if it still exists."""
-    return conn.execute(Q["by_reference"], {"partner": partner_code, "reference": reference}).one_or_none()
+    row = yield port.one(Q["by_reference"], {"partner": partner_code, "reference": reference})
+    return None if row is None else Bound(row.token, row.customer_id, row.snapshot, row.expires_at)
 
 
-def _from_row(row: sa.Row) -> Inquiry:
-    return Inquiry(row.token, row.snapshot["customer"], row.snapshot["bills"], row.expires_at)
+def _from_row(row: Bound) -> Inquiry:
+    shown = Shown.from_snapshot(row.snapshot)
+    return Inquiry(row.token, shown.customer, shown.bills, row.expires_at)
 
 
-def purge_expired(conn: sa.Connection, now: dt.datetime) -> int:
-    return conn.execute(Q["purge_expired"], {"now": now}).rowcount
+@port.plan
+def purge_expired(db: port.Db, now: dt.datetime) -> Plan[int]:
+    return (yield port.count(Q["purge_expired"], {"now": now}))

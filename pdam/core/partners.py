@@ -1,14 +1,15 @@
-"""Partners (mitra): plain functions on a connection; the caller commits."""
+"""Partners (mitra): plans on the port (``infra/port.py``); the caller commits."""
 
 from __future__ import annotations
 
 import secrets
 
-import sqlalchemy as sa
-
+from ..infra import port
+from ..infra.port import Plan
 from ..infra.sealing import Sealer
 from ..infra.sql import queries
 from . import errors, ids
+from .records import Partner, PartnerListing
 
 Q = queries("partners")
 
@@ -17,37 +18,47 @@ def new_secret() -> str:
     return secrets.token_hex(32)
 
 
-def add(conn: sa.Connection, code: str, name: str, sealer: Sealer) -> None:
+@port.plan
+def add(db: port.Db, code: str, name: str, sealer: Sealer) -> Plan[None]:
     """A new partner with a new webhook signing secret (stored sealed)."""
     if not ids.matches(ids.PARTNER_CODE, code):
         raise errors.Invalid("partner code must be two digits")
     if not 1 <= len(name) <= 64:
         raise errors.Invalid("partner name must be 1..64 characters")
-    if not conn.execute(Q["add"], {"code": code, "name": name, "secret": sealer.seal(new_secret())}).rowcount:
+    if not (yield port.count(Q["add"], {"code": code, "name": name, "secret": sealer.seal(new_secret())})):
         raise errors.Conflict(f"partner {code} already exists")
 
 
-def get(conn: sa.Connection, code: str) -> sa.Row:
-    row = conn.execute(Q["get"], {"code": code}).one_or_none()
+def _row(code: str) -> Plan:
+    """The partner's row (its sealed secret included: never handed out), else NotFound."""
+    row = yield port.one(Q["get"], {"code": code})
     if row is None:
         raise errors.NotFound(f"partner {code} does not exist")
     return row
 
 
-def set_active(conn: sa.Connection, code: str, active: bool) -> None:
-    get(conn, code)
-    conn.execute(Q["set_active"], {"active": active, "code": code})
+@port.plan
+def get(db: port.Db, code: str) -> Plan[Partner]:
+    return Partner.from_row((yield from _row(code)))
 
 
-def all_partners(conn: sa.Connection) -> list[sa.Row]:
-    return conn.execute(Q["all"]).all()
+@port.plan
+def set_active(db: port.Db, code: str, active: bool) -> Plan[None]:
+    yield from _row(code)
+    yield port.count(Q["set_active"], {"active": active, "code": code})
 
 
-def secret(conn: sa.Connection, code: str, sealer: Sealer, rotate: bool = False) -> str:
+@port.plan
+def all_partners(db: port.Db) -> Plan[list[PartnerListing]]:
+    return [PartnerListing.from_row(row) for row in (yield port.fetch(Q["all"]))]
+
+
+@port.plan
+def secret(db: port.Db, code: str, sealer: Sealer, rotate: bool = False) -> Plan[str]:
     """The partner's webhook signing secret (a new one with ``rotate``), opened."""
+    row = yield from _row(code)
     if rotate:
-        get(conn, code)
         value = new_secret()
-        conn.execute(Q["set_secret"], {"secret": sealer.seal(value), "code": code})
+        yield port.count(Q["set_secret"], {"secret": sealer.seal(value), "code": code})
         return value
-    return sealer.open(get(conn, code).webhook_secret)
+    return sealer.open(row.webhook_secret)

@@ -14,12 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
-
-from ..infra import db, queue
+from ..infra import port, queue
+from ..infra.port import Plan
 from ..infra.sealing import Sealer
 from ..infra.sql import queries
 from . import errors, inquiry
+from .records import Payment, Shown
 
 WIB = ZoneInfo("Asia/Jakarta")
 Q = queries("payments")
@@ -27,12 +27,14 @@ Q = queries("payments")
 
 @dataclass(frozen=True)
 class Callback:
-    """Where and how to report this payment: a URL, a token for the receiver, and the
-    request's own authorization (sent when no token is given)."""
+    """Where and how to report this payment: a URL, a token for the receiver, the
+    request's own authorization (sent when no token is given), and the protocol (the name
+    an edge registered in ``events``) that renders and sends its events."""
 
     url: str | None = None
     token: str | None = None
     authorization: str | None = None
+    protocol: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,10 +56,10 @@ class PaymentRequest:
 
 @dataclass(frozen=True)
 class Accepted:
-    payment: dict  # the payment's row
+    payment: Payment
     replayed: bool
-    #: What the inquiry it paid showed (``{"customer", "bills"}``), when asked for and still known.
-    shown: dict | None = None
+    #: What the inquiry it paid showed, when asked for and still known.
+    shown: Shown | None = None
 
 
 def wib_day(when: dt.datetime) -> dt.date:
@@ -75,7 +77,7 @@ def new_pat() -> str:
     return secrets.token_hex(10).upper()
 
 
-def same_request(payment: sa.Row, req: PaymentRequest) -> bool:
+def same_request(payment: Payment, req: PaymentRequest) -> bool:
     """Whether ``payment`` was recorded for this very request (a retry)."""
     return (
         payment.customer_id == req.customer_id
@@ -86,19 +88,19 @@ def same_request(payment: sa.Row, req: PaymentRequest) -> bool:
     )
 
 
+@port.plan
 def accept(
-    conn: sa.Connection,
+    db: port.Db,
     partner_code: str,
     req: PaymentRequest,
     now: dt.datetime,
     sealer: Sealer | None = None,
-) -> Accepted:
+) -> Plan[Accepted]:
     """Record ``req`` and enqueue its posting, or say precisely why not (contract order).
     A callback's token and the request's authorization are stored sealed by ``sealer``
     (required when the request has a callback)."""
     periods = sorted(req.periods)
-    (check,) = db.rows(
-        conn,
+    check = yield port.one(
         Q["checks"],
         {
             "partner": partner_code,
@@ -112,9 +114,11 @@ def accept(
 
     # 1. The partner's reference: an idempotent replay or a conflict, before any inquiry check.
     if check.existing_id is not None:
-        existing = conn.execute(Q["by_pid"], {"partner": partner_code, "pid": req.reference}).one()
+        existing = Payment.from_row(
+            (yield port.one(Q["by_pid"], {"partner": partner_code, "pid": req.reference}))
+        )
         if same_request(existing, req):
-            return Accepted(existing._asdict(), replayed=True)
+            return Accepted(existing, replayed=True)
         raise errors.ReferenceReused(f"pid {req.reference} was already used for another payment")
 
     # 2. The inquiry: known, alive and this partner's.
@@ -149,8 +153,7 @@ def accept(
             sealer.seal_optional(callback.token),
             sealer.seal_optional(callback.authorization),
         )
-    recorded = db.rows(
-        conn,
+    recorded = yield port.one(
         Q["record"],
         {
             "partner": partner_code,
@@ -164,27 +167,29 @@ def accept(
             "pat": new_pat(),
             "now": now,
             "callback_url": callback.url,
+            "callback_protocol": callback.protocol if callback.url else None,
             "callback_token": token,
             "authorization": authorization,
         },
     )
-    if not recorded:
+    if recorded is None:
         raise _numbers_used_up(partner_code, day)
-    payment = recorded[0]._asdict()
-    queue.defer(conn, queue.POST_PAYMENT, queue=queue.POSTING_QUEUE, payment_id=payment["id"])
+    payment = Payment.from_row(recorded)
+    yield port.defer(queue.POST_PAYMENT, queue=queue.POSTING_QUEUE, payment_id=payment.id)
     return Accepted(payment, replayed=False)
 
 
+@port.plan
 def accept_inquiry(
-    conn: sa.Connection,
+    db: port.Db,
     partner_code: str,
     customer_id: str,
     reference: str,
     amount: int,
     merchant: str,
     now: dt.datetime,
-    ledger: Callable[[], sa.Connection] | None = None,
-) -> Accepted:
+    ledger: Callable[[], object] | None = None,
+) -> Plan[Accepted]:
     """Pay every bill of the partner's live inquiry bound to ``reference``, recorded with
     ``reference`` as the payment's own (one transaction with its posting job, as ``accept``).
 
@@ -195,16 +200,15 @@ def accept_inquiry(
     UnknownCustomer when the customer does not exist at all. The answer carries what the
     inquiry showed (``shown``).
     """
-    existing = conn.execute(Q["by_pid_shown"], {"partner": partner_code, "pid": reference}).one_or_none()
+    existing = yield port.one(Q["by_pid_shown"], {"partner": partner_code, "pid": reference})
     if existing is not None:
-        payment = existing._asdict()
-        shown = payment.pop("shown")
-        if payment["customer_id"] == customer_id and payment["amount"] == amount:
-            return Accepted(payment, replayed=True, shown=shown)
+        payment = Payment.from_row(existing)
+        if payment.customer_id == customer_id and payment.amount == amount:
+            return Accepted(payment, replayed=True, shown=Shown.from_snapshot(existing.shown))
         raise errors.ReferenceReused(f"reference {reference} was already used for another payment")
-    bound = inquiry.by_reference(conn, partner_code, reference)
+    bound = yield from inquiry.by_reference.plan(db, partner_code, reference)
     if bound is None or bound.expires_at <= now:
-        if ledger is not None and not inquiry.customer_exists(ledger(), customer_id):
+        if ledger is not None and not (yield from inquiry.knows_customer(ledger(), customer_id)):
             raise errors.UnknownCustomer("customer not found")
         raise errors.InquiryNotFound(f"no live inquiry with reference {reference}")
     if bound.customer_id != customer_id:
@@ -217,12 +221,13 @@ def accept_inquiry(
         merchant=merchant,
         reference=reference,
     )
-    result = accept(conn, partner_code, req, now)
-    return Accepted(result.payment, result.replayed, shown=bound.snapshot)
+    result = yield from accept.plan(db, partner_code, req, now)
+    return Accepted(result.payment, result.replayed, shown=Shown.from_snapshot(bound.snapshot))
 
 
+@port.plan
 def find(
-    conn: sa.Connection,
+    db: port.Db,
     partner_code: str,
     cid: str,
     *,
@@ -230,26 +235,28 @@ def find(
     reference: str | None = None,
     pat: str | None = None,
     inquiry_token: str | None = None,
-) -> dict:
+) -> Plan[Payment]:
     """One payment of this partner and customer, by nob or reference (+pat or +inquiry
     token); else NotFound.
 
     Another partner's payment is indistinguishable from one that does not exist.
     """
-    row = conn.execute(
+    row = yield port.one(
         Q["find"],
         {"partner": partner_code, "cid": cid, "nob": nob, "pid": reference, "pat": pat, "inq": inquiry_token},
-    ).one_or_none()
+    )
     if row is None:
         raise errors.NotFound("payment not found")
-    return row._asdict()
+    return Payment.from_row(row)
 
 
-def find_shown(conn: sa.Connection, partner_code: str, cid: str, reference: str) -> tuple[dict, dict | None]:
+@port.plan
+def find_shown(
+    db: port.Db, partner_code: str, cid: str, reference: str
+) -> Plan[tuple[Payment, Shown | None]]:
     """This partner's payment ``reference`` of this customer, and what its inquiry showed
-    (``{"customer", "bills"}``; None when that snapshot is gone); else NotFound, as ``find``."""
-    row = conn.execute(Q["find_shown"], {"partner": partner_code, "cid": cid, "pid": reference}).one_or_none()
+    (None when that snapshot is gone); else NotFound, as ``find``."""
+    row = yield port.one(Q["find_shown"], {"partner": partner_code, "cid": cid, "pid": reference})
     if row is None:
         raise errors.NotFound("payment not found")
-    payment = row._asdict()
-    return payment, payment.pop("shown")
+    return Payment.from_row(row), Shown.from_snapshot(row.shown)

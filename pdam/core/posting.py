@@ -9,8 +9,9 @@ database) recognises "already paid by this payment".
 With one database, posting is one statement (``post_payment_v1``); with a
 separate ledger the same functions run in three steps, the bills paid in the
 ledger passed to the last one. Either way the outcome rules exist once, in
-``finish_posting_v1`` (sql/005_functions.sql). The job server runs the one-database
-case on its own async connection (``post_async``: the same function).
+``finish_posting_v1`` (sql/005_functions.sql). Each function here is written once, as a
+plan (``infra/port.py``): the job server runs ``post`` on its own async connection, a
+separate ledger's run and the CLI on SQLAlchemy connections.
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-import psycopg
-import sqlalchemy as sa
-
-from ..infra import adb, queue
+from ..infra import port, queue
+from ..infra.port import Plan
 from ..infra.sql import queries
-from . import errors, states
+from . import errors, states, webhooks
+from .records import Payment
 
 Q = queries("posting")
 BILL_COLUMNS = (
@@ -45,45 +45,49 @@ class PaymentMissing(errors.GiveUp):
 
 @dataclass(frozen=True)
 class Posted:
-    """``was`` is the payment's status before this run; ``payment`` is its row when this
+    """``was`` is the payment's status before this run; ``payment`` is the payment when this
     run finished it (None when it was final already: nothing changed)."""
 
     was: str
-    payment: dict | None
+    payment: Payment | None
 
     @property
     def status(self) -> str:
-        return self.payment["status"] if self.payment else self.was
+        return self.payment.status if self.payment else self.was
 
 
-def post(conn: sa.Connection, ledger: sa.Connection, payment_id: int, now: dt.datetime) -> Posted:
-    """Apply payment ``payment_id``. With a separate ledger the caller commits ``ledger``
-    before ``conn``."""
-    if ledger is conn:
-        row = conn.execute(Q["post"], {"id": payment_id, "now": now}).one_or_none()
-    else:
-        row = _post_to_separate_ledger(conn, ledger, payment_id, now)
-    if row is not None:
-        return Posted(states.CREATED, row._asdict())
-    return _unchanged(payment_id, conn.execute(Q["status"], {"id": payment_id}).scalar())
+@port.plan
+def post(db: port.Db, ledger, payment_id: int, now: dt.datetime) -> Plan[Posted]:
+    """Apply payment ``payment_id``; ``ledger``: the billing ledger's connection (None, or
+    the same connection: the ledger is in this database). With a separate ledger the
+    caller commits ``ledger`` before ``db``.
 
-
-async def post_async(conn: psycopg.AsyncConnection, payment_id: int, now: dt.datetime) -> Posted:
-    """``post`` with the ledger in this database, on an async psycopg connection (the job
-    server's own, no transaction open): the same function, rows as dicts.
-
-    A payment without a callback has nothing to record with its outcome: it is posted by
-    one statement that commits by itself (``post_alone``, one round trip instead of
-    three). Any other payment is posted in the caller's transaction, which the caller
-    commits with the callback it records."""
+    With the ledger in this database, a payment without a callback has nothing to record
+    with its outcome: it is posted by one statement that commits by itself (``post_alone``,
+    one round trip instead of three, when no transaction is open yet). Any other payment is
+    posted in the caller's transaction, which the caller commits with the callback it
+    records (``finish``)."""
     params = {"id": payment_id, "now": now}
-    found = await adb.rows_alone(conn, Q["post_alone"], params)
-    if not found:
-        found = await adb.rows(conn, Q["post"], params)
-    if found:
-        return Posted(states.CREATED, found[0])
-    status = await adb.rows(conn, Q["status"], {"id": payment_id})
-    return _unchanged(payment_id, status[0]["status"] if status else None)
+    if db.same(ledger):
+        row = yield port.one(Q["post_alone"], params, alone=True)
+        if row is None:
+            row = yield port.one(Q["post"], params)
+    else:
+        row = yield from _post_to_separate_ledger(ledger, payment_id, now)
+    if row is not None:
+        return Posted(states.CREATED, Payment.from_row(row))
+    return _unchanged(payment_id, (yield port.scalar(Q["status"], {"id": payment_id})))
+
+
+@port.plan
+def settle(db: port.Db, ledger, payment_id: int, now: dt.datetime) -> Plan[Posted]:
+    """``post``, and the final callback of a payment this run finished, recorded in the
+    posting's transaction (the job server's attempt; the caller commits, a separate
+    ``ledger`` first)."""
+    result = yield from post.plan(db, ledger, payment_id, now)
+    if result.payment is not None:
+        yield from webhooks.record.plan(db, result.payment, result.status, now)
+    return result
 
 
 def _unchanged(payment_id: int, was: str | None) -> Posted:
@@ -96,32 +100,33 @@ def _unchanged(payment_id: int, was: str | None) -> Posted:
     return Posted(was, None)  # final already: a job that runs twice changes nothing
 
 
-def _post_to_separate_ledger(conn: sa.Connection, ledger: sa.Connection, payment_id: int, now: dt.datetime):
-    payment = conn.execute(Q["lock"], {"id": payment_id}).one_or_none()
+def _post_to_separate_ledger(ledger, payment_id: int, now: dt.datetime) -> Plan:
+    payment = yield port.one(Q["lock"], {"id": payment_id})
     if payment is None or payment.status != states.CREATED:
         return None
-    bills = ledger.execute(
+    bills = yield port.fetch(
         Q["pay_bills"],
         {"nob": payment.nob, "customer_id": payment.customer_id, "periods": payment.periods, "now": now},
-    ).all()
+        on=ledger,
+    )
     paid = {name: [getattr(bill, name) for bill in bills] for name in BILL_COLUMNS}
-    return conn.execute(
-        Q["finish"], {"id": payment_id, "now": now, "bill_id": paid.pop("id"), **paid}
-    ).one_or_none()
+    return (yield port.one(Q["finish"], {"id": payment_id, "now": now, "bill_id": paid.pop("id"), **paid}))
 
 
-def flag_stuck(conn: sa.Connection, payment_id: int, reason: str, attempts: int, now: dt.datetime) -> bool:
+@port.plan
+def flag_stuck(db: port.Db, payment_id: int, reason: str, attempts: int, now: dt.datetime) -> Plan[bool]:
     """Mark a payment that could not be posted for operators; it stays ``created``."""
     params = {"id": payment_id, "reason": reason, "attempts": attempts, "now": now}
-    return bool(conn.execute(Q["flag_stuck"], params).rowcount)
+    return bool((yield port.count(Q["flag_stuck"], params)))
 
 
-def requeue(conn: sa.Connection, nob: str) -> int:
+@port.plan
+def requeue(db: port.Db, nob: str) -> Plan[int]:
     """Put a payment stuck in posting back in the queue; return the new job id."""
-    row = conn.execute(Q["lock_by_nob"], {"nob": nob}).one_or_none()
+    row = yield port.one(Q["lock_by_nob"], {"nob": nob})
     if row is None:
         raise errors.NotFound(f"no payment with nob {nob}")
     if row.status != states.CREATED:
         raise errors.Conflict(f"payment {nob} is already final ({row.status}); nothing to post")
-    conn.execute(Q["unflag"], {"id": row.id})
-    return queue.defer(conn, queue.POST_PAYMENT, queue=queue.POSTING_QUEUE, payment_id=row.id)
+    yield port.count(Q["unflag"], {"id": row.id})
+    return (yield port.defer(queue.POST_PAYMENT, queue=queue.POSTING_QUEUE, payment_id=row.id))

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 
 import sqlalchemy as sa
 
+from ..infra import port
+from ..infra.port import Plan
 from ..infra.sql import queries
 from .payments import WIB
 
@@ -31,13 +33,16 @@ def _params(partner_code: str, day: dt.date, page: int, limit: int) -> dict:
     return {"partner": partner_code, "day": day, "limit": limit or None, "offset": (page - 1) * limit}
 
 
-def count(conn: sa.Connection, partner_code: str, day: dt.date) -> int:
-    return conn.execute(Q["count"], {"partner": partner_code, "day": day}).scalar_one()
+@port.plan
+def count(db: port.Db, partner_code: str, day: dt.date) -> Plan[int]:
+    return (yield port.scalar(Q["count"], {"partner": partner_code, "day": day}))
 
 
-def rows(conn: sa.Connection, partner_code: str, day: dt.date, page: int, limit: int) -> list[dict]:
-    """One page of the partner's rows of ``day`` (every row when ``limit`` is 0)."""
-    return [row._asdict() for row in conn.execute(Q["rows"], _params(partner_code, day, page, limit))]
+@port.plan
+def rows(db: port.Db, partner_code: str, day: dt.date, page: int, limit: int) -> Plan[list[dict]]:
+    """One page of the partner's rows of ``day`` (every row when ``limit`` is 0): the
+    report's lines (the columns of ``reconciliation_v1``), as dicts."""
+    return [row._asdict() for row in (yield port.fetch(Q["rows"], _params(partner_code, day, page, limit)))]
 
 
 def stream(

@@ -19,11 +19,12 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-import sqlalchemy as sa
-
+from ..infra import port
+from ..infra.port import Plan
 from ..infra.sql import queries
 from . import errors, states
 from .payments import WIB
+from .records import Payment
 
 log = logging.getLogger(__name__)
 Q = queries("reversal")
@@ -33,7 +34,7 @@ WINDOW_CLOSES = dt.time(12, 0)
 
 @dataclass(frozen=True)
 class Reversed:
-    payment: dict  # the payment's row, reversed
+    payment: Payment  # reversed
     replayed: bool  # reversed by an earlier request: the same answer again
 
 
@@ -43,15 +44,16 @@ def deadline(accepted_at: dt.datetime) -> dt.datetime:
     return dt.datetime.combine(day, WINDOW_CLOSES, tzinfo=WIB)
 
 
+@port.plan
 def reverse(
-    conn: sa.Connection,
-    ledger: sa.Connection,
+    db: port.Db,
+    ledger,
     partner_code: str,
     cid: str,
     reference: str,
     pat: str,
     now: dt.datetime,
-) -> Reversed:
+) -> Plan[Reversed]:
     """Reverse the payment ``reference``/``pat`` of this partner and customer.
 
     NotFound when unknown (or another partner's), Conflict while in progress or
@@ -59,13 +61,11 @@ def reverse(
     answered as it is (idempotent), also after the window: it is the same answer
     to the same request.
     """
-    row = conn.execute(
-        Q["lock"], {"partner": partner_code, "cid": cid, "pid": reference, "pat": pat}
-    ).one_or_none()
+    row = yield port.one(Q["lock"], {"partner": partner_code, "cid": cid, "pid": reference, "pat": pat})
     if row is None:
         raise errors.NotFound("payment not found")
     if row.reversed_at is not None:
-        return Reversed(row._asdict(), replayed=True)
+        return Reversed(Payment.from_row(row), replayed=True)
     if row.status == states.CREATED:
         raise errors.Conflict("the payment is still in progress; it can be reversed once posted")
     if row.status == states.REJECTED:
@@ -73,14 +73,14 @@ def reverse(
     until = deadline(row.accepted_at)
     if now >= until:
         raise errors.NotAllowed(f"reversal of payment {row.nob} was allowed until {until:%Y-%m-%d %H:%M} WIB")
-    freed = ledger.execute(Q["free_bills"], {"nob": row.nob}).all()
+    freed = yield port.fetch(Q["free_bills"], {"nob": row.nob}, on=ledger)
     if len(freed) != len(row.paid_periods or []):
         # A retry after the ledger committed and we did not (separate ledger): nothing left.
         log.warning(
             "reversal of %s freed %d bills, it paid %d", row.nob, len(freed), len(row.paid_periods or [])
         )
-    reversed_row = conn.execute(Q["mark_reversed"], {"id": row.id, "now": now}).one_or_none()
+    reversed_row = yield port.one(Q["mark_reversed"], {"id": row.id, "now": now})
     if reversed_row is None:  # impossible under the row lock; never report a wrong outcome
         raise errors.PdamError(f"payment {row.nob} changed under its lock")
-    conn.execute(Q["release_periods"], {"id": row.id})
-    return Reversed(reversed_row._asdict(), replayed=False)
+    yield port.count(Q["release_periods"], {"id": row.id})
+    return Reversed(Payment.from_row(reversed_row), replayed=False)

@@ -10,18 +10,21 @@ An operator registers them (``flask --app wsgi snap ...``); the SNAP edge reads 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ..infra.db import execute_alone
+from ..infra import port
+from ..infra.port import Plan
 from ..infra.sealing import Sealer
 from ..infra.sql import queries
 from . import errors, partners
+from .records import SnapClientKey
 
 Q = queries("snap")
 
@@ -60,17 +63,18 @@ def public_key_pem(data: bytes) -> str:
     return pem.decode()
 
 
+@port.plan
 def register(
-    conn: sa.Connection,
+    db: port.Db,
     sealer: Sealer,
     code: str,
     client_id: str,
     public_key: str,
     service_id: str,
     now: dt.datetime,
-) -> str:
+) -> Plan[str]:
     """Give partner ``code`` SNAP credentials; return the new client secret (stored sealed)."""
-    partners.get(conn, code)
+    yield from partners.get.plan(db, code)
     if not CLIENT_ID.fullmatch(client_id):
         raise errors.Invalid(
             "the client id must be 1..64 of A-Z a-z 0-9 . _ - (starting with a letter or digit)"
@@ -86,35 +90,73 @@ def register(
         "service_id": service_id,
         "now": now,
     }
-    if conn.execute(Q["register"], params).first() is None:
-        existing = conn.execute(Q["by_partner"], {"partner": code}).one_or_none()
+    if (yield port.one(Q["register"], params)) is None:
+        existing = yield port.one(Q["by_partner"], {"partner": code})
         if existing is not None:
             raise errors.Conflict(f"partner {code} already has SNAP client {existing.client_id}")
         raise errors.Conflict(f"client id {client_id} is already registered to another partner")
     return secret
 
 
-def secret(conn: sa.Connection, sealer: Sealer, code: str, rotate: bool = False) -> str:
+@port.plan
+def secret(db: port.Db, sealer: Sealer, code: str, rotate: bool = False) -> Plan[str]:
     """The client secret of partner ``code`` (a new one with ``rotate``), opened."""
-    partners.get(conn, code)
+    yield from partners.get.plan(db, code)
     if rotate:
-        row = conn.execute(
-            Q["set_secret"], {"partner": code, "secret": sealer.seal(partners.new_secret())}
-        ).one_or_none()
+        row = yield port.one(Q["set_secret"], {"partner": code, "secret": sealer.seal(partners.new_secret())})
     else:
-        row = conn.execute(Q["by_partner"], {"partner": code}).one_or_none()
+        row = yield port.one(Q["by_partner"], {"partner": code})
     if row is None:
         raise errors.NotFound(f"partner {code} has no SNAP credentials (snap register)")
     return sealer.open(row.client_secret)
 
 
-def all_clients(conn: sa.Connection) -> list[SnapClient]:
-    return [SnapClient(*row) for row in conn.execute(Q["all"]).all()]
+@port.plan
+def all_clients(db: port.Db) -> Plan[list[SnapClient]]:
+    return [SnapClient(*row) for row in (yield port.fetch(Q["all"]))]
 
 
-def client(conn: sa.Connection, client_id: str, rate: int) -> sa.Row | None:
+@port.plan
+def client(db: port.Db, client_id: str, rate: int) -> Plan[SnapClientKey | None]:
     """A client with its public key, its partner's state and one token of the partner's
     rate limit of ``rate`` requests a second (``rate_wait``; 0: taken), None when unknown.
     A statement of its own, as the PeTi edge's check: the rate bucket is locked for that
     statement only, and a request that fails later does not give its token back."""
-    return execute_alone(conn, Q["client"], {"client_id": client_id, "rate": rate})
+    row = yield port.one(Q["client"], {"client_id": client_id, "rate": rate}, alone=True)
+    return None if row is None else SnapClientKey(*row)
+
+
+def token_hash(token: str) -> str:
+    """What is stored of an access token: its SHA-256 (hex)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The client of a live access token, its partner's state and its rate limit's answer
+    (as ``client``). Its secret is not a field: ``signed`` opens it for a check the edge
+    gives, and it never leaves this object otherwise."""
+
+    client_id: str
+    partner_code: str
+    service_id: str
+    active: bool
+    rate_wait: float
+
+    def signed(self, sealer: Sealer, check: Callable[[str], bool]) -> bool:
+        """``check(secret)``: whether a request was signed with this client's secret."""
+        return check(sealer.open(self._sealed))  # type: ignore[attr-defined]
+
+
+@port.plan
+def caller(db: port.Db, token: str, now: dt.datetime, rate: int) -> Plan[Caller | None]:
+    """The client of a live access token (None: unknown or expired), with one token of its
+    partner's rate limit (as ``client``): a statement of its own."""
+    row = yield port.one(
+        Q["token_client"], {"token_hash": token_hash(token), "now": now, "rate": rate}, alone=True
+    )
+    if row is None:
+        return None
+    found = Caller(row.client_id, row.partner_code, row.service_id, row.active, row.rate_wait)
+    object.__setattr__(found, "_sealed", row.client_secret)
+    return found

@@ -11,13 +11,14 @@ import secrets
 from pathlib import Path
 
 import jwt
-import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ..infra.db import execute_alone
+from ..infra import port
+from ..infra.port import Plan
 from ..infra.sql import queries
 from . import errors, partners
+from .records import PartnerCheck, Token
 
 Q = queries("tokens")
 
@@ -47,8 +48,9 @@ def keygen(directory: Path, algorithm: str = "ES256") -> tuple[Path, Path]:
     return private, public
 
 
+@port.plan
 def issue(
-    conn: sa.Connection,
+    db: port.Db,
     *,
     code: str,
     private_key: str,
@@ -56,9 +58,9 @@ def issue(
     issuer: str,
     now: dt.datetime,
     expires: dt.datetime,
-) -> str:
+) -> Plan[str]:
     """Sign a token for an active partner and record its ``jti``."""
-    partner = partners.get(conn, code)
+    partner = yield from partners.get.plan(db, code)
     if not partner.active:
         raise errors.NotAllowed(f"partner {code} is deactivated")
     if expires <= now:
@@ -73,12 +75,13 @@ def issue(
         "jti": jti,
     }
     token = jwt.encode(claims, private_key, algorithm=algorithm)
-    conn.execute(Q["record"], {"jti": jti, "code": code, "iat": now, "exp": expires})
+    yield port.count(Q["record"], {"jti": jti, "code": code, "iat": now, "exp": expires})
     return token
 
 
-def list_tokens(conn: sa.Connection, code: str | None = None):
-    return conn.execute(Q["list"], {"code": code}).all()
+@port.plan
+def list_tokens(db: port.Db, code: str | None = None) -> Plan[list[Token]]:
+    return [Token(*row) for row in (yield port.fetch(Q["list"], {"code": code}))]
 
 
 def jti_of(token_or_jti: str) -> str:
@@ -95,20 +98,23 @@ def jti_of(token_or_jti: str) -> str:
     return claims["jti"]
 
 
-def revoke(conn: sa.Connection, token_or_jti: str, reason: str, now: dt.datetime) -> str:
+@port.plan
+def revoke(db: port.Db, token_or_jti: str, reason: str, now: dt.datetime) -> Plan[str]:
     jti = jti_of(token_or_jti)
     if not reason.strip():
         raise errors.Invalid("a reason is required")
-    updated = conn.execute(Q["revoke"], {"jti": jti, "reason": reason, "now": now}).rowcount
+    updated = yield port.count(Q["revoke"], {"jti": jti, "reason": reason, "now": now})
     if not updated:
         raise errors.NotFound(f"no token with jti {jti}")
     return jti
 
 
-def partner_check(conn: sa.Connection, code: str, jti: str, rate: int):
+@port.plan
+def partner_check(db: port.Db, code: str, jti: str, rate: int) -> Plan[PartnerCheck | None]:
     """The partner of a token, whether the CLI issued that token to it, whether it is
     revoked, and one token of the partner's rate limit of ``rate`` requests a second
     (``rate_wait``: 0 taken, else seconds until the next; ``rate`` 0: no limit), in one
     statement of its own: the rate bucket is locked for that statement only, and a
     request that fails later does not give its token back."""
-    return execute_alone(conn, Q["partner_check"], {"code": code, "jti": jti, "rate": rate})
+    row = yield port.one(Q["partner_check"], {"code": code, "jti": jti, "rate": rate}, alone=True)
+    return None if row is None else PartnerCheck(*row)

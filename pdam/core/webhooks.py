@@ -1,7 +1,8 @@
 """Webhook events: recorded with the state change, delivered by the job server.
 
 ``record`` runs on the caller's transaction: it stores the callback body of
-the event (rendered by the edge from the row the caller holds) in
+the event (rendered by the edge that took the callback, through ``events``, from the
+payment the caller holds) in
 ``webhook_delivery`` and defers the delivery job, so the callback exists
 exactly when the state change commits. The job lock ``webhook-payment-<id>``
 makes one payment's callbacks go out strictly in order (``created``, the final
@@ -12,7 +13,7 @@ Delivery keeps its state here: every attempt recorded in ``webhook_attempt``;
 never retried; anything else retried every WEBHOOK_RETRY_SECONDS until
 WEBHOOK_MAX_ATTEMPTS attempts or WEBHOOK_DEADLINE_SECONDS after the first
 attempt, then failed. The HTTP call itself is the job server's
-(``jobs/webhooks.py``).
+(``jobs/webhooks.py``), with the protocol's bytes and headers.
 """
 
 from __future__ import annotations
@@ -22,13 +23,12 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import psycopg
-import sqlalchemy as sa
-
-from ..infra import adb, queue
+from ..infra import port, queue
+from ..infra.port import Plan
 from ..infra.sealing import Sealer
 from ..infra.sql import queries
-from . import errors, states
+from . import errors, events, states
+from .records import Payment
 
 Q = queries("webhooks")
 DELIVERED, REFUSED, PENDING, FAILED = "delivered", "refused", "pending", "failed"
@@ -50,39 +50,27 @@ def lock_for(payment_id: int) -> str:
     return f"webhook-payment-{payment_id}"
 
 
-def record(conn: sa.Connection, payment_id: int, event: str, url: str, body: dict, now: dt.datetime) -> int:
-    """Store the ``event`` callback of a payment and defer its delivery, on ``conn``'s
-    transaction; return the delivery id."""
-    params = _delivery(payment_id, event, url, body, now)
-    delivery_id = conn.execute(Q["insert_delivery"], params).scalar_one()
-    _defer(conn, payment_id, delivery_id)
+@port.plan
+def record(db: port.Db, payment: Payment, event: str, now: dt.datetime) -> Plan[int | None]:
+    """Store the ``event`` callback of ``payment`` (as the caller holds it, after the change)
+    and defer its delivery, in the caller's transaction; return the delivery id (None when
+    the payment has no callback). The body is the callback protocol's (``events``)."""
+    if event not in states.EVENTS:
+        raise ValueError(f"unknown webhook event {event!r}")
+    if not payment.callback_url:
+        return None
+    body = events.protocol(payment.callback_protocol).body(payment, event)
+    params = {"payment_id": payment.id, "event": event, "url": payment.callback_url, "body": json.dumps(body)}
+    delivery_id = yield port.scalar(Q["insert_delivery"], params | {"now": now})
+    yield _defer(payment.id, delivery_id)
     return delivery_id
 
 
-async def record_async(
-    conn: psycopg.AsyncConnection, payment_id: int, event: str, url: str, body: dict, now: dt.datetime
-) -> int:
-    """``record`` on an async psycopg connection (the job server's own), in its current
-    transaction: the same row and the same delivery job."""
-    params = _delivery(payment_id, event, url, body, now)
-    (row,) = await adb.rows(conn, Q["insert_delivery"], params)
-    await queue.defer_async(conn, queue.DELIVER_WEBHOOK, **_job(payment_id, row["id"]))
-    return row["id"]
-
-
-def _delivery(payment_id: int, event: str, url: str, body: dict, now: dt.datetime) -> dict:
-    if event not in states.EVENTS:
-        raise ValueError(f"unknown webhook event {event!r}")
-    return {"payment_id": payment_id, "event": event, "url": url, "body": json.dumps(body), "now": now}
-
-
-def _job(payment_id: int, delivery_id: int) -> dict:
-    """The delivery job's queue, lock (one payment's callbacks in order) and arguments."""
-    return {"queue": queue.WEBHOOK_QUEUE, "lock": lock_for(payment_id), "delivery_id": delivery_id}
-
-
-def _defer(conn: sa.Connection, payment_id: int, delivery_id: int) -> int:
-    return queue.defer(conn, queue.DELIVER_WEBHOOK, **_job(payment_id, delivery_id))
+def _defer(payment_id: int, delivery_id: int) -> port.Defer:
+    """The delivery job: its queue, its lock (one payment's callbacks in order), its id."""
+    return port.defer(
+        queue.DELIVER_WEBHOOK, queue=queue.WEBHOOK_QUEUE, lock=lock_for(payment_id), delivery_id=delivery_id
+    )
 
 
 @dataclass(frozen=True)
@@ -94,19 +82,20 @@ class Resent:
     job_id: int
 
 
-def resend(conn: sa.Connection, nob: str, now: dt.datetime) -> Resent:
+@port.plan
+def resend(db: port.Db, nob: str, now: dt.datetime) -> Plan[Resent]:
     """Send a payment's last callback again: a new delivery of the same event (same
     body, same event id), queued behind the payment's other callbacks."""
-    pay = conn.execute(Q["payment_by_nob"], {"nob": nob}).one_or_none()
+    pay = yield port.one(Q["payment_by_nob"], {"nob": nob})
     if pay is None:
         raise errors.NotFound(f"no payment with nob {nob}")
     if not pay.callback_url:
         raise errors.Conflict(f"payment {nob} has no X-Async callback URL; there is nothing to resend")
-    last = conn.execute(Q["last_delivery"], {"id": pay.id}).one_or_none()
+    last = yield port.one(Q["last_delivery"], {"id": pay.id})
     if last is None:
         raise errors.Conflict(f"payment {nob} has no callback yet; there is nothing to resend")
-    new = conn.execute(Q["copy_delivery"], {"id": last.id, "now": now}).scalar_one()
-    job_id = _defer(conn, pay.id, new)
+    new = yield port.scalar(Q["copy_delivery"], {"id": last.id, "now": now})
+    job_id = yield _defer(pay.id, new)
     return Resent(new, last.id, last.event, str(last.event_id), job_id)
 
 
@@ -125,13 +114,15 @@ class Delivery:
     attempts: int
     first_attempt_at: dt.datetime | None
     nob: str
+    protocol: str | None
     webhook_secret: str = field(repr=False)
     callback_token: str | None = field(repr=False)
     request_authorization: str | None = field(repr=False)
 
 
-def load(conn: sa.Connection, delivery_id: int, sealer: Sealer) -> Delivery:
-    row = conn.execute(Q["load"], {"id": delivery_id}).one_or_none()
+@port.plan
+def load(db: port.Db, delivery_id: int, sealer: Sealer) -> Plan[Delivery]:
+    row = yield port.one(Q["load"], {"id": delivery_id})
     if row is None:
         raise DeliveryMissing(f"webhook delivery {delivery_id} does not exist")
     return Delivery(
@@ -158,8 +149,9 @@ def status_after(
     return FAILED if next_at > settings["WEBHOOK_DEADLINE_SECONDS"] else PENDING
 
 
+@port.plan
 def record_attempt(
-    conn: sa.Connection,
+    db: port.Db,
     delivery: Delivery,
     *,
     at: dt.datetime,
@@ -167,10 +159,10 @@ def record_attempt(
     http_status: int | None,
     error: str | None,
     duration_ms: int,
-) -> bool:
+) -> Plan[bool]:
     """Record one attempt and the delivery's new status; False when another run recorded
     this delivery meanwhile (its answer stands)."""
-    conn.execute(
+    yield port.count(
         Q["insert_attempt"],
         {
             "id": delivery.id,
@@ -181,24 +173,23 @@ def record_attempt(
             "duration_ms": duration_ms,
         },
     )
-    return (
-        1
-        == conn.execute(
-            Q["record"],
-            {
-                "id": delivery.id,
-                "attempts": delivery.attempts,
-                "status": status,
-                "at": at,
-                "error": error,
-                "delivered_at": at if status == DELIVERED else None,
-            },
-        ).rowcount
+    recorded = yield port.count(
+        Q["record"],
+        {
+            "id": delivery.id,
+            "attempts": delivery.attempts,
+            "status": status,
+            "at": at,
+            "error": error,
+            "delivered_at": at if status == DELIVERED else None,
+        },
     )
+    return recorded == 1
 
 
-def give_up(conn: sa.Connection, delivery_id: int, reason: str, now: dt.datetime) -> bool:
+@port.plan
+def give_up(db: port.Db, delivery_id: int, reason: str, now: dt.datetime) -> Plan[bool]:
     """Mark a still pending delivery failed without an attempt (its job was given up
     outside delivery, e.g. by stalled-job recovery); an operator can resend it."""
     reason = f"{reason} ({now:%Y-%m-%d %H:%M:%S%z})"
-    return bool(conn.execute(Q["give_up"], {"id": delivery_id, "reason": reason}).rowcount)
+    return bool((yield port.count(Q["give_up"], {"id": delivery_id, "reason": reason})))

@@ -1,2 +1,3 @@
-"""Infrastructure: settings, the clock, database engines and transactions, the queue,
-named SQL, migrations, the embedded PostgreSQL, JSON logs, the guarded HTTP client."""
+"""Infrastructure: settings, the clock, database engines and transactions, the core's port
+to PostgreSQL (``port.py``, sync and async), the queue, named SQL, migrations, the
+embedded PostgreSQL, JSON logs, the guarded HTTP client."""

@@ -1,7 +1,8 @@
 """Engines, transactions and the failures that pass.
 
-Core functions take a SQLAlchemy ``Connection``, execute and never commit; the
-request or the job owns the transaction (``committing``).
+Core functions run on a SQLAlchemy ``Connection`` through the port (``port.py``, straight
+on the psycopg connection under it) and never commit; the request or the job owns the
+transaction (``committing``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pathlib import Path
 import procrastinate.exceptions
 import psycopg
 import sqlalchemy as sa
-from psycopg.rows import namedtuple_row
 from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
 
 from . import embedded
@@ -27,12 +27,15 @@ TRANSIENT = (
     sa.exc.InterfaceError,
     sa.exc.TimeoutError,
     psycopg.OperationalError,
+    # What SQLAlchemy wraps as InterfaceError, raised by a statement of the port (straight on
+    # psycopg): the same failure.
+    psycopg.InterfaceError,
     procrastinate.exceptions.ConnectorException,
 )
 
 
 #: A unique (or other integrity) violation, from SQLAlchemy or from a statement run
-#: straight on psycopg (``rows``): a concurrent request won a race.
+#: straight on psycopg (the port): a concurrent request won a race.
 INTEGRITY = (sa.exc.IntegrityError, psycopg.errors.IntegrityError)
 
 
@@ -111,48 +114,6 @@ _DIALECT = pg_dialect.dialect()
 def pyformat(statement: sa.TextClause) -> str:
     """A named statement as psycopg takes it (``%(name)s``), compiled once by SQLAlchemy."""
     return str(statement.compile(dialect=_DIALECT))
-
-
-def _fetch(conn: sa.Connection, raw: psycopg.Connection, statement: sa.TextClause, params: Mapping) -> list:
-    try:
-        with raw.cursor(row_factory=namedtuple_row) as cur:
-            return cur.execute(pyformat(statement), params).fetchall()
-    except psycopg.OperationalError:
-        if raw.closed:  # lost: as SQLAlchemy does for its own statements, the pool replaces it
-            conn.invalidate()
-        raise
-
-
-def rows(conn: sa.Connection, statement: sa.TextClause, params: Mapping) -> list:
-    """Run ``statement`` (one that returns rows: a select, or a change with ``returning``)
-    straight on the psycopg connection under ``conn``, inside ``conn``'s transaction
-    (begun here if needed, so the caller's commit covers it); rows are named tuples. For the hottest statements: SQLAlchemy's text layer costs
-    more CPU than the statement's own round trip."""
-    if not conn.in_transaction():
-        conn.begin()
-    return _fetch(conn, driver_connection(conn), statement, params)
-
-
-def rows_alone(conn: sa.Connection, statement: sa.TextClause, params: Mapping) -> list:
-    """``rows`` in a transaction of its own (autocommit) before ``conn``'s transaction
-    begins: no BEGIN and COMMIT round trips, its locks end with it, and what it writes
-    stays whatever happens to the transaction that follows. (When something ran first,
-    it runs in that transaction.)"""
-    if conn.in_transaction():
-        return rows(conn, statement, params)
-    raw = driver_connection(conn)
-    raw.autocommit = True  # client-side only: nothing is sent
-    try:
-        return _fetch(conn, raw, statement, params)
-    finally:
-        if not raw.closed:
-            raw.autocommit = False
-
-
-def execute_alone(conn: sa.Connection, statement: sa.TextClause, params: Mapping):
-    """The first row of ``rows_alone`` (None when there is none)."""
-    found = rows_alone(conn, statement, params)
-    return found[0] if found else None
 
 
 def rollback_quietly(conn: sa.Connection) -> None:

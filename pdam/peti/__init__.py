@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from typing import TYPE_CHECKING
 
-from . import audit, auth, bills, status
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 def init_app(app: Flask) -> None:
+    # Imported here: the job server imports ``callbacks`` (PeTi's events) without Flask.
+    from . import audit, auth, bills, status
+
     auth.init_app(app)
     for blueprint in (bills.bp, status.bp, audit.bp):
         app.register_blueprint(blueprint)

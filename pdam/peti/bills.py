@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, request
 
-from ..core import inquiry, payments, reversal, states
+from ..core import inquiry, payments, reversal, states, webhooks
 from ..core.payments import PaymentRequest
 from ..infra import logs
 from ..web import runtime
@@ -41,7 +41,7 @@ def _accept(conn, partner_code: str, req: PaymentRequest, now):
     """Record the payment and, with ``X-Async``, its ``created`` callback: one transaction."""
     result = payments.accept(conn, partner_code, req, now, runtime.sealer())
     if not result.replayed:
-        callbacks.enqueue(conn, result.payment, states.CREATED, now)
+        webhooks.record(conn, result.payment, states.CREATED, now)
     return result
 
 
@@ -60,9 +60,11 @@ def pay(cid):
         callback=callbacks.callback_from(request.headers),
     )
     result = runtime.run(_accept, current_partner().code, req, runtime.now())
-    logs.bind(nob=result.payment["nob"])
-    answer = PAYMENT_ACCEPTED.dump({**result.payment, "message": current_app.config["PAYMENT_MESSAGE"]})
-    headers = {"X-Advice-Url": f"/status/{cid}?nob={result.payment['nob']}"}
+    logs.bind(nob=result.payment.nob)
+    answer = PAYMENT_ACCEPTED.dump(
+        schemas.Seen(result.payment, message=current_app.config["PAYMENT_MESSAGE"])
+    )
+    headers = {"X-Advice-Url": f"/status/{cid}?nob={result.payment.nob}"}
     if result.replayed:
         headers["Idempotent-Replayed"] = "true"
     return answer, 202, headers
@@ -73,7 +75,7 @@ def _reverse(partner_code: str, cid: str, reference: str, pat: str, now):
     with runtime.transaction() as conn, runtime.ledger_transaction() as ledger:
         result = reversal.reverse(conn, ledger, partner_code, cid, reference, pat, now)
         if not result.replayed:
-            callbacks.enqueue(conn, result.payment, states.REVERSED, now)
+            webhooks.record(conn, result.payment, states.REVERSED, now)
         return result.payment
 
 
@@ -82,9 +84,9 @@ def _reverse(partner_code: str, cid: str, reference: str, pat: str, now):
 def reverse(cid):
     cid = schemas.check_cid(cid)
     query = schemas.load(REVERSAL_QUERY, request.args.to_dict())
-    row = _reverse(current_partner().code, cid, query["pid"], query["pat"], runtime.now())
-    logs.bind(nob=row["nob"])
+    payment = _reverse(current_partner().code, cid, query["pid"], query["pat"], runtime.now())
+    logs.bind(nob=payment.nob)
     wire = WIRE[states.REVERSED]
     return PAYMENT_STATUS.dump(
-        {**row, "status": states.REVERSED, "code": wire.code, "message": wire.message}
+        schemas.Seen(payment, status=states.REVERSED, code=wire.code, message=wire.message)
     ), wire.code

@@ -2,8 +2,11 @@
 
 A payment names its callback with ``X-Async`` (and ``X-Async-Token``); at each
 of its events the body below is recorded with the state change
-(``core.webhooks.record``) from the payment row the caller already holds, and
+(``core.webhooks.record``) from the payment the caller already holds, and
 the job server sends it with these headers, signed with the partner's secret.
+Importing this module registers that format as the protocol ``peti`` of the core's
+``events``: the web app imports it with its routes, the job server at start
+(``pdam.EDGES``).
 """
 
 from __future__ import annotations
@@ -15,10 +18,9 @@ import json
 import re
 from urllib.parse import urlsplit
 
-import sqlalchemy as sa
-
-from ..core import errors, webhooks
+from ..core import errors, events
 from ..core.payments import Callback
+from ..core.records import Payment
 from ..infra.settings import VERSION
 from . import schemas
 from .states import WIRE
@@ -26,6 +28,8 @@ from .states import WIRE
 MAX_URL_LENGTH = 2048
 #: Never stored nor sent on: PostgreSQL refuses NUL, HTTP clients refuse the rest.
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+#: The name of PeTi's callbacks in the core's ``events`` (stored with each payment's callback).
+PROTOCOL = "peti"
 USER_AGENT = f"pdam-peti/{VERSION} (webhook)"
 CONTENT_TYPE = "application/json;charset=utf-8"
 DATA_FIELDS = ("cid", "pid", "pat", "mer", "inq", "pts", "nob")
@@ -75,37 +79,23 @@ def callback_from(headers) -> Callback:
         url=check_url(url),
         token=_header(headers, "X-Async-Token") or None,
         authorization=headers.get("Authorization"),
+        protocol=PROTOCOL,
     )
 
 
 # -- the body ----------------------------------------------------------------------------
 
 
-def body_for(row: dict, event: str) -> dict:
-    """The callback body of ``event`` for a payment row."""
+def body_for(payment: Payment, event: str) -> dict:
+    """The callback body of ``event`` for a payment."""
     wire = WIRE[event]
     return {
         "status": event,
         "code": wire.code,
         "message": wire.callback_message,
-        "data": DATA.dump(row),
-        "meta": META.dump(row),
+        "data": DATA.dump(payment),
+        "meta": META.dump(payment),
     }
-
-
-def enqueue(conn: sa.Connection, row: dict, event: str, now: dt.datetime) -> int | None:
-    """Record the ``event`` callback of the payment ``row`` (as the caller holds it, after
-    the change) on ``conn``'s transaction; None when the payment has no ``X-Async``."""
-    if not row["callback_url"]:
-        return None
-    return webhooks.record(conn, row["id"], event, row["callback_url"], body_for(row, event), now)
-
-
-async def enqueue_async(conn, row: dict, event: str, now: dt.datetime) -> int | None:
-    """``enqueue`` on the job server's async psycopg connection, in its transaction."""
-    if not row["callback_url"]:
-        return None
-    return await webhooks.record_async(conn, row["id"], event, row["callback_url"], body_for(row, event), now)
 
 
 def _ordered(values: dict, order: tuple[str, ...]) -> dict:
@@ -142,3 +132,19 @@ def headers_for(delivery, raw_body: bytes, now: dt.datetime) -> dict[str, str]:
     if authorization:
         headers["Authorization"] = authorization
     return headers
+
+
+class PetiCallbacks:
+    """PeTi's callbacks as the core's ``events.Protocol``."""
+
+    def body(self, payment: Payment, event: str) -> dict:
+        return body_for(payment, event)
+
+    def render(self, body: dict) -> bytes:
+        return render(body)
+
+    def headers(self, delivery, raw_body: bytes, now: dt.datetime) -> dict[str, str]:
+        return headers_for(delivery, raw_body, now)
+
+
+events.register(PROTOCOL, PetiCallbacks())

@@ -255,12 +255,12 @@ class PaymentData(Schema):
     pop = fields.String(attribute="partner_code")
     mer = fields.String(attribute="merchant")
     inq = fields.String(attribute="inquiry_token")
-    pts = fields.Function(lambda p: epoch_ms(p["accepted_at"]))
+    pts = fields.Function(lambda p: epoch_ms(p.accepted_at))
     nob = fields.String()
 
 
 class StatusData(PaymentData):
-    rev = fields.Function(lambda p: 1 if p["reversed_at"] else 0)
+    rev = fields.Function(lambda p: 1 if p.reversed_at else 0)
 
     class Meta:
         ordered = True
@@ -270,17 +270,27 @@ class StatusData(PaymentData):
 class Meta(Schema):
     jumlah_tagihan = fields.Integer(attribute="paid_total", allow_none=True)
     jumlah_bayar = fields.Integer(attribute="amount")
-    jumlah_masalah = fields.Function(
-        lambda p: None if p["paid_total"] is None else p["amount"] - p["paid_total"]
-    )
-    lembar_tagihan = fields.Function(lambda p: None if p["paid_periods"] is None else len(p["paid_periods"]))
-    lembar_bayar = fields.Function(lambda p: len(p["periods"]))
+    jumlah_masalah = fields.Function(lambda p: None if p.paid_total is None else p.amount - p.paid_total)
+    lembar_tagihan = fields.Function(lambda p: None if p.paid_periods is None else len(p.paid_periods))
+    lembar_bayar = fields.Function(lambda p: len(p.periods))
     lembar_masalah = fields.Function(
-        lambda p: None if p["paid_periods"] is None else len(p["problem_periods"] or [])
+        lambda p: None if p.paid_periods is None else len(p.problem_periods or [])
     )
-    periode_tagihan = fields.Function(lambda p: _periods(p["paid_periods"]))
-    periode_bayar = fields.Function(lambda p: _periods(p["periods"]))
-    periode_masalah = fields.Function(lambda p: _periods(p["problem_periods"] or None))
+    periode_tagihan = fields.Function(lambda p: _periods(p.paid_periods))
+    periode_bayar = fields.Function(lambda p: _periods(p.periods))
+    periode_masalah = fields.Function(lambda p: _periods(p.problem_periods or None))
+
+
+class Seen:
+    """A record seen with some attributes added or replaced (the answer's ``status``,
+    ``code``, ``message``; the accepted answer's meta before posting)."""
+
+    def __init__(self, record, **attributes):
+        self._record = record
+        self.__dict__.update(attributes)
+
+    def __getattr__(self, name):
+        return getattr(self._record, name)
 
 
 class PaymentAccepted(Schema):
@@ -290,7 +300,7 @@ class PaymentAccepted(Schema):
     message = fields.String()
     data = fields.Function(lambda p: _dump(PaymentData, p))
     meta = fields.Function(
-        lambda p: _dump(Meta, {**p, "paid_total": None, "paid_periods": None, "problem_periods": None})
+        lambda p: _dump(Meta, Seen(p, paid_total=None, paid_periods=None, problem_periods=None))
     )
 
 

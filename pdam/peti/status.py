@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from ..core import payments
+from ..core.records import Payment
 from ..infra import logs
 from ..web import runtime
 from . import schemas
@@ -16,9 +17,9 @@ STATUS_QUERY = schemas.StatusQuery()
 PAYMENT_STATUS = schemas.PaymentStatus()
 
 
-def status_body(row: dict) -> dict:
-    wire = WIRE[row["status"]]
-    return PAYMENT_STATUS.dump({**row, "code": wire.code, "message": wire.message})
+def status_body(payment: Payment) -> dict:
+    wire = WIRE[payment.status]
+    return PAYMENT_STATUS.dump(schemas.Seen(payment, code=wire.code, message=wire.message))
 
 
 @bp.get("/status/<cid>")
@@ -27,7 +28,7 @@ def get_status(cid):
     cid = schemas.check_cid(cid)
     query = schemas.load(STATUS_QUERY, request.args.to_dict())
     with runtime.transaction() as conn:
-        row = payments.find(
+        payment = payments.find(
             conn,
             current_partner().code,
             cid,
@@ -36,6 +37,6 @@ def get_status(cid):
             pat=query.get("pat"),
             inquiry_token=query.get("inq"),
         )
-    logs.bind(nob=row["nob"])
-    body = status_body(row)
+    logs.bind(nob=payment.nob)
+    body = status_body(payment)
     return body, body["code"]

@@ -29,7 +29,7 @@ from flask import current_app, request
 from ..core import snap_clients
 from ..web import request_log, runtime
 from ..web.errors import TooManyRequests
-from . import codes, signatures, store
+from . import codes, signatures
 
 BEARER = re.compile(r"Bearer ([A-Za-z0-9._~+/=-]{1,512})", re.IGNORECASE)
 #: Printable ASCII, no spaces.
@@ -99,7 +99,7 @@ def token_request(now: dt.datetime) -> str:
 def transactional_request(body: bytes, now: dt.datetime) -> Caller:
     """Check a transactional request's token, headers and HMAC signature over ``body``."""
     match = BEARER.fullmatch(_header("Authorization"))
-    client = store.token_client(runtime.connection(), match.group(1), now, _rate()) if match else None
+    client = snap_clients.caller(runtime.connection(), match.group(1), now, _rate()) if match else None
     if client is None or not client.active:
         raise codes.invalid_token()
     request_log.identify(client.partner_code)
@@ -124,8 +124,8 @@ def transactional_request(body: bytes, now: dt.datetime) -> Caller:
     message = signatures.request_string(
         request.method, signed_path(), match.group(1), body, values["X-TIMESTAMP"]
     )
-    if not signatures.verify_hmac(
-        runtime.sealer().open(client.client_secret), message, values["X-SIGNATURE"]
+    if not client.signed(
+        runtime.sealer(), lambda secret: signatures.verify_hmac(secret, message, values["X-SIGNATURE"])
     ):
         raise codes.unauthorized("Signature")
     return Caller(client.client_id, client.partner_code, client.service_id, external_id, channel_id)

@@ -350,9 +350,13 @@ class BillDetail(Schema):
         return {key: value for key, value in data.items() if value is not None}
 
 
-def bill_details(bills: list[dict], nob: str | None = None) -> list[dict]:
+def bill_details(bills, nob: str | None = None) -> list[dict]:
+    """The ``billDetails`` of the core's bills (records)."""
     schema = BILL_DETAIL if nob is None else BILL_DETAIL_PAID
-    return [schema.dump({**bill, "index": i, "nob": nob}) for i, bill in enumerate(bills, 1)]
+    return [
+        schema.dump({**{name: getattr(bill, name) for name in bill.FIELDS}, "index": i, "nob": nob})
+        for i, bill in enumerate(bills, 1)
+    ]
 
 
 def _flag_reason(d: dict) -> dict:

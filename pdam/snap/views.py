@@ -23,6 +23,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..core import errors, inquiry, payments, states
 from ..core.payments import wib_day
+from ..core.records import Payment, Shown
 from ..infra import logs
 from ..infra.db import INTEGRITY, is_transient
 from ..web import runtime
@@ -280,12 +281,12 @@ def _inquire(conn: sa.Connection, caller: auth.Caller, data: dict, now: dt.datet
             "responseMessage": "Successful",
             "virtualAccountData": {
                 **_va(caller, body),
-                "name": customer["name"],
-                "address": customer["address"],
-                "tariff": customer["tariff"],
+                "name": customer.name,
+                "address": customer.address,
+                "tariff": customer.tariff,
                 "reference": body["reference"],
                 "bills": result.bills,
-                "total": sum(bill["total"] for bill in result.bills),
+                "total": sum(bill.total for bill in result.bills),
                 "fee": 0,
             },
         }
@@ -295,28 +296,32 @@ def _inquire(conn: sa.Connection, caller: auth.Caller, data: dict, now: dt.datet
 def _payment_data(
     caller: auth.Caller,
     body: dict,
-    payment: dict,
-    shown: dict | None,
+    payment: Payment,
+    shown: Shown | None,
     refs: tuple[str | None, str | None],
     now_state: bool,
 ) -> dict:
     """The payment's ``virtualAccountData``: as recorded (the payment route, also for a
     retry), or with its state now (``now_state``: the status route). ``refs``: the bank's
     ``referenceNo`` and ``trxDateTime`` of the request that recorded it."""
-    reversed_ = payment["reversed_at"] is not None
-    standing = not now_state or (payment["status"] != states.REJECTED and not reversed_)
-    if shown is None:  # the inquiry's snapshot is gone (a payment made before snapshots were kept)
-        shown = {"customer": {"name": ""}, "bills": []}
+    reversed_ = payment.reversed_at is not None
+    standing = not now_state or (payment.status != states.REJECTED and not reversed_)
     return {
         **_va(caller, body),
-        **payment,
+        "pid": payment.pid,
+        "amount": payment.amount,
+        "nob": payment.nob,
+        "pat": payment.pat,
+        "status": payment.status,
+        "reversed_at": payment.reversed_at,
         "flag": "00" if standing else "01",
         "flag_reason": SUCCESS
         if standing
-        else NOT_STANDING[states.REVERSED if reversed_ else payment["status"]],
-        "name": shown["customer"]["name"],
-        "bills": shown["bills"],
-        "total": payment["amount"],
+        else NOT_STANDING[states.REVERSED if reversed_ else payment.status],
+        # No snapshot: the inquiry's is gone (a payment made before snapshots were kept).
+        "name": shown.customer.name if shown else "",
+        "bills": shown.bills if shown else (),
+        "total": payment.amount,
         "reference_no": refs[0],
         "trx_date_time": refs[1],
     }
@@ -340,12 +345,12 @@ def _pay(conn: sa.Connection, caller: auth.Caller, data: dict, now: dt.datetime)
         ),
     )
     payment = result.payment
-    logs.bind(nob=payment["nob"])
+    logs.bind(nob=payment.nob)
     if result.replayed:  # the first request's values: the same answer again
-        refs = store.payment_refs(conn, payment["id"])
+        refs = store.payment_refs(conn, payment.id)
     else:
         refs = (body.get("reference_no"), body.get("trx_date_time"))
-        store.save_payment_refs(conn, payment["id"], *refs)
+        store.save_payment_refs(conn, payment.id, *refs)
     return PAYMENT_RESPONSE.dump(
         {
             "responseCode": f"200{codes.PAYMENT}00",
@@ -366,8 +371,8 @@ def _status(conn: sa.Connection, caller: auth.Caller, data: dict, now: dt.dateti
         raise codes.transaction_not_found()
     (reference,) = references
     payment, shown = payments.find_shown(conn, caller.partner_code, body["customer_no"], reference)
-    logs.bind(nob=payment["nob"])
-    refs = store.payment_refs(conn, payment["id"])
+    logs.bind(nob=payment.nob)
+    refs = store.payment_refs(conn, payment.id)
     return STATUS_RESPONSE.dump(
         {
             "responseCode": f"200{codes.STATUS}00",

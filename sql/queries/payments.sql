@@ -22,9 +22,10 @@ left join inquiry i on i.token = :inq and i.partner_code = :partner and i.expire
 with nob as (select next_nob_v1(:partner, :day) as nob),
 p as (
     insert into payment (partner_code, pid, customer_id, inquiry_token, amount, periods,
-                         merchant, pat, nob, accepted_at, callback_url, callback_token, request_authorization)
+                         merchant, pat, nob, accepted_at, callback_url, callback_protocol, callback_token,
+                         request_authorization)
     select :partner, :pid, :cid, :inq, :amount, :periods, :merchant, :pat, nob.nob, :now,
-           :callback_url, :callback_token, :authorization
+           :callback_url, :callback_protocol, :callback_token, :authorization
     from nob where nob.nob is not null
     returning *
 ),

@@ -25,7 +25,7 @@ def test_the_cap_shows_the_oldest_bills_and_saves_exactly_those(app, add_partner
     with app.app_context(), runtime.transaction() as conn:
         ledger = runtime.ledger_connection()
         shown = inquiry.inquire(conn, ledger, "00", CID, NOW, 900, reference="r-1", max_bills=2)
-        assert [bill["period"] for bill in shown.bills] == ["202001", "202002"]
+        assert [bill.period for bill in shown.bills] == ["202001", "202002"]
         saved = inquiry.by_reference(conn, "00", "r-1")
         assert [bill["period"] for bill in saved.snapshot["bills"]] == ["202001", "202002"]
         uncapped = inquiry.inquire(conn, ledger, "00", CID, NOW, 900, reference="r-2")

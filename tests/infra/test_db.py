@@ -1,5 +1,6 @@
-"""Statements run straight on psycopg (pdam/infra/db.py ``rows``, ``rows_alone``,
-``execute_alone``): in the caller's transaction, or in one of their own."""
+"""Statements run straight on psycopg under a SQLAlchemy connection (the core's sync port,
+pdam/infra/port.py ``SyncDb``: ``fetch``, and ``alone``: a statement as a transaction of its
+own): in the caller's transaction, or in one of their own."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from pdam.infra import db, settings
+from pdam.infra import db, port, settings
 
 ADD = sa.text(
     "insert into partner (code, name, webhook_secret) values (:code, :name, 'pdam1.' || repeat('s', 32)) returning code, name"
@@ -20,6 +21,18 @@ def engine(app):
     return app.extensions["pdam.runtime"].database.engine
 
 
+def rows(conn, statement, params):
+    return port.SyncDb(conn).do(port.fetch(statement, params))
+
+
+def rows_alone(conn, statement, params):
+    return port.SyncDb(conn).do(port.fetch(statement, params, alone=True))
+
+
+def execute_alone(conn, statement, params):
+    return port.SyncDb(conn).do(port.one(statement, params, alone=True))
+
+
 def partners(run_sql, code: str) -> int:
     return run_sql("select count(*) from partner where code = %s", (code,))[0][0]
 
@@ -27,7 +40,7 @@ def partners(run_sql, code: str) -> int:
 def test_rows_run_in_the_callers_transaction_and_begin_it(engine, run_sql):
     with engine.connect() as conn:
         assert not conn.in_transaction()
-        assert db.rows(conn, ADD, {"code": "01", "name": "A"}) == [("01", "A")]
+        assert rows(conn, ADD, {"code": "01", "name": "A"}) == [("01", "A")]
         assert conn.in_transaction()  # so the caller's commit covers it
         assert partners(run_sql, "01") == 0  # not committed yet
         conn.commit()
@@ -36,15 +49,15 @@ def test_rows_run_in_the_callers_transaction_and_begin_it(engine, run_sql):
 
 def test_rows_roll_back_with_the_callers_transaction(engine, run_sql):
     with engine.connect() as conn:
-        db.rows(conn, ADD, {"code": "02", "name": "B"})
+        rows(conn, ADD, {"code": "02", "name": "B"})
         conn.rollback()
-        assert db.rows(conn, COUNT, {"code": "02"})[0].n == 0
+        assert rows(conn, COUNT, {"code": "02"})[0].n == 0
     assert partners(run_sql, "02") == 0
 
 
 def test_rows_alone_commit_on_their_own_before_a_transaction(engine, run_sql):
     with engine.connect() as conn:
-        row = db.execute_alone(conn, ADD, {"code": "03", "name": "C"})
+        row = execute_alone(conn, ADD, {"code": "03", "name": "C"})
         assert (row.code, row.name) == ("03", "C")
         assert not conn.in_transaction()
         assert partners(run_sql, "03") == 1  # committed already
@@ -56,7 +69,7 @@ def test_rows_alone_commit_on_their_own_before_a_transaction(engine, run_sql):
 def test_rows_alone_join_a_transaction_that_is_open(engine, run_sql):
     with engine.connect() as conn:
         conn.execute(sa.text("select 1"))
-        db.rows_alone(conn, ADD, {"code": "04", "name": "D"})
+        rows_alone(conn, ADD, {"code": "04", "name": "D"})
         conn.rollback()
     assert partners(run_sql, "04") == 0
 
@@ -64,36 +77,36 @@ def test_rows_alone_join_a_transaction_that_is_open(engine, run_sql):
 def test_no_row_is_none_and_the_connection_stays_usable(engine):
     with engine.connect() as conn:
         assert (
-            db.execute_alone(conn, sa.text("select code from partner where code = :code"), {"code": "99"})
+            execute_alone(conn, sa.text("select code from partner where code = :code"), {"code": "99"})
             is None
         )
-        assert db.execute_alone(conn, COUNT, {"code": "99"}).n == 0
+        assert execute_alone(conn, COUNT, {"code": "99"}).n == 0
         assert not db.driver_connection(conn).autocommit  # back as SQLAlchemy left it
 
 
 def test_a_unique_violation_is_an_integrity_error_and_leaves_the_connection_usable(engine):
     with engine.connect() as conn:
-        db.execute_alone(conn, ADD, {"code": "05", "name": "E"})
+        execute_alone(conn, ADD, {"code": "05", "name": "E"})
         with pytest.raises(db.INTEGRITY) as raised:
-            db.execute_alone(conn, ADD, {"code": "05", "name": "E"})
+            execute_alone(conn, ADD, {"code": "05", "name": "E"})
         assert isinstance(raised.value, psycopg.errors.UniqueViolation)
-        assert db.execute_alone(conn, COUNT, {"code": "05"}).n == 1
+        assert execute_alone(conn, COUNT, {"code": "05"}).n == 1
         with pytest.raises(db.INTEGRITY):
-            db.rows(conn, ADD, {"code": "05", "name": "E"})
+            rows(conn, ADD, {"code": "05", "name": "E"})
         conn.rollback()
-        assert db.rows(conn, COUNT, {"code": "05"})[0].n == 1
+        assert rows(conn, COUNT, {"code": "05"})[0].n == 1
 
 
 def test_a_lost_connection_is_transient_and_the_pool_replaces_it_quietly(engine, run_sql, caplog):
     with engine.connect() as conn:
-        pid = db.execute_alone(conn, sa.text("select pg_backend_pid() as pid"), {}).pid
+        pid = execute_alone(conn, sa.text("select pg_backend_pid() as pid"), {}).pid
         run_sql("select pg_terminate_backend(%s)", (pid,))
         with pytest.raises(psycopg.OperationalError) as raised:
-            db.rows(conn, COUNT, {"code": "06"})
+            rows(conn, COUNT, {"code": "06"})
         assert db.is_transient(raised.value)
         conn.rollback()
     with engine.connect() as conn:  # a working connection again
-        assert db.execute_alone(conn, COUNT, {"code": "06"}).n == 0
+        assert execute_alone(conn, COUNT, {"code": "06"}).n == 0
     assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
 
 

@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from pdam.core import errors, posting
+from pdam.core.records import Payment
 from pdam.infra.db import pyformat
 from pdam.peti import callbacks
 from tests.factories import CID, run_posting
@@ -109,7 +110,7 @@ def test_same_outcomes_and_callbacks_as_the_sync_path(
             .one()
             ._asdict()
         )
-    assert async_body == json.loads(json.dumps(callbacks.body_for(row, outcome)))
+    assert async_body == json.loads(json.dumps(callbacks.body_for(Payment.from_row(row), outcome)))
     # Each with its delivery job, in the payment's callback order (lock).
     assert [(j[1], j[2]) for j in jobs[-2:]] == [
         (f"webhook-payment-{sync_id}", "webhooks"),

@@ -124,7 +124,7 @@ def post_across_an_outage(make_app, private_server, url, start_worker, log, digi
     def record(i):
         with app.app_context(), runtime.transaction() as conn:
             row = make_payment(conn, "00", f"{digit}{i:011d}", f"p{digit}{i}", runtime.now())
-            assert row["amount"] == 1000
+            assert row.amount == 1000
 
     def status(i):
         with psycopg.connect(url) as conn:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.util
 import time
 
-from pdam.core import payments
+from pdam.core import payments, webhooks
 from pdam.peti import callbacks
 from pdam.web import runtime
 from tests.factories import CID, ROOT
@@ -33,7 +33,7 @@ def test_enqueue_is_part_of_the_callers_transaction(
     with app.app_context():
         conn = runtime.connection()
         row = payments.find(conn, "00", CID, nob=nob)
-        assert callbacks.enqueue(conn, row, "accepted", runtime.now()) is not None
+        assert webhooks.record(conn, row, "accepted", runtime.now()) is not None
         conn.rollback()  # the state change did not happen: neither did its callback
     assert run_sql("select event from webhook_delivery") == [("created",)]
     assert run_sql("select count(*) from procrastinate_jobs where task_name = 'webhooks.deliver'") == [(1,)]

@@ -1,0 +1,283 @@
+"""The core's one port to PostgreSQL, in the manner of procrastinate's connector: one
+interface, a sync and an async implementation, so each core function is written once.
+
+A core function that touches the database is a *plan*: a generator that yields what it
+needs done (``fetch`` rows, ``alone``: a statement as a transaction of its own, ``count``:
+a change's row count, ``defer``: a job, ``copy``: rows sent with COPY) and receives the
+answer. ``@plan`` makes it
+callable with a connection in front: a SQLAlchemy ``Connection`` (or a ``SyncDb``) runs it
+now and returns its value; an async psycopg connection (or an ``AsyncDb``) returns an
+awaitable of it. A plan calls another with ``yield from other.plan(db, ...)``.
+
+Both implementations run the ``sql/queries`` statements straight on psycopg (compiled
+once to ``%(name)s``; SQLAlchemy's text layer costs more CPU than a round trip), rows as
+named tuples, never commit: the request or the job owns the transaction. Under a
+SQLAlchemy connection, a statement begins its transaction first (so the caller's commit
+covers it), and a lost connection is invalidated (the pool replaces it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Generator, Mapping, Sequence
+from typing import Any, Literal, NamedTuple, TypeVar
+
+import procrastinate
+import psycopg
+import sqlalchemy as sa
+from psycopg.rows import namedtuple_row
+
+from .db import driver_connection, pyformat
+
+T = TypeVar("T")
+Mode = Literal["all", "one", "scalar", "count"]
+
+
+class Fetch(NamedTuple):
+    """Run ``statement`` with ``params``; the plan receives, by ``mode``: every row
+    (``all``), the first row or None (``one``), its first column or None (``scalar``), or
+    the row count of a change (``count``). ``alone``: as a transaction of its own
+    (autocommit) when none is open yet: its locks end with it and what it writes stays.
+    ``on``: another connection (the billing ledger's), None for the plan's own."""
+
+    statement: sa.TextClause
+    params: Mapping
+    mode: Mode = "all"
+    alone: bool = False
+    on: Any = None
+
+
+class Defer(NamedTuple):
+    """Defer job ``task`` in the plan's transaction; the plan receives the job id."""
+
+    task: str
+    queue: str
+    lock: str | None = None
+    schedule_in: dict | None = None
+    kwargs: Mapping = {}
+
+
+class Copy(NamedTuple):
+    """``COPY ... from stdin`` of ``rows`` (tuples) in the plan's transaction; ``progress(n)``
+    is told every ``every`` rows sent. The plan receives None."""
+
+    statement: sa.TextClause
+    rows: Sequence[tuple]
+    progress: Callable[[int], None] | None = None
+    every: int = 10_000
+
+
+Op = Fetch | Defer | Copy
+Plan = Generator[Op, Any, T]
+
+
+def fetch(statement: sa.TextClause, params: Mapping | None = None, *, alone: bool = False, on: Any = None):
+    return Fetch(statement, params or {}, "all", alone, on)
+
+
+def one(statement: sa.TextClause, params: Mapping | None = None, *, alone: bool = False, on: Any = None):
+    return Fetch(statement, params or {}, "one", alone, on)
+
+
+def scalar(statement: sa.TextClause, params: Mapping | None = None, *, alone: bool = False, on: Any = None):
+    return Fetch(statement, params or {}, "scalar", alone, on)
+
+
+def count(statement: sa.TextClause, params: Mapping | None = None, *, on: Any = None):
+    return Fetch(statement, params or {}, "count", False, on)
+
+
+def copy(statement: sa.TextClause, rows: Sequence[tuple], progress=None, every: int = 10_000) -> Copy:
+    return Copy(statement, rows, progress, every)
+
+
+def _chunks(op: Copy):
+    for start in range(0, len(op.rows), op.every):
+        yield op.rows[start : start + op.every]
+
+
+def defer(task: str, *, queue: str, lock: str | None = None, schedule_in: dict | None = None, **kwargs):
+    return Defer(task, queue, lock, schedule_in, kwargs)
+
+
+def _result(cur, mode: Mode):
+    if mode == "count":
+        return cur.rowcount
+    if mode == "all":
+        return cur.fetchall()
+    row = cur.fetchone()
+    if mode == "one" or row is None:
+        return row
+    return row[0]
+
+
+#: Jobs are deferred by task name through Apps of their own, never opened (a connection is
+#: always given): ``pdam`` never imports ``jobs``; the names in ``queue`` are the contract.
+_sync_app = procrastinate.App(connector=procrastinate.SyncPsycopgConnector())
+_async_app = procrastinate.App(connector=procrastinate.PsycopgConnector())
+
+
+def _job_options(op: Defer, connection) -> dict:
+    options: dict[str, Any] = {"queue": op.queue, "connection": connection}
+    if op.lock:
+        options["lock"] = op.lock
+    if op.schedule_in:
+        options["schedule_in"] = op.schedule_in
+    return options
+
+
+class SyncDb:
+    """The port on a SQLAlchemy connection (the web's, the CLI's, a sync job's)."""
+
+    def __init__(self, conn: sa.Connection):
+        self.conn = conn
+
+    def same(self, other) -> bool:
+        return other is None or other is self or other is self.conn
+
+    def run(self, plan: Plan[T]) -> T:
+        try:
+            op = next(plan)
+            while True:
+                op = plan.send(self.do(op))
+        except StopIteration as stop:
+            return stop.value
+        finally:
+            plan.close()
+
+    def do(self, op: Op):
+        if type(op) is Defer:
+            return self.defer(op)
+        if type(op) is Copy:
+            return self.copy(op)
+        if op.on is not None and not self.same(op.on):
+            return sync(op.on).do(op._replace(on=None))
+        conn = self.conn
+        if op.alone and not conn.in_transaction():
+            raw = driver_connection(conn)
+            raw.autocommit = True  # client-side only: nothing is sent
+            try:
+                return self._execute(raw, op)
+            finally:
+                if not raw.closed:
+                    raw.autocommit = False
+        if not conn.in_transaction():
+            conn.begin()  # SQLAlchemy begins lazily: the caller's commit must cover this
+        return self._execute(driver_connection(conn), op)
+
+    def _execute(self, raw: psycopg.Connection, op: Fetch):
+        try:
+            with raw.cursor(row_factory=namedtuple_row) as cur:
+                cur.execute(pyformat(op.statement), op.params)
+                return _result(cur, op.mode)
+        except psycopg.OperationalError:
+            if raw.closed:  # lost: as SQLAlchemy does for its own statements, the pool replaces it
+                self.conn.invalidate()
+            raise
+
+    def copy(self, op: Copy) -> None:
+        if not self.conn.in_transaction():
+            self.conn.begin()
+        with driver_connection(self.conn).cursor().copy(op.statement.text) as out:
+            for chunk in _chunks(op):
+                for row in chunk:
+                    out.write_row(row)
+                if op.progress:
+                    op.progress(len(chunk))
+
+    def defer(self, op: Defer) -> int:
+        if not self.conn.in_transaction():
+            self.conn.begin()  # the job commits or rolls back with the caller's transaction
+        job = _sync_app.configure_task(op.task, **_job_options(op, driver_connection(self.conn)))
+        return job.defer(**op.kwargs)
+
+
+class AsyncDb:
+    """The port on an async psycopg connection (the job server's own pool)."""
+
+    def __init__(self, conn: psycopg.AsyncConnection):
+        self.conn = conn
+
+    def same(self, other) -> bool:
+        return other is None or other is self or other is self.conn
+
+    async def run(self, plan: Plan[T]) -> T:
+        try:
+            op = next(plan)
+            while True:
+                op = plan.send(await self.do(op))
+        except StopIteration as stop:
+            return stop.value
+        finally:
+            plan.close()
+
+    async def do(self, op: Op):
+        if type(op) is Defer:
+            job = _async_app.configure_task(op.task, **_job_options(op, self.conn))
+            return await job.defer_async(**op.kwargs)
+        if type(op) is Copy:
+            async with self.conn.cursor() as cur, cur.copy(op.statement.text) as out:
+                for chunk in _chunks(op):
+                    for row in chunk:
+                        await out.write_row(row)
+                    if op.progress:
+                        op.progress(len(chunk))
+            return None
+        if not self.same(op.on):
+            raise ValueError("an async plan runs on one connection (the ledger in this database)")
+        conn = self.conn
+        if (
+            op.alone
+            and not conn.autocommit
+            and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        ):
+            await conn.set_autocommit(True)
+            try:
+                return await self._execute(op)
+            finally:
+                # Never in place of the statement's own error (a lost connection is transient);
+                # a connection that cannot switch back is broken, and the pool replaces it.
+                with contextlib.suppress(psycopg.Error):
+                    await conn.set_autocommit(False)
+        return await self._execute(op)
+
+    async def _execute(self, op: Fetch):
+        async with self.conn.cursor(row_factory=namedtuple_row) as cur:
+            await cur.execute(pyformat(op.statement), op.params)
+            if op.mode == "count":
+                return cur.rowcount
+            if op.mode == "all":
+                return await cur.fetchall()
+            row = await cur.fetchone()
+            return row if op.mode == "one" or row is None else row[0]
+
+
+Db = SyncDb | AsyncDb
+
+
+def sync(conn) -> SyncDb:
+    return conn if isinstance(conn, SyncDb) else SyncDb(conn)
+
+
+def port(conn) -> Db:
+    """The port on ``conn``: async for an async psycopg connection, else sync."""
+    if isinstance(conn, (SyncDb, AsyncDb)):
+        return conn
+    if isinstance(conn, psycopg.AsyncConnection):
+        return AsyncDb(conn)
+    return SyncDb(conn)
+
+
+def plan(fn: Callable[..., Plan[T]]) -> Callable[..., Any]:
+    """A core function written once as a plan (``fn(db, ...)``, a generator), callable
+    with a connection or a port: run now (sync) or awaitable (async). The bare generator
+    is ``.plan``, for composing plans (``yield from other.plan(db, ...)``)."""
+
+    @functools.wraps(fn)
+    def call(conn, *args, **kwargs):
+        db = port(conn)
+        return db.run(fn(db, *args, **kwargs))
+
+    call.plan = fn  # type: ignore[attr-defined]
+    return call
