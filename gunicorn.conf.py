@@ -13,7 +13,19 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
+from gunicorn.glogging import Logger  # noqa: E402
+
 from pdam.infra.logs import DICT_CONFIG, skip_unused_record_fields  # noqa: E402
+
+
+class NoAccessLines(Logger):
+    """gunicorn's own lines, through the app's JSON set-up, but no access line: the app writes
+    one line per request (``pdam.request``: the route template, never the raw path, whose
+    query string may hold a payment's ``pat`` or ``pid``). gunicorn writes access lines
+    whenever ``logconfig_dict`` is set, building them for every request."""
+
+    access_log_enabled = False
+
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
@@ -25,6 +37,7 @@ graceful_timeout = 20
 # Build the app once in the master; each worker gets fresh connections (post_fork).
 preload_app = True
 accesslog = None
+logger_class = NoAccessLines
 # JSON lines, the app's and gunicorn's own (pdam/infra/logs.py).
 logconfig_dict = DICT_CONFIG
 skip_unused_record_fields()

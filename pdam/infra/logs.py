@@ -110,9 +110,8 @@ DICT_CONFIG = {
     },
     "root": {"level": "INFO", "handlers": ["stderr"]},
     "loggers": {
-        # gunicorn's own lines, through the same handler.
+        # gunicorn's own lines, through the same handler (no access lines: gunicorn.conf.py).
         "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
-        "gunicorn.access": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
         # Procrastinate's per-call INFO lines ("Deferred 1 job", one per job and task):
         # noise, and a log write on the hot path.
         "procrastinate.blueprints": {"level": "WARNING"},
