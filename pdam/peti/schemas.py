@@ -12,9 +12,10 @@ import re
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates, validates_schema
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..core import errors, ids
+from ..web import bodies
+from ..web.fields import UNSTORABLE, Text
 
 
 class Pattern(validate.Regexp):
@@ -41,22 +42,6 @@ class StrictInteger(fields.Integer):
         if isinstance(value, bool):
             raise self.make_error("invalid")
         return super()._validated(value)
-
-
-#: What PostgreSQL cannot store in text: NUL, and lone surrogates (a JSON "\ud800" escape).
-UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
-
-
-class Text(fields.String):
-    """A string PostgreSQL can store: no NUL character and no lone surrogate, else 400."""
-
-    default_error_messages = {"unstorable": "Must not contain NUL characters or lone surrogates."}
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs)
-        if UNSTORABLE_RE.search(text):
-            raise self.make_error("unstorable")
-        return text
 
 
 class Pat(fields.String):
@@ -95,7 +80,7 @@ class Merchant(fields.Field):
         if isinstance(value, int) and value < 0:
             raise self.make_error("invalid")
         text = str(value)
-        if not 1 <= len(text) <= 4 or UNSTORABLE_RE.search(text):
+        if not 1 <= len(text) <= 4 or UNSTORABLE.search(text):
             raise self.make_error("invalid")
         return text
 
@@ -125,28 +110,9 @@ class PaymentRequest(Schema):
 
 
 def json_body(request) -> Any:
-    """The request's JSON body; None (answered 400 by ``load``) when it is not JSON, also when it
-    nests deeper than the parser's recursion limit (that raised RecursionError: a 500).
-
-    A streamed (chunked) body larger than MAX_CONTENT_LENGTH is 413 like one whose
-    Content-Length says so: werkzeug stops reading it at the limit without an error, so a
-    byte left after the limit is what tells (the server terminates the stream, so that
-    read cannot hang).
-    """
-    try:
-        body = request.get_json(silent=True)
-    except RecursionError:
-        body = None
-    limit = request.max_content_length
-    if (
-        limit is not None
-        and request.content_length is None
-        and request.environ.get("wsgi.input_terminated")
-        and len(request.get_data(cache=True)) >= limit
-        and request.environ["wsgi.input"].read(1)
-    ):
-        raise RequestEntityTooLarge()
-    return body
+    """The request's JSON body; None (answered 400 by ``load``) when it is not JSON
+    (``web.bodies.json``: over MAX_CONTENT_LENGTH, streamed or not, 413)."""
+    return bodies.json(request)
 
 
 def load(schema: Schema, data: Any) -> dict:

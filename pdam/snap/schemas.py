@@ -31,6 +31,7 @@ from marshmallow import (
 
 from ..core import ids
 from ..core.payments import WIB
+from ..web import fields as fields_
 from . import codes, signatures
 
 #: The message of a mandatory field that is absent, null or empty.
@@ -40,8 +41,6 @@ CENTS = "cents"
 #: An amount with two decimals below 10^15 (PeTi's limit too); only ``.00`` is whole rupiah.
 AMOUNT_VALUE = re.compile(r"(0|[1-9][0-9]{0,14})\.[0-9]{2}")
 WHOLE = ".00"
-#: What PostgreSQL cannot store in text: NUL, and lone surrogates (a JSON "\ud800" escape).
-UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 SERVICE_ID = re.compile(r" {0,7}[0-9A-Za-z]{1,8}")
 SERVICE_ID_WIDTH = 8
 CURRENCY = "IDR"
@@ -97,18 +96,10 @@ def _required(**kwargs) -> dict:
     return {"required": True, "error_messages": {"required": MISSING, "null": MISSING}, **kwargs}
 
 
-class Text(fields.String):
-    """A string PostgreSQL can store; a required one may not be empty."""
+class Text(fields_.Text):
+    """A string PostgreSQL can store; a required one may not be empty (``MISSING``)."""
 
-    default_error_messages = {"unstorable": "Must not contain NUL characters or lone surrogates."}
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs)
-        if text == "" and self.required:
-            raise ValidationError(MISSING)
-        if UNSTORABLE.search(text):
-            raise self.make_error("unstorable")
-        return text
+    empty_when_required = MISSING
 
 
 class ServiceId(Text):

@@ -19,13 +19,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, g, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException
 
 from ..core import errors, inquiry, payments, states
 from ..core.payments import wib_day
 from ..infra import logs
-from ..infra.db import INTEGRITY, is_transient
-from ..web import runtime
+from ..web import bodies, runtime
+from ..web import errors as web_errors
 from ..web.errors import TooManyRequests
 from . import auth, codes, schemas, store
 from .signatures import minify
@@ -55,19 +55,9 @@ DEFAULT_MERCHANT = "VA"
 
 
 def raw_body() -> bytes:
-    """The body as received (the signature covers these bytes). A streamed (chunked) body
-    larger than MAX_CONTENT_LENGTH is 413 like one whose Content-Length says so: werkzeug
-    stops reading at the limit without an error, so a byte left after it is what tells."""
-    data = request.get_data(cache=True)
-    limit = request.max_content_length
-    if (
-        limit is not None
-        and request.content_length is None
-        and request.environ.get("wsgi.input_terminated")
-        and len(data) >= limit
-        and request.environ["wsgi.input"].read(1)
-    ):
-        raise RequestEntityTooLarge()
+    """The body as received (the signature covers these bytes); over MAX_CONTENT_LENGTH,
+    streamed or not, 413 (``web.bodies``)."""
+    data = bodies.raw(request)
     g.snap_raw = data
     return data
 
@@ -140,13 +130,8 @@ def to_snap(exc: BaseException, service: str) -> codes.SnapError:
             log.warning("SNAP request not completed: %s: %s", type(exc).__name__, exc.message)
         return err
     if isinstance(exc, HTTPException):
-        headers = {k: v for k, v in exc.get_headers() if k.lower() in ("allow", "retry-after")}
-        return codes.SnapError(exc.code or 500, "00", exc.name, headers)
-    if is_transient(exc):
-        log.warning("dependency unavailable: %s", type(exc).__name__)
-        return codes.general(retry=True)
-    log.exception("unhandled error")
-    return codes.general()
+        return codes.SnapError(exc.code or 500, "00", exc.name, web_errors.http_headers(exc))
+    return codes.general(retry=web_errors.unexpected(exc) == 503)
 
 
 def handle(exc: BaseException) -> Response:
@@ -232,17 +217,9 @@ def transactional(service: str, handler: Handler) -> Response:
 
 
 def in_savepoint(conn: sa.Connection, fn: Callable[[], Any]) -> Any:
-    """Run the core call in a savepoint: a refusal rolls back what it did, and a unique
-    violation (a concurrent request won a race the checks could not see yet) runs it once
-    more, where the checks see the winner and give the precise answer."""
-    for attempt in (1, 2):
-        try:
-            with conn.begin_nested():
-                return fn()
-        except INTEGRITY:
-            if attempt == 2:
-                raise errors.Conflict("a concurrent request changed the same data") from None
-    raise AssertionError("unreachable")
+    """Run the core call in a savepoint: a refusal rolls back what it did, and a lost race
+    runs it once more (``runtime.once_more_after_a_race``)."""
+    return runtime.once_more_after_a_race(conn.begin_nested, lambda _: fn())
 
 
 def _check_service(caller: auth.Caller, body: dict) -> str:

@@ -129,6 +129,16 @@ def test_wrong_method_and_unknown_snap_route(client):
     assert client.get("/nowhere").json == {"error": 404, "message": "Not Found"}
 
 
+def test_snap_error_handler_is_its_blueprints_only(app):
+    """SNAP's format is registered on its blueprint (and for unmatched /snap/ URLs), never
+    as the app-wide handler: the order edges are set up in changes nothing."""
+    from pdam.snap import views
+    from pdam.web import errors as web_errors
+
+    assert app.error_handler_spec[None][None][Exception] is web_errors.handle
+    assert app.error_handler_spec["snap"][None][Exception] is views.handle
+
+
 # -- transactional requests (services 24, 25, 26) ---------------------------------------------
 
 
