@@ -26,7 +26,9 @@ from ..core.payments import wib_day
 from ..infra import logs
 from ..web import bodies, runtime
 from ..web import errors as web_errors
+from ..web.apidoc import doc
 from ..web.errors import TooManyRequests
+from . import apidoc as snap_doc
 from . import auth, codes, schemas, store
 from .signatures import minify
 
@@ -150,6 +152,17 @@ bp.register_error_handler(Exception, handle)
 
 
 @bp.post("/access-token/b2b")
+@doc(
+    snap_doc.operation(
+        codes.TOKEN,
+        "SNAP access token (B2B, service 73)",
+        "An access token for the transactional SNAP routes, valid `SNAP_TOKEN_TTL_SECONDS` (900 s) "
+        "for your client only, in every web process. Authenticated by your RSA signature.",
+        schemas.TokenRequest,
+        snap_doc.ok("`2007300` Successful.", schemas.TokenResponse, token=True),
+        token=True,
+    )
+)
 def access_token():
     raw = raw_body()
     now = runtime.now()
@@ -355,15 +368,51 @@ def _status(conn: sa.Connection, caller: auth.Caller, data: dict, now: dt.dateti
 
 
 @bp.post("/transfer-va/inquiry")
+@doc(
+    snap_doc.operation(
+        codes.INQUIRY,
+        "VA inquiry (service 24)",
+        f"The customer's unpaid bills, oldest first (at most {schemas.MAX_BILLS}: the oldest), as an inquiry (stored for `INQUIRY_TTL_SECONDS`, "
+        "900 s) bound to your `inquiryRequestId`: the same id for the same VA while it lives gets "
+        "the same bills again. `virtualAccountTrxType` `C`: the total is the amount to pay.",
+        schemas.InquiryRequest,
+        snap_doc.ok("`2002400` Successful.", schemas.InquiryResponse),
+    )
+)
 def va_inquiry():
     return transactional(codes.INQUIRY, _inquire)
 
 
 @bp.post("/transfer-va/payment")
+@doc(
+    snap_doc.operation(
+        codes.PAYMENT,
+        "VA payment (service 25)",
+        "Pays every bill of the live inquiry whose `inquiryRequestId` is this `paymentRequestId`: "
+        "recorded with its posting job in one transaction, then posted to the billing ledger by "
+        "the job server (see the status route). The same `paymentRequestId` again with the same VA "
+        "and amount (a retry, `flagAdvise` `Y` or not) gets the same answer and receipt number, "
+        "never a second payment.",
+        schemas.PaymentRequest,
+        snap_doc.ok("`2002500` Successful: recorded (or the same payment again).", schemas.PaymentResponse),
+    )
+)
 def va_payment():
     return transactional(codes.PAYMENT, _pay)
 
 
 @bp.post("/transfer-va/status")
+@doc(
+    snap_doc.operation(
+        codes.STATUS,
+        "VA payment status (service 26)",
+        "Your payment of that VA made under `inquiryRequestId` (its `paymentRequestId` is the same "
+        "id; either finds it): `paymentFlagStatus` `00` while it stands "
+        "(in progress or posted), `01` once rejected at posting (paid before) or reversed; "
+        "`additionalInfo.status` is its state.",
+        schemas.StatusRequest,
+        snap_doc.ok("`2002600` Successful.", schemas.StatusResponse),
+    )
+)
 def va_status():
     return transactional(codes.STATUS, _status)
