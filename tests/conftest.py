@@ -7,36 +7,28 @@ session into a template database; each test gets its own copy
 requests and start worker processes without seeing each other. Tests that only
 read a populated world share one database per module (``module_app``).
 
-What the fixtures make (bills lines, payment bodies, payments, the clock) is in
+The database fixtures are in tests/fixtures/databases.py, the HTTP receivers and
+listeners in tests/fixtures/network.py (both registered below). What the fixtures make (bills lines, payment bodies, payments, the clock) is in
 tests/factories.py; the names tests import from here are re-exported.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
-import json
 import os
-import queue
-import socket
-import threading
-import time
 from pathlib import Path
 
 import psycopg
 import pytest
-from pytest_httpserver import HTTPServer
-from sqlalchemy.engine import make_url
-from werkzeug import Request, Response
 
 from pdam import create_app
 from pdam.core import tokens
-from pdam.infra import migrations
 from tests.factories import (  # noqa: F401 (re-exported)
     CID,
     CONTRACT_BILL,
     CONTRACT_CUSTOMER,
     CSV_HEADER,
+    HOOK,
     ISSUER,
     ROOT,
     SEALER,
@@ -50,151 +42,14 @@ from tests.factories import (  # noqa: F401 (re-exported)
     run_posting,
     sign,
     sql_runner,
+    url_for_database,
     wait_for,
 )
 
-_counter = itertools.count()
+#: Fixture groups of their own modules: the databases (and private servers), the network.
+pytest_plugins = ["tests.fixtures.databases", "tests.fixtures.network"]
 # Every app, in-process job and worker process of the suite seals with the tests' key.
 os.environ["SECRET_KEYS"] = SECRET_KEYS
-
-
-def url_for_database(server_url: str, name: str) -> str:
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
-
-
-@pytest.fixture(scope="session")
-def server_url() -> str:
-    url = os.environ.get("TEST_DATABASE_URL")
-    if url:
-        return url.replace("postgres://", "postgresql://", 1)
-    from pdam.infra import embedded
-
-    url = embedded.start(ROOT / "instance" / "test-pgdata", database="postgres", keep_running=False)
-    # The embedded server holds nothing but test databases: no fsync. Every test database is
-    # created and dropped with a checkpoint, which otherwise waits for the disk each time.
-    with _admin(url) as conn:
-        if conn.execute("show fsync").fetchone()[0] == "on":
-            conn.execute("alter system set fsync = off")
-            conn.execute("alter system set full_page_writes = off")
-            conn.execute("select pg_reload_conf()")
-    return url
-
-
-def _admin(server_url: str) -> psycopg.Connection:
-    return psycopg.connect(server_url, autocommit=True)
-
-
-class Databases:
-    """Per-test databases copied from the session's template.
-
-    Copying one takes from 15 ms to a third of a second (mostly waiting for the file
-    system, so several copies at once take little longer than one): ``MAKERS`` background
-    threads keep ``READY`` copies made ahead and a test takes one at once; a finished test's
-    database is dropped by another thread while the next test runs. ``strategy file_copy``
-    copies the template's files (a third of the time of the default WAL-logged copy for a
-    schema this small).
-    """
-
-    READY, MAKERS = 6, 3
-
-    def __init__(self, server_url: str, template: str):
-        self.server_url, self.template = server_url, template
-        self.ready: queue.Queue[str | BaseException] = queue.Queue()
-        self.wanted = threading.Semaphore(self.READY)
-        self.stopping = threading.Event()
-        self.dropping: queue.Queue[str | None] = queue.Queue()
-        self.makers = [
-            threading.Thread(target=self._create_ahead, name=f"create-test-databases-{n}", daemon=True)
-            for n in range(self.MAKERS)
-        ]
-        self.dropper = threading.Thread(target=self._drop_all, name="drop-test-databases", daemon=True)
-        for thread in (*self.makers, self.dropper):
-            thread.start()
-
-    def create(self) -> str:
-        name = self.ready.get()
-        self.wanted.release()  # make the next one
-        if isinstance(name, BaseException):
-            raise name
-        return name
-
-    def _create_ahead(self) -> None:
-        with _admin(self.server_url) as conn:
-            while True:
-                self.wanted.acquire()
-                if self.stopping.is_set():
-                    return
-                name = f"pdam_t_{os.getpid()}_{next(_counter)}"
-                try:
-                    conn.execute(f'create database "{name}" template "{self.template}" strategy file_copy')
-                    # A commit need not wait for its WAL flush here: nothing in a test survives
-                    # a crash of this server (the crash drills run servers of their own).
-                    conn.execute(f'alter database "{name}" set synchronous_commit = off')
-                except Exception as exc:  # the test that takes it fails with it
-                    self.ready.put(exc)
-                else:
-                    self.ready.put(name)
-
-    def url(self, name: str) -> str:
-        return url_for_database(self.server_url, name)
-
-    def drop_later(self, name: str) -> None:
-        self.dropping.put(name)
-
-    def _drop_all(self) -> None:
-        with _admin(self.server_url) as conn:
-            while (name := self.dropping.get()) is not None:
-                conn.execute(f'drop database if exists "{name}" with (force)')
-
-    def close(self) -> None:
-        self.stopping.set()
-        for _ in self.makers:
-            self.wanted.release()
-        for maker in self.makers:
-            maker.join()
-        while not self.ready.empty():  # made ahead, never used
-            name = self.ready.get()
-            if isinstance(name, str):
-                self.dropping.put(name)
-        self.dropping.put(None)
-        self.dropper.join()
-
-
-@pytest.fixture(scope="session")
-def template_db(server_url):
-    name = f"pdam_tpl_{os.getpid()}"
-    with _admin(server_url) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
-        conn.execute(f'create database "{name}"')
-    migrations.upgrade(url_for_database(server_url, name), sealer=SEALER)
-    yield name
-    with _admin(server_url) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
-
-
-@pytest.fixture(scope="session")
-def databases(server_url, template_db):
-    dbs = Databases(server_url, template_db)
-    yield dbs
-    dbs.close()
-
-
-def _a_database(databases):
-    name = databases.create()
-    yield databases.url(name)
-    databases.drop_later(name)
-
-
-@pytest.fixture
-def database_url(databases):
-    """A fresh, migrated database for this test only."""
-    yield from _a_database(databases)
-
-
-@pytest.fixture(scope="module")
-def module_database_url(databases):
-    """A fresh, migrated database for the tests of one module: for what they only read."""
-    yield from _a_database(databases)
 
 
 @pytest.fixture(scope="session")
@@ -457,54 +312,6 @@ def start_worker(database_url, app_config):
             kill(proc)
 
 
-def _a_private_server(name: str):
-    """Its folder is outside pytest's temporary root: another pytest run on the machine sets
-    that root back to mode 0700, which the server's own user (not root) could then no
-    longer traverse."""
-    import tempfile
-
-    from tests.pgcontrol import PrivateServer
-
-    server = PrivateServer(Path(tempfile.mkdtemp(prefix=f"pdam-{name}-")))
-    server.start()
-    yield server
-    server.destroy()
-
-
-@pytest.fixture
-def private_server():
-    """A PostgreSQL server of this test's own, to stop and start (see tests/pgcontrol.py)."""
-    yield from _a_private_server("pg")
-
-
-@pytest.fixture
-def private_database(private_server):
-    """A migrated database in ``private_server``, for a test that stops the server: its URL."""
-    url = private_server.create_database("pdam")
-    migrations.upgrade(url, sealer=SEALER)
-    return url
-
-
-@pytest.fixture(scope="session")
-def ledger_server():
-    """A PostgreSQL server for the separate ledgers (BILLING_DATABASE_URL) of the session:
-    each test gets a database of its own there (``ledger_url``); a test may stop it (and
-    starts it again: the next ``ledger_url`` does when a test could not)."""
-    yield from _a_private_server("ledger-pg")
-
-
-@pytest.fixture
-def ledger_url(ledger_server, database_url):
-    """A billing ledger of this test's own, migrated, in ``ledger_server``."""
-    try:
-        psycopg.connect(ledger_server.url(), connect_timeout=2).close()
-    except psycopg.OperationalError:  # stopped by a test that failed before starting it again
-        ledger_server.start()
-    url = ledger_server.create_database(f"ledger_{next(_counter)}")
-    migrations.upgrade(database_url, url, sealer=SEALER)
-    return url
-
-
 @pytest.fixture
 def split_app(make_app, ledger_url, seed_bills):
     """An app whose ledger is in another database (BILLING_DATABASE_URL), with two bills of
@@ -525,124 +332,3 @@ def clock():
     """The app's clock, moved by the test (``clock.at = ...``): every app of a test that uses
     this fixture runs on it (see ``make_app``)."""
     return Clock()
-
-
-# -- HTTP receivers for webhooks and the guarded client --------------------------------------
-
-HOOK = "/hook"
-
-
-class Receiver:
-    """A real HTTP receiver on loopback (threaded: concurrent callbacks could overlap).
-    ``answer(call)`` makes the response; ``calls`` are the requests received, each with its
-    raw body, JSON, headers, entry and exit times, and ``n``: how many times this event came."""
-
-    def __init__(self, server: HTTPServer):
-        self.server = server
-        self.calls: list[dict] = []
-        self.answer = lambda call: Response("ok", 200)
-        self._lock = threading.Lock()
-        self.server.expect_request(HOOK, method="POST").respond_with_handler(self._handle)
-
-    def url(self, path: str = HOOK) -> str:
-        return f"http://127.0.0.1:{self.server.port}{path}"
-
-    def _handle(self, request: Request) -> Response:
-        raw = request.get_data()
-        call = {
-            "raw": raw,
-            "json": json.loads(raw),
-            "headers": dict(request.headers),
-            "entered": time.monotonic(),
-        }
-        with self._lock:
-            call["n"] = (
-                sum(1 for c in self.calls if c["headers"]["X-Event-Id"] == call["headers"]["X-Event-Id"]) + 1
-            )
-            self.calls.append(call)
-        response = self.answer(call)
-        call["left"] = time.monotonic()
-        call["status"] = response.status_code
-        return response
-
-
-@pytest.fixture(scope="session")
-def receiver_server():
-    """One loopback HTTP server for the session (stopping one takes half a second)."""
-    server = HTTPServer(host="127.0.0.1", threaded=True)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def receiver(receiver_server):
-    """A webhook receiver of this test's own at ``receiver.url()``."""
-    rec = Receiver(receiver_server)
-    yield rec
-    receiver_server.clear()
-
-
-@pytest.fixture
-def silent_listener():
-    """A loopback port that accepts TCP connections (kernel backlog) and never answers.
-    ``pending()`` counts the connections made to it (accepting them at that moment)."""
-    sockets = []
-
-    def make(host: str = "127.0.0.1", port: int = 0, family=socket.AF_INET):
-        s = socket.socket(family, socket.SOCK_STREAM)
-        if family == socket.AF_INET6:
-            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        s.bind((host, port))
-        s.listen(64)
-        sockets.append(s)
-        return s
-
-    def pending(s) -> int:
-        s.setblocking(False)
-        count = 0
-        while True:
-            try:
-                conn, _ = s.accept()
-            except BlockingIOError:
-                return count
-            count += 1
-            sockets.append(conn)
-
-    make.pending = pending
-    yield make
-    for s in sockets:
-        s.close()
-
-
-@pytest.fixture
-def canary(silent_listener):
-    """A listener on 127.0.0.1 (and ::1 where available) at one port: must get no connection.
-    ``port, hits = canary``."""
-    v4 = silent_listener()
-    port = v4.getsockname()[1]
-    listeners = [v4]
-    try:
-        listeners.append(silent_listener("::1", port, socket.AF_INET6))
-    except OSError:
-        pass
-    return port, lambda: sum(silent_listener.pending(s) for s in listeners)
-
-
-@pytest.fixture
-def connect_spy(monkeypatch):
-    """Record every outgoing socket connect of this process; let through only the
-    addresses in ``spy.allowed`` (none by default): nothing ever leaves loopback."""
-    real_connect = socket.socket.connect
-    seen: list = []
-
-    def spy(sock, address):
-        seen.append(address[:2])
-        if address[:2] in spy.allowed:
-            return real_connect(sock, address)
-        raise ConnectionRefusedError("blocked by the test")
-
-    spy.seen = seen
-    spy.allowed = set()
-    monkeypatch.setattr(socket.socket, "connect", spy)
-    return spy

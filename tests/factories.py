@@ -36,6 +36,7 @@ from pathlib import Path
 
 import jwt as pyjwt
 import psycopg
+from sqlalchemy.engine import make_url
 
 from pdam.core import billing, inquiry, payments, posting, tokens
 from pdam.core.payments import WIB
@@ -393,3 +394,12 @@ def coverage_cases(operation):
         override=Override(),
         feedback=FeedbackSources(),
     )
+
+
+def url_for_database(server_url: str, name: str) -> str:
+    """``server_url`` with the database ``name``."""
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+#: The path of the webhook receivers (tests/fixtures/network.py).
+HOOK = "/hook"

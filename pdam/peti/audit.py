@@ -9,8 +9,10 @@ from collections.abc import Iterable, Iterator
 from flask import Blueprint, Response, request
 
 from ..core import reconciliation
+from ..web import apidoc as web_apidoc
 from ..web import runtime
-from . import schemas
+from ..web.apidoc import doc
+from . import apidoc, schemas
 from .auth import current_partner, partner_required
 
 bp = Blueprint("audit", __name__)
@@ -43,6 +45,37 @@ def csv_response(rows: Iterable[dict], filename: str, total: int) -> Response:
 
 
 @bp.get("/audit")
+@doc(
+    "Reconciliation report",
+    "One row per bill the calling partner's payments paid on a WIB day, paginated. JSON, or "
+    "CSV with `format=csv` or `Accept: text/csv` (the same columns; `page`/`limit` apply).",
+    {
+        200: {
+            "description": "The day's rows.",
+            "headers": web_apidoc.headers(
+                {
+                    "X-Total-Count": {
+                        "description": "CSV only: rows of the day",
+                        "schema": {"type": "string"},
+                    },
+                    "Content-Disposition": {
+                        "description": "CSV only: the file name",
+                        "schema": {"type": "string"},
+                    },
+                }
+            ),
+            "content": {
+                "application/json": {"schema": schemas.AuditResponse},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        },
+        400: apidoc.error(400, "A bad `tgl`, `page`, `limit` or `format`."),
+        **apidoc.auth_errors(),
+        503: apidoc.error(503),
+    },
+    tag="reconciliation",
+    parameters=[{"in": "query", "schema": schemas.AuditQuery}],
+)
 @partner_required
 def get_audit():
     query = schemas.load(schemas.AuditQuery(), request.args.to_dict())

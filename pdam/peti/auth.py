@@ -29,8 +29,8 @@ from jwt import algorithms as jwt_algorithms
 from jwt import exceptions as jwt_exceptions
 
 from ..core import errors, ids, tokens
-from ..web import request_log, runtime
-from ..web.errors import TooManyRequests, Unauthorized
+from ..web import ratelimit, runtime
+from ..web.errors import Unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -187,9 +187,7 @@ def authenticate(header: str | None, now: float) -> Partner:
     if not cached:
         cache.put(header, claims)
     partner = Partner(row.code, row.name, row.active)
-    request_log.identify(partner.code)
-    if row.rate_wait > 0:
-        raise TooManyRequests(row.rate_wait)
+    ratelimit.admit(partner.code, row.rate_wait)
     if not partner.active:
         raise errors.NotAllowed("Partner is deactivated")
     return partner

@@ -8,7 +8,8 @@ from ..core import inquiry, payments, reversal, states, webhooks
 from ..core.payments import PaymentRequest
 from ..infra import logs
 from ..web import runtime
-from . import callbacks, schemas
+from ..web.apidoc import doc, ok
+from . import apidoc, callbacks, schemas
 from .auth import current_partner, partner_required
 from .states import WIRE
 
@@ -22,6 +23,38 @@ REVERSAL_QUERY = schemas.ReversalQuery()
 
 
 @bp.get("/tagihan/<cid>")
+@doc(
+    "Inquiry: the customer's unpaid bills",
+    "The customer and the customer's **unpaid** bills, oldest period first. The answer is "
+    "stored for `INQUIRY_TTL_SECONDS` (15 minutes) under the inquiry token sent in "
+    "`X-Cross-Site`; the payment is checked against that snapshot. The token is bound to "
+    "the partner that made the inquiry.",
+    {
+        200: ok(
+            "The customer and unpaid bills.",
+            schemas.InquiryResponse,
+            {
+                "X-Cross-Site": {
+                    "description": "the inquiry token (`inq` of the payment)",
+                    "required": True,
+                    "schema": apidoc.HEX32,
+                },
+                "X-Message": {
+                    "description": "the utility's message to print on the receipt (may be empty)",
+                    "required": True,
+                    "schema": {"type": "string"},
+                },
+            },
+        ),
+        400: apidoc.error(400, "`cid` is not digits only."),
+        **apidoc.auth_errors(),
+        404: apidoc.error(404, "Customer not found, or no unpaid bill."),
+        503: apidoc.error(503),
+    },
+    tag="payments",
+    parameters=[apidoc.CID],
+    links={200: {"pay": apidoc.PAY}},
+)
 @partner_required
 def get_bills(cid):
     cfg = current_app.config
@@ -46,6 +79,87 @@ def _accept(conn, partner_code: str, req: PaymentRequest, now):
 
 
 @bp.post("/tagihan/<cid>")
+@doc(
+    "Payment",
+    "Records the payment against the inquiry and queues it for posting to the billing ledger, "
+    "in one transaction; the outcome comes later (webhook, `GET /status`). Checks in order: "
+    "body (400; unknown fields are ignored and never set `nob`, `status`, `pop`...), `pid` "
+    "already used (idempotent replay with `Idempotent-Replayed: true`, or 409), `inq` known, "
+    "alive and this partner's (404), `inq` made for this `cid` with `per` among its periods "
+    "and `amo` their sum (410), other duplicates (409). `per` must not repeat a period.",
+    {
+        202: ok(
+            "Accepted: recorded and queued (or the replay of the original answer).",
+            schemas.PaymentAccepted,
+            {
+                "X-Advice-Url": {
+                    "description": "where to read the outcome: `/status/<cid>?nob=<nob>`",
+                    "required": True,
+                    "schema": {"type": "string"},
+                },
+                "Idempotent-Replayed": {
+                    "description": "`true` when this is the original answer to the same "
+                    "request (same partner, `pid` and fields) sent again",
+                    "schema": {"type": "string", "enum": ["true"]},
+                },
+            },
+        ),
+        400: apidoc.error(400, "Body or fields ill-formed, or `X-Async` not an absolute http(s) URL."),
+        **apidoc.auth_errors(),
+        404: apidoc.error(404, "The inquiry token is unknown, expired or another partner's."),
+        409: apidoc.error(
+            409,
+            "`pid` already used for another payment, the inquiry already has a "
+            "payment, or a period is already paid or being paid.",
+        ),
+        410: apidoc.error(
+            410,
+            "The inquiry was made for another customer, or `per`/`amo` do not match its bills.",
+        ),
+        413: apidoc.error(413),
+        503: apidoc.error(
+            503,
+            apidoc.ERROR_TEXT[503] + " Also when the partner's receipt numbers of the day are used up.",
+        ),
+    },
+    tag="payments",
+    parameters=[
+        apidoc.CID,
+        {
+            "name": "X-Async",
+            "in": "header",
+            "required": False,
+            "description": "absolute http(s) URL for the payment's webhook callbacks "
+            "(see `callbacks`); empty: no callbacks, as without the header",
+            "schema": {
+                "anyOf": [
+                    {"type": "string", "enum": [""]},
+                    {
+                        "type": "string",
+                        "format": "uri",
+                        "maxLength": 2048,
+                        "pattern": f"^[Hh][Tt][Tt][Pp][Ss]?://{apidoc.HEADER_TEXT}+$",
+                    },
+                ]
+            },
+        },
+        {
+            "name": "X-Async-Token",
+            "in": "header",
+            "required": False,
+            "description": "sent as the callbacks' `Authorization` header (default: this "
+            "request's own `Authorization`)",
+            # spaces and tabs around the value are not part of it (RFC 9110 5.5)
+            "schema": {"type": "string", "pattern": f"^[\\t ]*{apidoc.HEADER_TEXT}*[\\t ]*$"},
+        },
+    ],
+    requestBody={
+        "required": True,
+        "content": {"application/json": {"schema": schemas.PaymentRequest}},
+    },
+    callbacks={"paymentEvents": {"{$request.header.X-Async}": {"post": callbacks.callback_operation()}}},
+    links={202: {"status": apidoc.STATUS, "reverse": apidoc.REVERSE}},
+)
 @partner_required
 def pay(cid):
     cid = schemas.check_cid(cid)
@@ -80,6 +194,27 @@ def _reverse(partner_code: str, cid: str, reference: str, pat: str, now):
 
 
 @bp.delete("/tagihan/<cid>")
+@doc(
+    "Reversal",
+    "Undoes an `accepted` or `changed` payment of the calling partner: its bills become "
+    "unpaid again and `rev` becomes 1. Allowed until 12:00 WIB of the day after the payment "
+    "day. Reversing a reversed payment answers the same again.",
+    {
+        200: ok(
+            "Reversed: the status body with `status: reversed` and `rev: 1`.",
+            schemas.PaymentStatus,
+        ),
+        400: apidoc.error(400, "`cid`, `pid` or `pat` missing or ill-formed."),
+        401: apidoc.error(401),
+        403: apidoc.error(403, "The partner is deactivated, or the reversal window has closed."),
+        404: apidoc.error(404, "No such payment of this partner."),
+        409: apidoc.error(409, "The payment is still in progress, or was rejected."),
+        429: apidoc.error(429),
+        503: apidoc.error(503),
+    },
+    tag="payments",
+    parameters=[apidoc.CID, {"in": "query", "schema": schemas.ReversalQuery}],
+)
 @partner_required
 def reverse(cid):
     cid = schemas.check_cid(cid)

@@ -18,7 +18,9 @@ import json
 import re
 from urllib.parse import urlsplit
 
-from ..core import errors, events
+from marshmallow import Schema, fields, validate
+
+from ..core import errors, events, states
 from ..core.payments import Callback
 from ..core.records import Payment
 from ..infra.settings import VERSION
@@ -148,3 +150,56 @@ class PetiCallbacks:
 
 
 events.register(PROTOCOL, PetiCallbacks())
+
+
+# -- the callback in the OpenAPI document (the payment route's ``callbacks``) ----------------
+
+
+class CallbackEvent(Schema):
+    """The body the job server POSTs to ``X-Async`` (pdam/peti/callbacks.py ``body_for``)."""
+
+    status = fields.String(required=True, validate=validate.OneOf(states.EVENTS))
+    code = fields.Integer(required=True, validate=validate.OneOf(sorted({w.code for w in WIRE.values()})))
+    message = fields.String(
+        required=True, validate=validate.OneOf(sorted({w.callback_message for w in WIRE.values()}))
+    )
+    data = fields.Nested(schemas.PaymentData(only=DATA_FIELDS), required=True)
+    meta = fields.Nested(schemas.Meta, required=True)
+
+
+def callback_operation() -> dict:
+    return {
+        "summary": "Payment event callback",
+        "description": (
+            "Sent by the job server to the payment's `X-Async` URL: `created` (201) when the payment is "
+            "recorded, then its final state `accepted` (202), `changed` (206) or `rejected` (409), and "
+            "`reversed` (200) after a reversal, in that order per payment. Headers: `Content-Type: "
+            f"{CONTENT_TYPE}`, `User-Agent: {USER_AGENT}`, `Authorization`: the "
+            "`X-Async-Token` value if the payment gave one, else the payment request's own "
+            "`Authorization`. A 2xx answer means delivered; 3xx/4xx refused (not retried); 5xx, a "
+            "timeout or a connection error is retried every `WEBHOOK_RETRY_SECONDS` (10 s) up to a cap."
+        ),
+        "parameters": [
+            {
+                "name": "X-Signature",
+                "in": "header",
+                "required": True,
+                "description": '`t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` with the '
+                "partner's webhook secret (`flask --app wsgi partner secret <code>`)",
+                "schema": {"type": "string", "pattern": "^t=[0-9]+,v1=[0-9a-f]{64}$"},
+            },
+            {
+                "name": "X-Event-Id",
+                "in": "header",
+                "required": True,
+                "description": "the event's id: the same on every attempt and resend (drop duplicates)",
+                "schema": {"type": "string"},
+            },
+        ],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": CallbackEvent}}},
+        "responses": {
+            "2XX": {"description": "Delivered."},
+            "4XX": {"description": "Refused: not retried."},
+            "5XX": {"description": "Failed: retried."},
+        },
+    }

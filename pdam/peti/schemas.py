@@ -12,9 +12,22 @@ import re
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates, validates_schema
-from werkzeug.exceptions import RequestEntityTooLarge
 
-from ..core import errors, ids
+from ..core import errors, ids, states
+from ..web import bodies
+from ..web.fields import UNSTORABLE, Text
+from .states import WIRE
+
+PERIOD_PATTERN = ids.ecma(ids.PERIOD)
+#: ``YYYYMMDD`` that is a real calendar day (years 0001-9999, Gregorian leap years), as a
+#: regular expression so that generators draw only real days.
+_MMDD = (
+    "(?:(?:0[13578]|1[02])(?:0[1-9]|[12][0-9]|3[01])"
+    "|(?:0[469]|11)(?:0[1-9]|[12][0-9]|30)"
+    "|02(?:0[1-9]|1[0-9]|2[0-8]))"
+)
+_LEAP_YEAR = "(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
+COMPACT_DATE_PATTERN = f"^(?:(?:(?!0000)[0-9]{{4}}){_MMDD}|{_LEAP_YEAR}0229)$"
 
 
 class Pattern(validate.Regexp):
@@ -43,22 +56,6 @@ class StrictInteger(fields.Integer):
         return super()._validated(value)
 
 
-#: What PostgreSQL cannot store in text: NUL, and lone surrogates (a JSON "\ud800" escape).
-UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
-
-
-class Text(fields.String):
-    """A string PostgreSQL can store: no NUL character and no lone surrogate, else 400."""
-
-    default_error_messages = {"unstorable": "Must not contain NUL characters or lone surrogates."}
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs)
-        if UNSTORABLE_RE.search(text):
-            raise self.make_error("unstorable")
-        return text
-
-
 class Pat(fields.String):
     """A payment's ``pat``: 20 hex characters in either case, loaded in the uppercase it was
     issued in (hex is case-insensitive, so a lowercased copy finds the same payment)."""
@@ -74,6 +71,14 @@ class Period(fields.Field):
     """``YYYYMM`` as an integer or a digit string; loaded as the string."""
 
     default_error_messages = {"invalid": "Not a valid period (YYYYMM)."}
+    OPENAPI = {
+        "anyOf": [
+            {"type": "integer", "minimum": 100001, "maximum": 999912},
+            {"type": "string", "pattern": PERIOD_PATTERN},
+        ],
+        "description": "a billing month `YYYYMM` (month 01 to 12), as an integer or a digit string",
+        "example": 202005,
+    }
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool) or not isinstance(value, (int, str)):
@@ -88,6 +93,14 @@ class Merchant(fields.Field):
     """Merchant name or ID: a string or a non-negative integer, at most 4 characters."""
 
     default_error_messages = {"invalid": "Must be a string or a number of 1 to 4 characters."}
+    OPENAPI = {
+        "anyOf": [
+            {"type": "string", "minLength": 1, "maxLength": 4, "pattern": Text.OPENAPI_PATTERN},
+            {"type": "integer", "minimum": 0, "maximum": 9999},
+        ],
+        "description": "merchant name or ID, at most 4 characters (stored as a string)",
+        "example": "1234",
+    }
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool) or not isinstance(value, (int, str)):
@@ -95,7 +108,7 @@ class Merchant(fields.Field):
         if isinstance(value, int) and value < 0:
             raise self.make_error("invalid")
         text = str(value)
-        if not 1 <= len(text) <= 4 or UNSTORABLE_RE.search(text):
+        if not 1 <= len(text) <= 4 or UNSTORABLE.search(text):
             raise self.make_error("invalid")
         return text
 
@@ -125,28 +138,9 @@ class PaymentRequest(Schema):
 
 
 def json_body(request) -> Any:
-    """The request's JSON body; None (answered 400 by ``load``) when it is not JSON, also when it
-    nests deeper than the parser's recursion limit (that raised RecursionError: a 500).
-
-    A streamed (chunked) body larger than MAX_CONTENT_LENGTH is 413 like one whose
-    Content-Length says so: werkzeug stops reading it at the limit without an error, so a
-    byte left after the limit is what tells (the server terminates the stream, so that
-    read cannot hang).
-    """
-    try:
-        body = request.get_json(silent=True)
-    except RecursionError:
-        body = None
-    limit = request.max_content_length
-    if (
-        limit is not None
-        and request.content_length is None
-        and request.environ.get("wsgi.input_terminated")
-        and len(request.get_data(cache=True)) >= limit
-        and request.environ["wsgi.input"].read(1)
-    ):
-        raise RequestEntityTooLarge()
-    return body
+    """The request's JSON body; None (answered 400 by ``load``) when it is not JSON
+    (``web.bodies.json``: over MAX_CONTENT_LENGTH, streamed or not, 413)."""
+    return bodies.json(request)
 
 
 def load(schema: Schema, data: Any) -> dict:
@@ -218,7 +212,7 @@ class Vat(Schema):
 class Charges(Schema):
     air = fields.Integer(attribute="water")
     administrasi = fields.Integer(attribute="admin_fee")
-    ppn = fields.Function(lambda bill: _dump(Vat, bill))
+    ppn = fields.Function(lambda bill: _dump(Vat, bill), metadata={"schema": Vat})
     denda = fields.Integer(attribute="late_fee")
     angsuran = fields.Integer(attribute="installment")
     jumlah = fields.Integer(attribute="total")
@@ -226,9 +220,9 @@ class Charges(Schema):
 
 class Bill(Schema):
     id = fields.String(attribute="bill_no")
-    periode = fields.String(attribute="period")
-    meter = fields.Function(lambda bill: _dump(Meter, bill))
-    biaya = fields.Function(lambda bill: _dump(Charges, bill))
+    periode = fields.String(attribute="period", metadata={"pattern": PERIOD_PATTERN})
+    meter = fields.Function(lambda bill: _dump(Meter, bill), metadata={"schema": Meter})
+    biaya = fields.Function(lambda bill: _dump(Charges, bill), metadata={"schema": Charges})
 
 
 class InquiryResponse(Schema):
@@ -251,34 +245,61 @@ def _periods(values):
 class PaymentData(Schema):
     cid = fields.String(attribute="customer_id")
     pid = fields.String()
-    pat = fields.String()
-    pop = fields.String(attribute="partner_code")
+    pat = fields.String(metadata={"pattern": "^[0-9A-F]{20}$", "description": "the payment's secret handle"})
+    pop = fields.String(
+        attribute="partner_code",
+        metadata={"pattern": ids.ecma(ids.PARTNER_CODE), "description": "the partner code"},
+    )
     mer = fields.String(attribute="merchant")
-    inq = fields.String(attribute="inquiry_token")
-    pts = fields.Function(lambda p: epoch_ms(p.accepted_at))
-    nob = fields.String()
+    inq = fields.String(attribute="inquiry_token", metadata={"type": "string", "pattern": ids.ecma(ids.INQ)})
+    pts = fields.Function(
+        lambda p: epoch_ms(p.accepted_at),
+        metadata={"type": "integer", "description": "acceptance time, epoch milliseconds"},
+    )
+    nob = fields.String(
+        metadata={
+            "pattern": ids.ecma(ids.NOB),
+            "description": "receipt number: partner code, WIB date YYMMDD, the partner's daily sequence",
+        }
+    )
 
 
 class StatusData(PaymentData):
-    rev = fields.Function(lambda p: 1 if p.reversed_at else 0)
+    rev = fields.Function(
+        lambda p: 1 if p.reversed_at else 0,
+        metadata={"type": "integer", "enum": [0, 1], "description": "1 once reversed"},
+    )
 
     class Meta:
         ordered = True
         fields = ("cid", "pid", "pat", "pop", "mer", "inq", "pts", "rev", "nob")
 
 
+NULLABLE_INTEGER = {"type": "integer", "nullable": True}
+PERIODS = {"type": "array", "items": {"type": "integer", "example": 202005}}
+NULLABLE_PERIODS = {**PERIODS, "nullable": True}
+
+
 class Meta(Schema):
     jumlah_tagihan = fields.Integer(attribute="paid_total", allow_none=True)
     jumlah_bayar = fields.Integer(attribute="amount")
-    jumlah_masalah = fields.Function(lambda p: None if p.paid_total is None else p.amount - p.paid_total)
-    lembar_tagihan = fields.Function(lambda p: None if p.paid_periods is None else len(p.paid_periods))
-    lembar_bayar = fields.Function(lambda p: len(p.periods))
-    lembar_masalah = fields.Function(
-        lambda p: None if p.paid_periods is None else len(p.problem_periods or [])
+    jumlah_masalah = fields.Function(
+        lambda p: None if p.paid_total is None else p.amount - p.paid_total,
+        metadata={**NULLABLE_INTEGER, "description": "jumlah_bayar - jumlah_tagihan"},
     )
-    periode_tagihan = fields.Function(lambda p: _periods(p.paid_periods))
-    periode_bayar = fields.Function(lambda p: _periods(p.periods))
-    periode_masalah = fields.Function(lambda p: _periods(p.problem_periods or None))
+    lembar_tagihan = fields.Function(
+        lambda p: None if p.paid_periods is None else len(p.paid_periods), metadata=NULLABLE_INTEGER
+    )
+    lembar_bayar = fields.Function(lambda p: len(p.periods), metadata={"type": "integer"})
+    lembar_masalah = fields.Function(
+        lambda p: None if p.paid_periods is None else len(p.problem_periods or []),
+        metadata=NULLABLE_INTEGER,
+    )
+    periode_tagihan = fields.Function(lambda p: _periods(p.paid_periods), metadata=NULLABLE_PERIODS)
+    periode_bayar = fields.Function(lambda p: _periods(p.periods), metadata=PERIODS)
+    periode_masalah = fields.Function(
+        lambda p: _periods(p.problem_periods or None), metadata=NULLABLE_PERIODS
+    )
 
 
 class Seen:
@@ -298,20 +319,23 @@ class PaymentAccepted(Schema):
 
     status = fields.Constant("accepted")
     message = fields.String()
-    data = fields.Function(lambda p: _dump(PaymentData, p))
+    data = fields.Function(lambda p: _dump(PaymentData, p), metadata={"schema": PaymentData})
     meta = fields.Function(
-        lambda p: _dump(Meta, Seen(p, paid_total=None, paid_periods=None, problem_periods=None))
+        lambda p: _dump(Meta, Seen(p, paid_total=None, paid_periods=None, problem_periods=None)),
+        metadata={"schema": Meta},
     )
 
 
 class PaymentStatus(Schema):
     """GET /status (and webhook bodies): the payment's state with the full meta."""
 
-    status = fields.String()
-    code = fields.Integer()
+    status = fields.String(metadata={"enum": list(states.EVENTS)})
+    code = fields.Integer(
+        metadata={"enum": sorted({w.code for w in WIRE.values()}), "description": "the HTTP status"}
+    )
     message = fields.String()
-    data = fields.Function(lambda p: _dump(StatusData, p))
-    meta = fields.Function(lambda p: _dump(Meta, p))
+    data = fields.Function(lambda p: _dump(StatusData, p), metadata={"schema": StatusData})
+    meta = fields.Function(lambda p: _dump(Meta, p), metadata={"schema": Meta})
 
 
 # -- reversal and reconciliation ---------------------------------------------------
@@ -331,6 +355,11 @@ class WibDate(fields.Field):
     """A WIB calendar day as ``YYYY-MM-DD`` or ``YYYYMMDD``; loaded as a ``date``."""
 
     default_error_messages = {"invalid": "Not a valid date (YYYY-MM-DD or YYYYMMDD)."}
+    OPENAPI = {
+        "anyOf": [{"type": "string", "format": "date"}, {"type": "string", "pattern": COMPACT_DATE_PATTERN}],
+        "description": "a WIB calendar day, `YYYY-MM-DD` or `YYYYMMDD` (a real date); default yesterday",
+        "example": "2020-08-27",
+    }
 
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{8}", value):
@@ -343,7 +372,13 @@ class WibDate(fields.Field):
 
 
 class QueryInteger(fields.Integer):
-    """A query-string integer: ASCII digits only (no sign, no spaces, no decimals)."""
+    """A query-string integer: ASCII digits only (no sign, no spaces, no decimals): at most
+    9 digits, so the document's ``maximum`` is 999999999 unless a ``Range`` says less."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        ranges = [v.max for v in self.validators if isinstance(v, validate.Range) and v.max is not None]
+        self.metadata.setdefault("maximum", min([999_999_999, *ranges]))
 
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str) or not re.fullmatch(r"[0-9]{1,9}", value):

@@ -8,7 +8,8 @@ from ..core import payments
 from ..core.records import Payment
 from ..infra import logs
 from ..web import runtime
-from . import schemas
+from ..web.apidoc import doc, ok
+from . import apidoc, schemas
 from .auth import current_partner, partner_required
 from .states import WIRE
 
@@ -23,6 +24,28 @@ def status_body(payment: Payment) -> dict:
 
 
 @bp.get("/status/<cid>")
+@doc(
+    "Payment status",
+    "One payment of the calling partner, found by `nob`, or `pid`, or `pid`+`pat`, or "
+    "`pid`+`inq` (none of them, or `pat`/`inq` without `pid`: 400). The HTTP status "
+    "mirrors the payment's state and equals `code`.",
+    {
+        201: ok("`created`: in progress.", schemas.PaymentStatus),
+        202: ok("`accepted`: every bill paid.", schemas.PaymentStatus),
+        206: ok(
+            "`changed`: suspect data (amounts changed, or some periods paid before).",
+            schemas.PaymentStatus,
+        ),
+        409: ok("`rejected`: paid before.", schemas.PaymentStatus),
+        400: apidoc.error(400, "No `nob` or `pid`, or an ill-formed parameter."),
+        **apidoc.auth_errors(),
+        404: apidoc.error(404, "No such payment of this partner."),
+        503: apidoc.error(503),
+    },
+    tag="payments",
+    parameters=[apidoc.CID, {"in": "query", "schema": schemas.StatusQuery}],
+    links={code: {"reverse": apidoc.REVERSE} for code in (201, 202, 206, 409)},
+)
 @partner_required
 def get_status(cid):
     cid = schemas.check_cid(cid)

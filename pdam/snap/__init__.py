@@ -8,7 +8,7 @@ bodies, response codes) to the core's functions.
 
 from __future__ import annotations
 
-from flask import Flask, request
+from flask import Flask
 
 from ..web import errors as web_errors
 from . import views
@@ -16,14 +16,7 @@ from . import views
 PREFIX = "/snap/"
 
 
-def _handle(exc: BaseException):
-    """Errors outside the SNAP views (no route matched, 405) on a ``/snap/`` URL are
-    answered in SNAP's format too; every other URL keeps the service's JSON errors."""
-    if request.path.startswith(PREFIX):
-        return views.handle(exc)
-    return web_errors.handle(exc)
-
-
 def init_app(app: Flask) -> None:
-    app.register_blueprint(views.bp)
-    app.register_error_handler(Exception, _handle)
+    app.register_blueprint(views.bp)  # its routes' errors: views.handle, on the blueprint
+    # URLs under /snap/ that match no route (404, 405) are answered in SNAP's format too.
+    web_errors.register_format(app, PREFIX, views.handle)

@@ -27,8 +27,7 @@ from dataclasses import dataclass
 from flask import current_app, request
 
 from ..core import snap_clients
-from ..web import request_log, runtime
-from ..web.errors import TooManyRequests
+from ..web import ratelimit, runtime
 from . import codes, signatures
 
 BEARER = re.compile(r"Bearer ([A-Za-z0-9._~+/=-]{1,512})", re.IGNORECASE)
@@ -85,9 +84,7 @@ def token_request(now: dt.datetime) -> str:
     client = snap_clients.client(runtime.connection(), client_id, _rate()) if known else None
     if client is None or not client.active:
         raise codes.unauthorized("Unknown client")
-    request_log.identify(client.partner_code)
-    if client.rate_wait > 0:
-        raise TooManyRequests(client.rate_wait)
+    ratelimit.admit(client.partner_code, client.rate_wait)
     if not _within_window(timestamp, now):
         raise codes.unauthorized("X-TIMESTAMP")
     message = signatures.token_string(client_id, stamp)
@@ -102,9 +99,7 @@ def transactional_request(body: bytes, now: dt.datetime) -> Caller:
     client = snap_clients.caller(runtime.connection(), match.group(1), now, _rate()) if match else None
     if client is None or not client.active:
         raise codes.invalid_token()
-    request_log.identify(client.partner_code)
-    if client.rate_wait > 0:
-        raise TooManyRequests(client.rate_wait)
+    ratelimit.admit(client.partner_code, client.rate_wait)
     values = {name: _header(name) for name in TRANSACTIONAL_HEADERS}
     for name, value in values.items():
         if not value:

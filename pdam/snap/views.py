@@ -19,15 +19,17 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, g, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException
 
 from ..core import errors, inquiry, payments, states
 from ..core.payments import wib_day
 from ..core.records import Payment, Shown
 from ..infra import logs
-from ..infra.db import INTEGRITY, is_transient
-from ..web import runtime
+from ..web import bodies, runtime
+from ..web import errors as web_errors
+from ..web.apidoc import doc
 from ..web.errors import TooManyRequests
+from . import apidoc as snap_doc
 from . import auth, codes, schemas, store
 from .signatures import minify
 
@@ -56,19 +58,9 @@ DEFAULT_MERCHANT = "VA"
 
 
 def raw_body() -> bytes:
-    """The body as received (the signature covers these bytes). A streamed (chunked) body
-    larger than MAX_CONTENT_LENGTH is 413 like one whose Content-Length says so: werkzeug
-    stops reading at the limit without an error, so a byte left after it is what tells."""
-    data = request.get_data(cache=True)
-    limit = request.max_content_length
-    if (
-        limit is not None
-        and request.content_length is None
-        and request.environ.get("wsgi.input_terminated")
-        and len(data) >= limit
-        and request.environ["wsgi.input"].read(1)
-    ):
-        raise RequestEntityTooLarge()
+    """The body as received (the signature covers these bytes); over MAX_CONTENT_LENGTH,
+    streamed or not, 413 (``web.bodies``)."""
+    data = bodies.raw(request)
     g.snap_raw = data
     return data
 
@@ -141,13 +133,8 @@ def to_snap(exc: BaseException, service: str) -> codes.SnapError:
             log.warning("SNAP request not completed: %s: %s", type(exc).__name__, exc.message)
         return err
     if isinstance(exc, HTTPException):
-        headers = {k: v for k, v in exc.get_headers() if k.lower() in ("allow", "retry-after")}
-        return codes.SnapError(exc.code or 500, "00", exc.name, headers)
-    if is_transient(exc):
-        log.warning("dependency unavailable: %s", type(exc).__name__)
-        return codes.general(retry=True)
-    log.exception("unhandled error")
-    return codes.general()
+        return codes.SnapError(exc.code or 500, "00", exc.name, web_errors.http_headers(exc))
+    return codes.general(retry=web_errors.unexpected(exc) == 503)
 
 
 def handle(exc: BaseException) -> Response:
@@ -166,6 +153,17 @@ bp.register_error_handler(Exception, handle)
 
 
 @bp.post("/access-token/b2b")
+@doc(
+    snap_doc.operation(
+        codes.TOKEN,
+        "SNAP access token (B2B, service 73)",
+        "An access token for the transactional SNAP routes, valid `SNAP_TOKEN_TTL_SECONDS` (900 s) "
+        "for your client only, in every web process. Authenticated by your RSA signature.",
+        schemas.TokenRequest,
+        snap_doc.ok("`2007300` Successful.", schemas.TokenResponse, token=True),
+        token=True,
+    )
+)
 def access_token():
     raw = raw_body()
     now = runtime.now()
@@ -233,17 +231,9 @@ def transactional(service: str, handler: Handler) -> Response:
 
 
 def in_savepoint(conn: sa.Connection, fn: Callable[[], Any]) -> Any:
-    """Run the core call in a savepoint: a refusal rolls back what it did, and a unique
-    violation (a concurrent request won a race the checks could not see yet) runs it once
-    more, where the checks see the winner and give the precise answer."""
-    for attempt in (1, 2):
-        try:
-            with conn.begin_nested():
-                return fn()
-        except INTEGRITY:
-            if attempt == 2:
-                raise errors.Conflict("a concurrent request changed the same data") from None
-    raise AssertionError("unreachable")
+    """Run the core call in a savepoint: a refusal rolls back what it did, and a lost race
+    runs it once more (``runtime.once_more_after_a_race``)."""
+    return runtime.once_more_after_a_race(conn.begin_nested, lambda _: fn())
 
 
 def _check_service(caller: auth.Caller, body: dict) -> str:
@@ -383,15 +373,51 @@ def _status(conn: sa.Connection, caller: auth.Caller, data: dict, now: dt.dateti
 
 
 @bp.post("/transfer-va/inquiry")
+@doc(
+    snap_doc.operation(
+        codes.INQUIRY,
+        "VA inquiry (service 24)",
+        f"The customer's unpaid bills, oldest first (at most {schemas.MAX_BILLS}: the oldest), as an inquiry (stored for `INQUIRY_TTL_SECONDS`, "
+        "900 s) bound to your `inquiryRequestId`: the same id for the same VA while it lives gets "
+        "the same bills again. `virtualAccountTrxType` `C`: the total is the amount to pay.",
+        schemas.InquiryRequest,
+        snap_doc.ok("`2002400` Successful.", schemas.InquiryResponse),
+    )
+)
 def va_inquiry():
     return transactional(codes.INQUIRY, _inquire)
 
 
 @bp.post("/transfer-va/payment")
+@doc(
+    snap_doc.operation(
+        codes.PAYMENT,
+        "VA payment (service 25)",
+        "Pays every bill of the live inquiry whose `inquiryRequestId` is this `paymentRequestId`: "
+        "recorded with its posting job in one transaction, then posted to the billing ledger by "
+        "the job server (see the status route). The same `paymentRequestId` again with the same VA "
+        "and amount (a retry, `flagAdvise` `Y` or not) gets the same answer and receipt number, "
+        "never a second payment.",
+        schemas.PaymentRequest,
+        snap_doc.ok("`2002500` Successful: recorded (or the same payment again).", schemas.PaymentResponse),
+    )
+)
 def va_payment():
     return transactional(codes.PAYMENT, _pay)
 
 
 @bp.post("/transfer-va/status")
+@doc(
+    snap_doc.operation(
+        codes.STATUS,
+        "VA payment status (service 26)",
+        "Your payment of that VA made under `inquiryRequestId` (its `paymentRequestId` is the same "
+        "id; either finds it): `paymentFlagStatus` `00` while it stands "
+        "(in progress or posted), `01` once rejected at posting (paid before) or reversed; "
+        "`additionalInfo.status` is its state.",
+        schemas.StatusRequest,
+        snap_doc.ok("`2002600` Successful.", schemas.StatusResponse),
+    )
+)
 def va_status():
     return transactional(codes.STATUS, _status)

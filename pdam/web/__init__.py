@@ -1,5 +1,6 @@
-"""What every edge shares: the request's runtime, JSON errors, request logs, health,
-/metrics, the API document and /docs."""
+"""What every edge shares: the request's runtime, JSON errors (and the edges' own formats
+by URL prefix), request bodies, the ``Text`` field, the rate-limit check, request logs,
+health, /metrics, ``@doc`` for the API document, and /openapi.json and /docs."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ from markupsafe import escape
 from swagger_ui_bundle import swagger_ui_path
 
 from ..core import errors
+from .apidoc import doc, error, ok
 
 bp = Blueprint("docs", __name__)
 
@@ -61,11 +62,25 @@ def document() -> dict:
 
 
 @bp.get("/openapi.json")
+@doc(
+    summary="This document",
+    description="The OpenAPI document of this API.",
+    responses={200: ok("The document.", {"type": "object"})},
+    tag="docs",
+    public=True,
+)
 def get_openapi():
     return document()
 
 
 @bp.get("/docs")
+@doc(
+    summary="Interactive API documentation",
+    description="Swagger UI, served from this service (no CDN).",
+    responses={200: ok("The page.", {"type": "string"}, media="text/html")},
+    tag="docs",
+    public=True,
+)
 def get_docs():
     def asset(name: str) -> str:
         return url_for("docs.get_asset", filename=name)
@@ -88,6 +103,25 @@ def _asset(filename: str) -> tuple[bytes, str]:
 
 
 @bp.get("/docs/<path:filename>")
+@doc(
+    summary="Assets of the documentation page",
+    description="Swagger UI's scripts and styles.",
+    responses={
+        200: ok("The file.", {"type": "string", "format": "binary"}, media="*/*"),
+        404: error(404, "No such file."),
+    },
+    tag="docs",
+    public=True,
+    parameters=[
+        {
+            "name": "filename",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string"},
+            "example": "swagger-ui.css",
+        }
+    ],
+)
 def get_asset(filename):
     if filename not in ASSETS:
         raise errors.NotFound("no such file")

@@ -1,8 +1,9 @@
 """One JSON error handler for the whole service: ``{"error": <status>, "message": ...}``.
 
 The core's exceptions say what went wrong; this says which HTTP status that
-is. No stack trace, SQL or driver text ever reaches a client. (An edge with
-another error format, such as SNAP, answers its own routes itself.)
+is. No stack trace, SQL or driver text ever reaches a client. An edge with
+another error format (SNAP) answers its own routes with a handler on its blueprint, and
+registers it here for the unmatched URLs under its prefix (``register_format``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 
-from flask import Flask, jsonify
+from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ..core import errors
@@ -55,6 +56,21 @@ def error_body(status: int, message: str, errors: dict | None = None) -> dict:
     return body
 
 
+def http_headers(exc: HTTPException) -> dict:
+    """The headers of an HTTP error that go to the client (``Allow`` of a 405, ``Retry-After``)."""
+    return {k: v for k, v in exc.get_headers() if k.lower() in ("allow", "retry-after")}
+
+
+def unexpected(exc: BaseException) -> int:
+    """The status of an exception that is neither the core's nor an HTTP error, logged:
+    503 when a dependency (the database) is unreachable, else 500."""
+    if is_transient(exc):
+        log.warning("dependency unavailable: %s", type(exc).__name__)
+        return 503
+    log.exception("unhandled error")
+    return 500
+
+
 def answer(exc: BaseException) -> tuple[int, str, dict | None, dict]:
     """``(status, message, errors, headers)`` for any exception."""
     if isinstance(exc, errors.PdamError):
@@ -68,16 +84,19 @@ def answer(exc: BaseException) -> tuple[int, str, dict | None, dict]:
     if isinstance(exc, HTTPException):
         default = type(exc).description
         message = exc.description if exc.description and exc.description != default else exc.name
-        headers = {k: v for k, v in exc.get_headers() if k.lower() in ("allow", "retry-after")}
-        return exc.code or 500, message, None, headers
-    if is_transient(exc):
-        log.warning("dependency unavailable: %s", type(exc).__name__)
+        return exc.code or 500, message, None, http_headers(exc)
+    if unexpected(exc) == 503:
         return 503, errors.Unavailable.__doc__, None, {"Retry-After": RETRY_AFTER}
-    log.exception("unhandled error")
     return 500, "Internal Server Error", None, {}
 
 
 def handle(exc: BaseException):
+    """The app's error handler: the ``{"error", "message"}`` body, or the format an edge
+    registered for the URL's prefix when no route matched (``register_format``)."""
+    if request.url_rule is None:
+        for prefix, edge_handler in current_app.extensions[FORMATS].items():
+            if request.path.startswith(prefix):
+                return edge_handler(exc)
     status, message, details, headers = answer(exc)
     response = jsonify(error_body(status, message, details))
     response.status_code = status
@@ -85,5 +104,16 @@ def handle(exc: BaseException):
     return response
 
 
+FORMATS = "pdam.error_formats"
+
+
+def register_format(app: Flask, prefix: str, edge_handler) -> None:
+    """An edge whose errors have a body of their own answers URLs under ``prefix`` that
+    match no route (404, 405) with ``edge_handler``; errors of its routes go to the handler
+    it registers on its blueprint. Every other URL keeps this module's body."""
+    app.extensions[FORMATS][prefix] = edge_handler
+
+
 def init_app(app: Flask) -> None:
+    app.extensions[FORMATS] = {}
     app.register_error_handler(Exception, handle)

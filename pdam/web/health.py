@@ -4,14 +4,35 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from flask import Blueprint
+from marshmallow import Schema, fields
 
 from ..infra.settings import VERSION
 from . import runtime
+from .apidoc import doc, error, ok
 
 bp = Blueprint("health", __name__)
 
 
+class Health(Schema):
+    """``GET /health``."""
+
+    status = fields.Constant("ok", required=True)
+    database = fields.Constant("ok", required=True)
+    version = fields.String(required=True)
+
+
+class Liveness(Schema):
+    status = fields.Constant("ok", required=True)
+
+
 @bp.get("/health")
+@doc(
+    summary="Service and database health",
+    description="Answers 200 when the service and its database answer; no token needed.",
+    responses={200: ok("Healthy.", Health), 503: error(503, "The database does not answer.")},
+    tag="health",
+    public=True,
+)
 def get_health():
     """A database that does not answer raises a driver error (answered 503)."""
     conn = runtime.connection()
@@ -21,6 +42,13 @@ def get_health():
 
 
 @bp.get("/health/live")
+@doc(
+    summary="Liveness",
+    description="The process answers; no dependency is checked (load balancers).",
+    responses={200: ok("Alive.", Liveness)},
+    tag="health",
+    public=True,
+)
 def get_liveness():
     """The process answers; no dependency is checked (load balancers, benchmarks)."""
     return {"status": "ok"}

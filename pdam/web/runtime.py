@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+from collections.abc import Callable
+from typing import TypeVar
 
 import sqlalchemy as sa
 from flask import Flask, current_app, g
@@ -17,6 +19,9 @@ from ..core import errors
 from ..infra import sealing
 from ..infra.db import INTEGRITY, Database, committing
 from ..infra.runtime import Runtime
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def init_app(app: Flask) -> None:
@@ -75,16 +80,23 @@ def ledger_transaction() -> contextlib.AbstractContextManager[sa.Connection]:
 
 
 def run(fn, *args, **kwargs):
-    """Run ``fn(conn, *args, **kwargs)`` in the request's transaction and commit.
+    """Run ``fn(conn, *args, **kwargs)`` in the request's transaction and commit, once more
+    after a lost race (``once_more_after_a_race``)."""
+    return once_more_after_a_race(transaction, lambda conn: fn(conn, *args, **kwargs))
 
-    A unique violation means a concurrent request won a race the checks could
-    not see yet; the work runs once more in a new transaction, where the checks
-    see the winner and give the precise answer (a replay, a 409).
-    """
+
+def once_more_after_a_race(
+    block: Callable[[], contextlib.AbstractContextManager[T]], fn: Callable[[T], R]
+) -> R:
+    """``fn(x)`` inside ``with block() as x`` (a transaction, a savepoint). A unique
+    violation means a concurrent request won a race the checks could not see yet; the work
+    runs once more in a new block, where the checks see the winner and give the precise
+    answer (a replay, a 409). A second violation is a ``Conflict``."""
     for attempt in (1, 2):
         try:
-            with transaction() as conn:
-                return fn(conn, *args, **kwargs)
+            with block() as x:
+                return fn(x)
         except INTEGRITY:
             if attempt == 2:
                 raise errors.Conflict("a concurrent request changed the same data") from None
+    raise AssertionError("unreachable")

@@ -206,7 +206,7 @@ def test_request_and_response_bodies_come_from_the_route_schemas(doc):
 
 
 def test_every_property_has_a_type(doc):
-    """A ``fields.Function`` without an entry in openapi.FIELD_DOCS would come out as ``{}``."""
+    """A ``fields.Function`` without a type in its metadata (or a dumped schema) would come out as ``{}``."""
     for name, schema in doc["components"]["schemas"].items():
         assert_properties_typed(schema, name)
     for path, ops in doc["paths"].items():

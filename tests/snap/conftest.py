@@ -223,3 +223,13 @@ def bank(make_bank):
 @pytest.fixture
 def bills(seed_bills):
     seed_bills(BILLS)
+
+
+def expect(res, code: str, message: str):
+    body = res.get_json()
+    assert body is not None, res.data
+    assert (body["responseCode"], body["responseMessage"]) == (code, message), body
+    assert res.status_code == int(code[:3])
+    assert res.mimetype == "application/json"
+    assert res.headers["X-Request-Id"]
+    return body
