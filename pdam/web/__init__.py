@@ -1,15 +1,21 @@
 """What every edge shares: the request's runtime, JSON errors (and the edges' own formats
 by URL prefix), request bodies, the ``Text`` field, the rate-limit check, request logs,
-health, /metrics, ``@doc`` for the API document, and /openapi.json and /docs."""
+health, /metrics, ``@doc`` for the API document, and /openapi.json and /docs.
+
+Importing the package loads no Flask (the job server renders PeTi's callbacks with schemas
+that use ``web.fields``); ``init_app`` imports the modules that need it."""
 
 from __future__ import annotations
 
-from flask import Flask
+from typing import TYPE_CHECKING
 
-from . import errors, health, metrics, request_log, runtime
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 def init_app(app: Flask) -> None:
+    from . import errors, health, metrics, request_log, runtime
+
     errors.init_app(app)
     request_log.init_app(app)
     runtime.init_app(app)

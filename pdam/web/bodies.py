@@ -3,10 +3,12 @@ MAX_CONTENT_LENGTH is 413, streamed (chunked) or not."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Request
 from werkzeug.exceptions import RequestEntityTooLarge
+
+if TYPE_CHECKING:  # the job server imports PeTi's schemas, which use this, without Flask
+    from flask import Request
 
 
 def refuse_streamed_excess(request: Request) -> None:
