@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from sqlalchemy import text
 
 from pdam.core import errors, inquiry, payments
 from pdam.web import runtime
-from tests.factories import CID
+from tests.factories import CID, make_payment
 
 NOW = dt.datetime(2026, 11, 30, 2, 0, tzinfo=dt.UTC)
 
@@ -46,3 +47,34 @@ def test_a_payment_by_reference_tells_an_unknown_customer_from_a_missing_inquiry
             payments.accept_inquiry(conn, "00", CID, "r-1", 48800, "VA", NOW, lambda: ledger)
         with pytest.raises(errors.InquiryNotFound):  # without the ledger: as before
             payments.accept_inquiry(conn, "00", "999999", "r-1", 48800, "VA", NOW)
+
+
+def test_an_inquiry_reads_no_other_customers_payment_in_progress(app, add_partner, seed_bills, run_sql):
+    # While the worker is behind, every payment waits as 'created'; an inquiry must still
+    # cost the same: it looks at its own customer's live periods only (migration 013).
+    add_partner("00")
+    seed_bills.simple(CID, ["202001", "202002"])
+    # Statistics taken when few payments waited (as autovacuum leaves them while a backlog
+    # builds up), then a backlog of 3,000: the old join started from payment_created.
+    run_sql("analyze payment, payment_period")
+    run_sql(
+        "insert into payment (partner_code, pid, customer_id, inquiry_token, amount, periods, merchant,"
+        " pat, nob, accepted_at) select '00', 'backlog-' || n, '9' || n, md5(n::text), 48800, '{202001}',"
+        " '1', upper(lpad(to_hex(n), 20, '0')), '00' || lpad(n::text, 10, '0'), %(now)s"
+        " from generate_series(1, 3000) as n",
+        {"now": NOW},
+    )
+    run_sql(
+        "insert into payment_period (payment_id, customer_id, period)"
+        " select id, customer_id, '202001' from payment where pid like 'backlog-%%'"
+    )
+    reads = text("select pg_stat_get_xact_tuples_returned('payment_created'::regclass)")
+    with app.app_context(), runtime.transaction() as conn:
+        ledger = runtime.ledger_connection()
+        for _ in range(6):  # past PL/pgSQL's switch to a generic plan
+            assert len(inquiry.inquire(conn, ledger, "00", CID, NOW, 900).bills) == 2
+        assert conn.execute(reads).scalar() == 0
+        # The customer's own payment in progress still hides its bills.
+        make_payment(conn, "00", CID, "pid-own", NOW)
+        with pytest.raises(errors.NothingToPay):
+            inquiry.inquire(conn, ledger, "00", CID, NOW, 900)
