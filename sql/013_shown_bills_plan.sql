@@ -1,8 +1,11 @@
 -- shown_bills_v1 (008) joined payment_period to payment, and the planner started that
 -- join from payment_created: every inquiry read the index entries of every payment not
 -- posted yet (all of them while the worker is behind or stopped: 0.5 ms per inquiry at
--- 3,000 waiting payments, growing with the backlog). The rule is unchanged; the payment
--- is now looked up by its key from the customer's live period, at most one row per bill.
+-- 3,000 waiting payments, growing with the backlog). The rule is unchanged and now reads
+-- the customer's own periods only: a live period whose payment is not posted yet is one
+-- with paid null, since finish_posting_v1 (005), the only statement that moves a payment
+-- out of 'created', sets paid on every period of the payment in the same transaction.
+-- No join is left for a plan cached while the tables were small to get wrong.
 create or replace function shown_bills_v1(p_cid text, p_bills jsonb) returns jsonb
 language plpgsql stable as $$
 begin
@@ -12,7 +15,7 @@ begin
         where not exists (
             select 1 from payment_period pp
             where pp.customer_id = p_cid and pp.period = e.bill->>'period' and pp.live
-              and (select p.status from payment p where p.id = pp.payment_id) = 'created'
+              and pp.paid is null
         )
     );
 end

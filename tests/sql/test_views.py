@@ -258,3 +258,21 @@ START_OF_DAY = [
 @pytest.mark.parametrize("sql", START_OF_DAY)
 def test_start_of_day_queries_run(day_of_payments, run_sql, sql):
     assert isinstance(run_sql(sql), list)
+
+
+def test_a_period_awaits_posting_exactly_while_its_payment_is_created(day_of_payments, run_sql):
+    # shown_bills_v1 (migration 013) reads "in progress" off the period alone: live and
+    # paid null. Posting's outcomes (accepted, changed, rejected) and a reversal all leave
+    # no period so marked, and a payment still created has all of its periods so.
+    rows = run_sql(
+        "select p.status, p.reversed_at is not null, count(*) filter (where pp.live and pp.paid is null),"
+        " count(*) from payment p join payment_period pp on pp.payment_id = p.id"
+        " group by 1, 2 order by 1, 2"
+    )
+    assert [tuple(r) for r in rows] == [
+        ("accepted", False, 0, 4),
+        ("accepted", True, 0, 1),
+        ("changed", False, 0, 2),
+        ("created", False, 1, 1),
+        ("rejected", False, 0, 1),
+    ]
