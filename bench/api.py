@@ -1,7 +1,9 @@
 """Inquiry and payment acceptance under load, against a trivial route of the same server.
 
 Creates a fresh database (on ``DATABASE_URL``'s server, else the embedded
-one), migrates it, seeds customers through the bills importer, issues partner
+one), migrates it, seeds a history of posted payments (``--history``: the planner's
+statistics then describe tables like production's, not empty ones that grow by thousands
+of rows in the measured minute) and customers through the bills importer, issues partner
 tokens, starts the Procfile's web process (``gunicorn --config
 gunicorn.conf.py wsgi:app``, loopback only) and drives it with closed-loop
 keep-alive clients, one phase at a time. Phases 1-3 run in ``--rounds`` rounds (5),
@@ -66,6 +68,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=5, help="rounds of phases 1-4 (5)")
     p.add_argument("--clients", type=int, default=32, help="concurrent keep-alive clients (32)")
     p.add_argument("--customers", type=int, default=30000, help="customers to seed, >= 10000 (30000)")
+    p.add_argument(
+        "--history", type=int, default=20000, help="posted payments of an earlier day to seed (20000)"
+    )
     p.add_argument("--partners", type=int, default=8, help="partners of the spread payment phase (8)")
     p.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before the phases (2)")
     p.add_argument("--no-spread", action="store_true", help="skip the several-partners payment phase")
@@ -373,8 +378,12 @@ def main() -> int:
         args.url = url
         with common.service_setup(url, codes) as setup:
             common.log(f"database: {where}")
-            common.log(f"seeding {args.customers} customers ({len(common.PERIODS)} unpaid bills each)")
+            common.log(
+                f"seeding {args.history} posted payments of an earlier day and {args.customers} customers"
+                f" ({len(common.PERIODS)} unpaid bills each)"
+            )
             t = time.perf_counter()
+            common.seed_history(setup, codes[0], args.history)
             cids = common.seed_customers(setup, args.customers)
             common.log(f"seeded in {time.perf_counter() - t:.1f} s; starting gunicorn (log: {weblog})")
             gconf = common.gunicorn_settings()
