@@ -3,65 +3,30 @@ token and X-EXTERNAL-ID answers are shared through PostgreSQL) and a real job se
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ISSUER
+from tests.fixtures.network import served
 
 from .conftest import BILLS, CID
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def gunicorn(database_url, app_config, tmp_path):
-    port = _free_port()
     env = {
-        **os.environ,
         "DATABASE_URL": database_url,
         "JWT_PUBLIC_KEY": app_config["PDAM_JWT_PUBLIC_KEY"],
         "JWT_ISSUER": ISSUER,
-        "PORT": str(port),
-        "WEB_CONCURRENCY": "2",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
     }
-    log = (tmp_path / "gunicorn.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "wsgi:app"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/health/live", timeout=1):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError((tmp_path / "gunicorn.log").read_text()) from None
-            time.sleep(0.2)
-    yield url
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=30)
-    log.close()
+    with served(env, workers=2, log_path=tmp_path / "gunicorn.log") as url:
+        yield url
 
 
 def test_the_bank_script_walks_token_inquiry_payment_status(

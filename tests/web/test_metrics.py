@@ -3,11 +3,7 @@ sum over several gunicorn workers."""
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
-import sys
 
 import pytest
 import urllib3
@@ -16,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from jobs import webhooks as webhook_jobs
 from pdam.core import errors
 from pdam.infra.queue import QUEUES
-from tests.conftest import ROOT, wait_for
+from tests.fixtures.network import served
 
 CID = "010101010101"
 TOKEN = "metrics-secret"
@@ -159,48 +155,22 @@ def test_payment_counts_follow_posting_and_are_exact(
     assert value(samples, "pdam_payments_needing_attention", reason="changed") == 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_several_gunicorn_workers_add_up(database_url, app_config, tmp_path):
     """Requests served by 3 gunicorn workers: every scrape, whichever worker answers it,
     shows all of them."""
-    port = _free_port()
     env = {
-        **os.environ,
         "DATABASE_URL": database_url,
         "JWT_PUBLIC_KEY": app_config["PDAM_JWT_PUBLIC_KEY"],
-        "PORT": str(port),
-        "WEB_CONCURRENCY": "3",
         "METRICS_TOKEN": TOKEN,
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "wsgi:app"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with served(env, workers=3) as base:
 
         def get(path: str, **headers):
             return urllib3.request(
                 "GET", base + path, headers={"Connection": "close", **headers}, timeout=5, retries=False
             )
 
-        def up():
-            try:
-                return get("/health/live").status == 200
-            except urllib3.exceptions.HTTPError:
-                return False
-
-        wait_for(up, timeout=30)
         for _ in range(40):  # new connections: spread over the workers
             assert get("/health/live").status == 200
         counts = set()
@@ -217,6 +187,3 @@ def test_several_gunicorn_workers_add_up(database_url, app_config, tmp_path):
                 )
             )
         assert counts == {41.0}  # 40 + the first successful probe (failed probes never reached a worker)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)

@@ -5,17 +5,13 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import os
-import signal
-import socket
-import subprocess
-import sys
 
 import pytest
 import urllib3
 
 from pdam.infra import logs
-from tests.factories import CID, ROOT, body, wait_for
+from tests.factories import CID, body
+from tests.fixtures.network import served
 
 LOGGER = "pdam.request"
 #: What every line has, besides the record's own fields.
@@ -184,44 +180,18 @@ def test_gunicorn_writes_one_json_line_per_request_and_no_raw_path(database_url,
     """Under the Procfile's gunicorn: the app's line is the only one a request writes;
     gunicorn's access line (the raw path and query string: a status query holds the
     payment's pat) is never written."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     env = {
-        **os.environ,
         "DATABASE_URL": database_url,
         "JWT_PUBLIC_KEY": app_config["PDAM_JWT_PUBLIC_KEY"],
-        "PORT": str(port),
-        "WEB_CONCURRENCY": "1",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
     }
     stderr = tmp_path / "gunicorn.log"
-    with stderr.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "wsgi:app"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     pat = "A1B2C3D4E5F6A7B8C9D0"
-    try:
-
-        def get(path: str):
-            return urllib3.request("GET", f"http://127.0.0.1:{port}{path}", timeout=5, retries=False)
-
-        def up():
-            try:
-                return get("/health/live").status == 200
-            except urllib3.exceptions.HTTPError:
-                return False
-
-        wait_for(up, timeout=30)
-        assert get(f"/status/{CID}?pid=evid-secret-1&pat={pat}").status == 401
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+    with served(env, workers=1, log_path=stderr) as url:
+        res = urllib3.request(
+            "GET", f"{url}/status/{CID}?pid=evid-secret-1&pat={pat}", timeout=5, retries=False
+        )
+        assert res.status == 401
     text = stderr.read_text()
     assert pat not in text and "evid-secret-1" not in text and CID not in text
     lines = [json.loads(line) for line in text.splitlines()]  # every line is JSON
