@@ -1,6 +1,6 @@
 -- shown_bills_v1 (008) joined payment_period to payment, and the planner started that
 -- join from payment_created: every inquiry read the index entries of every payment not
--- posted yet (all of them while the worker is behind or stopped: 0.5 ms per inquiry at
+-- posted yet (all of them while the worker is behind or stopped: 0.3-0.5 ms per inquiry at
 -- 3,000 waiting payments, growing with the backlog). The rule is unchanged and now reads
 -- the customer's own periods only: a live period whose payment is not posted yet is one
 -- with paid null, since finish_posting_v1 (005), the only statement that moves a payment
