@@ -44,7 +44,7 @@ def run(rt: Runtime, payment_id: int, attempt: int) -> str:
             conn = stack.enter_context(db.engine.connect())
             ledger = stack.enter_context(db.ledger_engine.connect()) if db.separate_ledger else conn
             now = rt.now()
-            result = posting.settle(conn, ledger, payment_id, now)
+            result = posting.settle(conn, ledger, payment_id, now, attempt)
             if ledger is not conn:
                 ledger.commit()  # first the ledger: a crash before ours is recognised on retry
             conn.commit()
@@ -70,7 +70,7 @@ async def run_async(rt: Runtime, connect: Connect, payment_id: int, attempt: int
     """
     try:
         async with connect() as conn:
-            result = await posting.settle(conn, None, payment_id, rt.now())
+            result = await posting.settle(conn, None, payment_id, rt.now(), attempt)
     except Exception as exc:
         raise await asyncio.to_thread(_failed, exc, rt, payment_id, attempt) from exc
     _log_posted(result, payment_id, attempt)

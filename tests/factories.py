@@ -141,8 +141,11 @@ def run_posting(app, payment_id: int, attempt: int = 1):
     return posting.run(app.extensions["pdam.runtime"], payment_id, attempt)
 
 
-def issue(app, private_key: str, code: str, now: dt.datetime | None = None, days: int = 30) -> str:
-    """A token of partner ``code``, issued through the domain code the CLI uses (recorded jti)."""
+def issue(
+    app, private_key: str, code: str, now: dt.datetime | None = None, days: int = 30, sandbox: bool = False
+) -> str:
+    """A token of partner ``code`` (a sandbox token with ``sandbox``), issued through the
+    domain code the CLI uses (recorded jti)."""
     from pdam.web import runtime
 
     now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
@@ -155,6 +158,7 @@ def issue(app, private_key: str, code: str, now: dt.datetime | None = None, days
             issuer=ISSUER,
             now=now,
             expires=now + dt.timedelta(days=days),
+            sandbox=sandbox,
         )
 
 

@@ -35,7 +35,9 @@ def _private_key() -> str:
     return path.read_text()
 
 
-def issue_token(code: str, days: int | None = None, until: dt.datetime | None = None) -> str:
+def issue_token(
+    code: str, days: int | None = None, until: dt.datetime | None = None, sandbox: bool = False
+) -> str:
     now = runtime.now().replace(microsecond=0)
     if until:
         expires = until.replace(tzinfo=dt.UTC) + dt.timedelta(days=1)
@@ -51,6 +53,7 @@ def issue_token(code: str, days: int | None = None, until: dt.datetime | None = 
             issuer=cfg["JWT_ISSUER"],
             now=now,
             expires=expires,
+            sandbox=sandbox,
         )
 
 
@@ -63,12 +66,13 @@ def issue_token(code: str, days: int | None = None, until: dt.datetime | None = 
     default=None,
     help="Valid until the end of this date (UTC).",
 )
+@click.option("--sandbox", is_flag=True, help="A sandbox token: the partner's sandbox only, no money moves.")
 @reports_errors
-def token_issue(code, days, until):
+def token_issue(code, days, until, sandbox):
     """Print a signed JWT for partner CODE."""
     if days and until:
         raise click.UsageError("give --days or --until, not both")
-    click.echo(issue_token(code, days, until))
+    click.echo(issue_token(code, days, until, sandbox))
 
 
 @group.command("list")
@@ -84,6 +88,7 @@ def token_list(code):
         )
         click.echo(
             f"{r.jti}  {r.partner_code}  issued {r.issued_at:%Y-%m-%d}  expires {r.expires_at:%Y-%m-%d}  {state}"
+            + ("  sandbox" if r.sandbox else "")
         )
 
 

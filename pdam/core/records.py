@@ -51,6 +51,8 @@ class Payment:
     reversed_at: dt.datetime | None
     callback_url: str | None
     callback_protocol: str | None
+    #: Made with a sandbox credential: posted against the test customers, never the ledger.
+    sandbox: bool
 
     FIELDS = ()  # set below: the names of the fields, in order
 
@@ -105,6 +107,8 @@ class PartnerCheck:
     known: bool
     revoked: bool
     rate_wait: float
+    #: A sandbox token (``token issue --sandbox``): it sees the partner's sandbox only.
+    sandbox: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +121,7 @@ class Token:
     expires_at: dt.datetime
     revoked_at: dt.datetime | None
     revoke_reason: str | None
+    sandbox: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +135,7 @@ class SnapClientKey:
     service_id: str
     active: bool
     rate_wait: float
+    sandbox: bool = False
 
 
 @dataclass(frozen=True, slots=True)

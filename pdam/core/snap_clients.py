@@ -43,6 +43,7 @@ class SnapClient:
     active: bool
     service_id: str
     created_at: dt.datetime
+    sandbox: bool = False
 
 
 def public_key_pem(data: bytes) -> str:
@@ -72,8 +73,10 @@ def register(
     public_key: str,
     service_id: str,
     now: dt.datetime,
+    sandbox: bool = False,
 ) -> Plan[str]:
-    """Give partner ``code`` SNAP credentials; return the new client secret (stored sealed)."""
+    """Give partner ``code`` SNAP credentials (its sandbox's with ``sandbox``: a client of its
+    own, with its own key and secret); return the new client secret (stored sealed)."""
     yield from partners.get.plan(db, code)
     if not CLIENT_ID.fullmatch(client_id):
         raise errors.Invalid(
@@ -89,23 +92,27 @@ def register(
         "secret": sealer.seal(secret),
         "service_id": service_id,
         "now": now,
+        "sandbox": sandbox,
     }
     if (yield port.one(Q["register"], params)) is None:
-        existing = yield port.one(Q["by_partner"], {"partner": code})
+        existing = yield port.one(Q["by_partner"], {"partner": code, "sandbox": sandbox})
         if existing is not None:
-            raise errors.Conflict(f"partner {code} already has SNAP client {existing.client_id}")
+            side = "sandbox " if sandbox else ""
+            raise errors.Conflict(f"partner {code} already has {side}SNAP client {existing.client_id}")
         raise errors.Conflict(f"client id {client_id} is already registered to another partner")
     return secret
 
 
 @port.plan
-def secret(db: port.Db, sealer: Sealer, code: str, rotate: bool = False) -> Plan[str]:
-    """The client secret of partner ``code`` (a new one with ``rotate``), opened."""
+def secret(db: port.Db, sealer: Sealer, code: str, rotate: bool = False, sandbox: bool = False) -> Plan[str]:
+    """The client secret of partner ``code`` (its sandbox client's with ``sandbox``; a new one
+    with ``rotate``), opened."""
     yield from partners.get.plan(db, code)
+    side = {"partner": code, "sandbox": sandbox}
     if rotate:
-        row = yield port.one(Q["set_secret"], {"partner": code, "secret": sealer.seal(partners.new_secret())})
+        row = yield port.one(Q["set_secret"], side | {"secret": sealer.seal(partners.new_secret())})
     else:
-        row = yield port.one(Q["by_partner"], {"partner": code})
+        row = yield port.one(Q["by_partner"], side)
     if row is None:
         raise errors.NotFound(f"partner {code} has no SNAP credentials (snap register)")
     return sealer.open(row.client_secret)
@@ -142,6 +149,7 @@ class Caller:
     service_id: str
     active: bool
     rate_wait: float
+    sandbox: bool = False
 
     def signed(self, sealer: Sealer, check: Callable[[str], bool]) -> bool:
         """``check(secret)``: whether a request was signed with this client's secret."""
@@ -157,6 +165,6 @@ def caller(db: port.Db, token: str, now: dt.datetime, rate: int) -> Plan[Caller 
     )
     if row is None:
         return None
-    found = Caller(row.client_id, row.partner_code, row.service_id, row.active, row.rate_wait)
+    found = Caller(row.client_id, row.partner_code, row.service_id, row.active, row.rate_wait, row.sandbox)
     object.__setattr__(found, "_sealed", row.client_secret)
     return found

@@ -58,8 +58,10 @@ def issue(
     issuer: str,
     now: dt.datetime,
     expires: dt.datetime,
+    sandbox: bool = False,
 ) -> Plan[str]:
-    """Sign a token for an active partner and record its ``jti``."""
+    """Sign a token for an active partner and record its ``jti`` (a sandbox token with
+    ``sandbox``: its record says so, and the record is what the service reads)."""
     partner = yield from partners.get.plan(db, code)
     if not partner.active:
         raise errors.NotAllowed(f"partner {code} is deactivated")
@@ -75,7 +77,7 @@ def issue(
         "jti": jti,
     }
     token = jwt.encode(claims, private_key, algorithm=algorithm)
-    yield port.count(Q["record"], {"jti": jti, "code": code, "iat": now, "exp": expires})
+    yield port.count(Q["record"], {"jti": jti, "code": code, "iat": now, "exp": expires, "sandbox": sandbox})
     return token
 
 

@@ -115,6 +115,8 @@ class Delivery:
     first_attempt_at: dt.datetime | None
     nob: str
     protocol: str | None
+    #: A sandbox payment's callback: sent with ``X-Sandbox: true``.
+    sandbox: bool
     webhook_secret: str = field(repr=False)
     callback_token: str | None = field(repr=False)
     request_authorization: str | None = field(repr=False)

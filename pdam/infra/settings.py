@@ -120,6 +120,9 @@ def load(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "STALLED_JOB_SECONDS": _int(env, "STALLED_JOB_SECONDS", 60),
         "STALLED_MAX_RETRIES": _int(env, "STALLED_MAX_RETRIES", 5),
         "WORKER_CONCURRENCY": _int(env, "WORKER_CONCURRENCY", 4),
+        # Sandbox (contract 14.1): the "ledger unreachable" customer's retries, rows kept
+        "SANDBOX_RETRY_SECONDS": _int(env, "SANDBOX_RETRY_SECONDS", 3),
+        "SANDBOX_RETENTION_DAYS": _int(env, "SANDBOX_RETENTION_DAYS", 30),
         # Webhooks
         "WEBHOOK_RETRY_SECONDS": _int(env, "WEBHOOK_RETRY_SECONDS", 10),
         "WEBHOOK_MAX_ATTEMPTS": _int(env, "WEBHOOK_MAX_ATTEMPTS", 50),

@@ -40,6 +40,9 @@ class Partner:
     code: str
     name: str
     active: bool
+    #: The token is a sandbox token (``token issue --sandbox``, its ``api_token`` row): every
+    #: route then works on the partner's sandbox only, and answers ``X-Sandbox: true``.
+    sandbox: bool = False
 
 
 def load_public_key(cfg) -> str | None:
@@ -186,7 +189,8 @@ def authenticate(header: str | None, now: float) -> Partner:
         raise Unauthorized("Token has been revoked")
     if not cached:
         cache.put(header, claims)
-    partner = Partner(row.code, row.name, row.active)
+    partner = Partner(row.code, row.name, row.active, row.sandbox)
+    g.pdam_sandbox = partner.sandbox  # X-Sandbox on the answer, whatever it is
     ratelimit.admit(partner.code, row.rate_wait)
     if not partner.active:
         raise errors.NotAllowed("Partner is deactivated")
@@ -199,6 +203,14 @@ def init_app(app: Flask) -> None:
     key = _parsed(algorithm, load_public_key(cfg))
     app.extensions["pdam.jwt_verifier"] = Verifier(algorithm, key, cfg["JWT_ISSUER"])
     app.extensions["pdam.verified_tokens"] = VerifiedTokens(VERIFIED_TOKENS)
+    app.after_request(sandbox_header)
+
+
+def sandbox_header(response):
+    """Every answer to a sandbox credential (PeTi or SNAP, errors included) says so."""
+    if g.get("pdam_sandbox"):
+        response.headers["X-Sandbox"] = "true"
+    return response
 
 
 def partner_required(view):

@@ -20,7 +20,7 @@ from marshmallow import Schema
 
 from ..infra.settings import VERSION
 from ..web import apidoc, components, docs, health, metrics
-from . import audit, bills, status
+from . import audit, bills, sandbox, status
 from .schemas import COMPACT_DATE_PATTERN  # noqa: F401 (the pattern the tests check)
 
 OPENAPI_VERSION = "3.0.3"
@@ -29,7 +29,7 @@ OPENAPI_VERSION = "3.0.3"
 def routes() -> Flask:
     """An app with the routes of this document: the web layer's and PeTi's."""
     app = Flask(__name__)
-    for blueprint in (health.bp, bills.bp, status.bp, audit.bp, docs.bp, metrics.bp):
+    for blueprint in (health.bp, bills.bp, status.bp, audit.bp, sandbox.bp, docs.bp, metrics.bp):
         app.register_blueprint(blueprint)
     return app
 

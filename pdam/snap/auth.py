@@ -24,7 +24,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from flask import current_app, request
+from flask import current_app, g, request
 
 from ..core import snap_clients
 from ..web import ratelimit, runtime
@@ -49,6 +49,8 @@ class Caller:
     service_id: str
     external_id: str
     channel_id: str
+    #: A sandbox client (``snap register --sandbox``): its partner's sandbox only.
+    sandbox: bool = False
 
 
 @functools.lru_cache(maxsize=256)
@@ -84,6 +86,7 @@ def token_request(now: dt.datetime) -> str:
     client = snap_clients.client(runtime.connection(), client_id, _rate()) if known else None
     if client is None or not client.active:
         raise codes.unauthorized("Unknown client")
+    g.pdam_sandbox = client.sandbox  # X-Sandbox on the answer, whatever it is
     ratelimit.admit(client.partner_code, client.rate_wait)
     if not _within_window(timestamp, now):
         raise codes.unauthorized("X-TIMESTAMP")
@@ -99,6 +102,7 @@ def transactional_request(body: bytes, now: dt.datetime) -> Caller:
     client = snap_clients.caller(runtime.connection(), match.group(1), now, _rate()) if match else None
     if client is None or not client.active:
         raise codes.invalid_token()
+    g.pdam_sandbox = client.sandbox
     ratelimit.admit(client.partner_code, client.rate_wait)
     values = {name: _header(name) for name in TRANSACTIONAL_HEADERS}
     for name, value in values.items():
@@ -123,7 +127,9 @@ def transactional_request(body: bytes, now: dt.datetime) -> Caller:
         runtime.sealer(), lambda secret: signatures.verify_hmac(secret, message, values["X-SIGNATURE"])
     ):
         raise codes.unauthorized("Signature")
-    return Caller(client.client_id, client.partner_code, client.service_id, external_id, channel_id)
+    return Caller(
+        client.client_id, client.partner_code, client.service_id, external_id, channel_id, client.sandbox
+    )
 
 
 def signed_path() -> str:

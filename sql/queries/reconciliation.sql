@@ -14,3 +14,16 @@ limit :limit offset :offset
 
 -- count --
 select count(*) from reconciliation where pop = :partner and tanggal = :day
+
+-- sandbox_rows --
+-- ``rows`` of the sandbox (sandbox_reconciliation).
+select no, id, nob, nopel, periode, rid, pid, mer, rev,
+       air, administrasi, administrasi_angsuran, ppn_administrasi, denda, angsuran,
+       materai, registrasi, biaya_pemasangan, ppn_pemasangan, biaya_jarak
+from sandbox_reconciliation
+where pop = :partner and tanggal = :day
+order by no
+limit :limit offset :offset
+
+-- sandbox_count --
+select count(*) from sandbox_reconciliation where pop = :partner and tanggal = :day

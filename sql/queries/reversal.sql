@@ -2,7 +2,7 @@
 
 -- lock --
 select * from payment
-where partner_code = :partner and customer_id = :cid and pid = :pid and pat = :pat
+where partner_code = :partner and sandbox = :sandbox and customer_id = :cid and pid = :pid and pat = :pat
 for update
 
 -- free_bills --

@@ -21,7 +21,7 @@ returning id
 -- A delivery with what sending it needs: the payment's callback credentials and the
 -- partner's signing secret.
 select d.id, d.payment_id, d.event, d.event_id, d.url, d.body, d.status, d.attempts,
-       d.first_attempt_at, p.nob, p.callback_protocol as protocol, p.callback_token, p.request_authorization, pa.webhook_secret
+       d.first_attempt_at, p.nob, p.callback_protocol as protocol, p.sandbox, p.callback_token, p.request_authorization, pa.webhook_secret
 from webhook_delivery d join payment p on p.id = d.payment_id
 join partner pa on pa.code = p.partner_code
 where d.id = :id

@@ -81,6 +81,8 @@ def protected_requests(w: world_module.World, partner: str = A) -> dict[tuple[st
             "query_string": {"nob": accepted.nob},
         },
         ("/audit", "get"): {"method": "GET", "path": "/audit", "query_string": {"tgl": today()}},
+        # With a live token: 404 (no sandbox); tests/peti/test_sandbox.py drills it with sandbox tokens.
+        ("/sandbox/reset", "post"): {"method": "POST", "path": "/sandbox/reset"},
     }
 
 
