@@ -53,6 +53,31 @@ def partner_list():
         )
 
 
+def allow_command(group_: AppGroup, name: str, what: str, apply):
+    """``<group> allow KEY CIDR... | --any``: the addresses a credential may be used from."""
+
+    @group_.command(
+        "allow", help=f"Set the addresses {what} {name} may be used from: networks (CIDR) or --any."
+    )
+    @click.argument("key", metavar=name)
+    @click.argument("networks", nargs=-1, metavar="CIDR...")
+    @click.option("--any", "any_address", is_flag=True, help="Any address (the default).")
+    @reports_errors
+    def allow(key, networks, any_address):
+        if any_address == bool(networks):
+            raise click.UsageError("give CIDR... or --any")
+        allowed = run_in_transaction(apply, key, None if any_address else list(networks))
+        click.echo(
+            f"{what} {key}: "
+            + (f"allowed from {' '.join(allowed)}" if allowed else "allowed from any address")
+        )
+
+    return allow
+
+
+allow_command(group, "CODE", "partner", partners.allow)
+
+
 @group.command("secret")
 @click.argument("code")
 @click.option("--rotate", is_flag=True, help="Replace the secret with a new one.")

@@ -12,6 +12,7 @@ from flask.cli import AppGroup
 from ..core import snap_clients
 from ..web import runtime
 from .common import reports_errors, run_in_transaction
+from .partner import allow_command
 
 group = AppGroup("snap", help="SNAP credentials of partners (banks' virtual accounts).")
 
@@ -52,6 +53,9 @@ def snap_register(code, client_id, public_key_file, service_id, sandbox):
 def snap_secret(code, rotate, sandbox):
     """Print (or replace) the client secret of partner CODE."""
     click.echo(run_in_transaction(snap_clients.secret, runtime.sealer(), code, rotate, sandbox))
+
+
+allow_command(group, "CLIENT_ID", "SNAP client", snap_clients.allow)
 
 
 @group.command("list")

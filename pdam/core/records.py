@@ -109,6 +109,8 @@ class PartnerCheck:
     rate_wait: float
     #: A sandbox token (``token issue --sandbox``): it sees the partner's sandbox only.
     sandbox: bool = False
+    #: The request's address is one the partner's live tokens may be used from (contract 14.3).
+    address_ok: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +138,8 @@ class SnapClientKey:
     active: bool
     rate_wait: float
     sandbox: bool = False
+    #: The request's address is one this client may be used from (contract 14.3).
+    address_ok: bool = True
 
 
 @dataclass(frozen=True, slots=True)

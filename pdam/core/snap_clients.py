@@ -119,17 +119,27 @@ def secret(db: port.Db, sealer: Sealer, code: str, rotate: bool = False, sandbox
 
 
 @port.plan
+def allow(db: port.Db, client_id: str, values: list[str] | None) -> Plan[list[str] | None]:
+    """The networks SNAP client ``client_id`` may be used from (None: any); returns them."""
+    allowed = partners.networks(values)
+    if (yield port.one(Q["allow"], {"client_id": client_id, "networks": allowed})) is None:
+        raise errors.NotFound(f"no SNAP client {client_id}")
+    return allowed
+
+
+@port.plan
 def all_clients(db: port.Db) -> Plan[list[SnapClient]]:
     return [SnapClient(*row) for row in (yield port.fetch(Q["all"]))]
 
 
 @port.plan
-def client(db: port.Db, client_id: str, rate: int) -> Plan[SnapClientKey | None]:
+def client(db: port.Db, client_id: str, rate: int, address: str | None = None) -> Plan[SnapClientKey | None]:
     """A client with its public key, its partner's state and one token of the partner's
     rate limit of ``rate`` requests a second (``rate_wait``; 0: taken), None when unknown.
     A statement of its own, as the PeTi edge's check: the rate bucket is locked for that
     statement only, and a request that fails later does not give its token back."""
-    row = yield port.one(Q["client"], {"client_id": client_id, "rate": rate}, alone=True)
+    params = {"client_id": client_id, "rate": rate, "address": address}
+    row = yield port.one(Q["client"], params, alone=True)
     return None if row is None else SnapClientKey(*row)
 
 
@@ -150,6 +160,7 @@ class Caller:
     active: bool
     rate_wait: float
     sandbox: bool = False
+    address_ok: bool = True
 
     def signed(self, sealer: Sealer, check: Callable[[str], bool]) -> bool:
         """``check(secret)``: whether a request was signed with this client's secret."""
@@ -157,14 +168,26 @@ class Caller:
 
 
 @port.plan
-def caller(db: port.Db, token: str, now: dt.datetime, rate: int) -> Plan[Caller | None]:
+def caller(
+    db: port.Db, token: str, now: dt.datetime, rate: int, address: str | None = None
+) -> Plan[Caller | None]:
     """The client of a live access token (None: unknown or expired), with one token of its
     partner's rate limit (as ``client``): a statement of its own."""
     row = yield port.one(
-        Q["token_client"], {"token_hash": token_hash(token), "now": now, "rate": rate}, alone=True
+        Q["token_client"],
+        {"token_hash": token_hash(token), "now": now, "rate": rate, "address": address},
+        alone=True,
     )
     if row is None:
         return None
-    found = Caller(row.client_id, row.partner_code, row.service_id, row.active, row.rate_wait, row.sandbox)
+    found = Caller(
+        row.client_id,
+        row.partner_code,
+        row.service_id,
+        row.active,
+        row.rate_wait,
+        row.sandbox,
+        row.address_ok,
+    )
     object.__setattr__(found, "_sealed", row.client_secret)
     return found

@@ -112,11 +112,16 @@ def revoke(db: port.Db, token_or_jti: str, reason: str, now: dt.datetime) -> Pla
 
 
 @port.plan
-def partner_check(db: port.Db, code: str, jti: str, rate: int) -> Plan[PartnerCheck | None]:
+def partner_check(
+    db: port.Db, code: str, jti: str, rate: int, address: str | None = None
+) -> Plan[PartnerCheck | None]:
     """The partner of a token, whether the CLI issued that token to it, whether it is
     revoked, and one token of the partner's rate limit of ``rate`` requests a second
     (``rate_wait``: 0 taken, else seconds until the next; ``rate`` 0: no limit), in one
     statement of its own: the rate bucket is locked for that statement only, and a
-    request that fails later does not give its token back."""
-    row = yield port.one(Q["partner_check"], {"code": code, "jti": jti, "rate": rate}, alone=True)
+    request that fails later does not give its token back. ``address``: the request's, checked
+    against the partner's allowed addresses (``address_ok``; a request from elsewhere takes no
+    rate token)."""
+    params = {"code": code, "jti": jti, "rate": rate, "address": address}
+    row = yield port.one(Q["partner_check"], params, alone=True)
     return None if row is None else PartnerCheck(*row)

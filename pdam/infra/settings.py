@@ -129,7 +129,9 @@ def load(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "WEBHOOK_DEADLINE_SECONDS": _int(env, "WEBHOOK_DEADLINE_SECONDS", 86400),
         "WEBHOOK_TIMEOUT_SECONDS": _int(env, "WEBHOOK_TIMEOUT_SECONDS", 5),
         "WEBHOOK_ALLOW_PRIVATE_NETWORKS": _flag(env, "WEBHOOK_ALLOW_PRIVATE_NETWORKS"),
-        # Web server (read by gunicorn.conf.py too)
+        # Web server (read by gunicorn.conf.py too). FORWARDED_ALLOW_IPS: the proxies whose
+        # X-Forwarded-For entry is the client's address (allowed addresses, contract 14.3).
+        "FORWARDED_ALLOW_IPS": env.get("FORWARDED_ALLOW_IPS") or "127.0.0.1,::1",
         "PORT": _int(env, "PORT", 5000),
         "WEB_CONCURRENCY": _int(env, "WEB_CONCURRENCY", 4),
     }

@@ -29,7 +29,7 @@ from jwt import algorithms as jwt_algorithms
 from jwt import exceptions as jwt_exceptions
 
 from ..core import errors, ids, tokens
-from ..web import ratelimit, runtime
+from ..web import addresses, ratelimit, runtime
 from ..web.errors import Unauthorized
 
 log = logging.getLogger(__name__)
@@ -178,11 +178,15 @@ def authenticate(header: str | None, now: float) -> Partner:
     if not cached:
         claims = verifier.claims(bearer_token(header))
     check_times(claims, now)
+    address = addresses.of_request()
     row = tokens.partner_check(
-        runtime.connection(), claims["sub"], claims["jti"], app.config["PARTNER_RATE_LIMIT"]
+        runtime.connection(), claims["sub"], claims["jti"], app.config["PARTNER_RATE_LIMIT"], address
     )
     if row is None:
         raise Unauthorized("Unknown partner")
+    if not row.address_ok:  # the partner's allowed addresses (contract 14.3), before the rest
+        log.warning("address not allowed", extra={"partner": row.code, "address": address})
+        raise errors.NotAllowed("address not allowed")
     if not row.known:
         raise Unauthorized("Unknown token")
     if row.revoked:

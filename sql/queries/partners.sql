@@ -18,3 +18,7 @@ from partner p order by p.code
 
 -- set_secret --
 update partner set webhook_secret = :secret where code = :code
+
+-- allow --
+-- partner allow: the networks its live tokens may be used from (null: any).
+update partner set allowed_addresses = cast(:networks as cidr[]) where code = :code

@@ -17,8 +17,14 @@ where jti = :jti
 -- revoked, and one token of the partner's rate limit (rate_wait 0: taken, else the
 -- seconds until the next), in one round trip. A sandbox token's requests have a bucket of
 -- their own ("<code>+sandbox"): a sandbox test never slows the partner's live traffic.
+-- address_ok: the request's :address is one the partner's live tokens may be used from
+-- (a sandbox token: any); a request from elsewhere takes no rate token.
 select p.code, p.name, p.active, t.jti is not null as known, t.revoked_at is not null as revoked,
-       take_rate_token_v1(p.code || case when t.sandbox then '+sandbox' else '' end, :rate) as rate_wait,
-       coalesce(t.sandbox, false) as sandbox
+       case when a.ok then take_rate_token_v1(p.code || case when t.sandbox then '+sandbox' else '' end, :rate)
+            else 0 end as rate_wait,
+       coalesce(t.sandbox, false) as sandbox, a.ok as address_ok
 from partner p left join api_token t on t.jti = :jti and t.partner_code = p.code
+cross join lateral (
+    select coalesce(t.sandbox, false) or address_allowed_v1(p.allowed_addresses, :address) as ok
+) a
 where p.code = :code
