@@ -159,7 +159,7 @@ def _accept(conn, partner_code: str, req: PaymentRequest, now, sandbox: bool = F
         "content": {"application/json": {"schema": schemas.PaymentRequest}},
     },
     callbacks={"paymentEvents": {"{$request.header.X-Async}": {"post": callbacks.callback_operation()}}},
-    links={202: {"status": apidoc.STATUS, "reverse": apidoc.REVERSE}},
+    links={202: {"status": apidoc.STATUS, "reverse": apidoc.REVERSE, "callbacks": apidoc.CALLBACKS}},
 )
 @partner_required
 def pay(cid):

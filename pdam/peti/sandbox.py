@@ -21,7 +21,7 @@ bp = Blueprint("sandbox", __name__)
     "only: with a live token the route does not exist, 404). The test customers' bills are "
     "back as they were.",
     {
-        204: {"description": "The partner's sandbox is empty."},
+        204: {"description": "The partner's sandbox is empty.", "headers": apidoc.web_headers()},
         **apidoc.auth_errors(),
         404: apidoc.error(404, "A live token: there is no sandbox to reset."),
         503: apidoc.error(503),

@@ -9,7 +9,12 @@ returning id
 select id, callback_url from payment where nob = :nob
 
 -- last_delivery --
-select id, event, event_id from webhook_delivery where payment_id = :id order by id desc limit 1
+select id, payment_id, event, event_id from webhook_delivery where payment_id = :id order by id desc limit 1
+
+-- last_delivery_of_event --
+select id, payment_id, event, event_id from webhook_delivery
+where payment_id = :id and event_id = cast(:event_id as uuid)
+order by id desc limit 1
 
 -- copy_delivery --
 -- An operator's resend: the same event, body and event id, as a new delivery.

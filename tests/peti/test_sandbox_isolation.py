@@ -23,7 +23,7 @@ def worlds(app, keys, client):
     w = world_module.build(app, keys["ES256"]["private"], pool=5)
     headers = {"Authorization": f"Bearer {issue(app, keys['ES256']['private'], A, sandbox=True)}"}
 
-    def sandbox_payment(cid: str, pid: str, post: bool):
+    def sandbox_payment(cid: str, pid: str, post: bool, hook: bool = False):
         shown = client.get(f"/tagihan/{cid}", headers=headers)
         bills = shown.json["tagihan"]
         body = {
@@ -33,17 +33,23 @@ def worlds(app, keys, client):
             "per": [int(b["periode"]) for b in bills],
             "amo": sum(b["biaya"]["jumlah"] for b in bills),
         }
-        res = client.post(f"/tagihan/{cid}", json=body, headers=headers)
+        hook_headers = {"X-Async": "http://127.0.0.1:9/hook"} if hook else {}
+        res = client.post(f"/tagihan/{cid}", json=body, headers={**headers, **hook_headers})
         assert res.status_code == 202, res.json
         if post:
             (payment_id,) = w.run_sql("select id from payment where nob = %s", (res.json["data"]["nob"],))[0]
             run_posting(app, payment_id)
         return res.json["data"]
 
-    accepted = sandbox_payment(SANDBOX_CID, "sb-accepted", post=True)
+    accepted = sandbox_payment(SANDBOX_CID, "sb-accepted", post=True, hook=True)
     created = sandbox_payment("990000000006", "sb-created", post=False)
     open_inquiry = client.get("/tagihan/990000000002", headers=headers)
-    return w, headers, {"accepted": accepted, "created": created, "inq": open_inquiry}
+    (event_id,) = w.run_sql(
+        "select d.event_id::text from webhook_delivery d join payment p on p.id = d.payment_id"
+        " where p.nob = %s and d.event = 'created'",
+        (accepted["nob"],),
+    )[0]
+    return w, headers, {"accepted": accepted, "created": created, "inq": open_inquiry, "event_id": event_id}
 
 
 def sandbox_requests(sb: dict) -> dict[tuple[str, str], dict]:
@@ -76,15 +82,21 @@ def sandbox_requests(sb: dict) -> dict[tuple[str, str], dict]:
         },
         ("/audit", "get"): {"method": "GET", "path": "/audit", "query_string": {"tgl": today()}},
         ("/sandbox/reset", "post"): {"method": "POST", "path": "/sandbox/reset"},
+        ("/callbacks", "get"): {"method": "GET", "path": "/callbacks"},
+        ("/callbacks/{event_id}/resend", "post"): {
+            "method": "POST",
+            "path": f"/callbacks/{sb['event_id']}/resend",
+        },
     }
 
 
 def snapshot(w) -> list:
-    """Every payment, inquiry and bill as stored: nothing may change across the matrix."""
+    """Every payment, inquiry, bill and callback as stored: nothing may change across the matrix."""
     return [
         w.run_sql("select nob, status, reversed_at, sandbox from payment order by nob"),
         w.run_sql("select token, sandbox from inquiry order by token"),
         w.run_sql("select bill_no, paid_by from bill order by bill_no"),
+        w.run_sql("select event_id::text, count(*) from webhook_delivery group by 1 order by 1"),
     ]
 
 
@@ -112,6 +124,30 @@ def test_a_sandbox_token_never_sees_or_changes_live_data(worlds, client):
             "amo": sum(b["biaya"]["jumlah"] for b in bills),
         },
     }
+    # A live callback of A: its event id.
+    hooked_cid = w.fresh_customer()
+    shown_hooked = client.get(f"/tagihan/{hooked_cid}", headers=w.headers[A])
+    hooked_bills = shown_hooked.json["tagihan"]
+    hooked = client.post(
+        f"/tagihan/{hooked_cid}",
+        json={
+            "inq": shown_hooked.headers["X-Cross-Site"],
+            "pid": "hooked",
+            "mer": "1",
+            "per": [int(b["periode"]) for b in hooked_bills],
+            "amo": sum(b["biaya"]["jumlah"] for b in hooked_bills),
+        },
+        headers={**w.headers[A], "X-Async": "http://127.0.0.1:9/hook"},
+    )
+    assert hooked.status_code == 202
+    live.append(hooked.json["data"]["nob"])
+    ((live_event,),) = w.run_sql(
+        "select d.event_id::text from webhook_delivery d join payment p on p.id = d.payment_id where p.pid = 'hooked'"
+    )
+    requests[("/callbacks/{event_id}/resend", "post")] = {
+        "method": "POST",
+        "path": f"/callbacks/{live_event}/resend",
+    }
     before = snapshot(w)
     for label, spec in sorted(requests.items()):
         if label == ("/sandbox/reset", "post"):
@@ -122,6 +158,10 @@ def test_a_sandbox_token_never_sees_or_changes_live_data(worlds, client):
         assert not any(v in text for v in live), label
         if label == ("/audit", "get"):
             assert res.status_code == 200 and {r["nob"] for r in res.json["data"]} == {sb["accepted"]["nob"]}
+        elif label == ("/callbacks", "get"):
+            assert res.status_code == 200 and {c["nob"] for c in res.json["callbacks"]} == {
+                sb["accepted"]["nob"]
+            }
         else:
             assert res.status_code == 404 and set(res.json) == {"error", "message"}, (label, res.json)
     assert snapshot(w) == before
@@ -140,6 +180,8 @@ def test_a_live_token_never_sees_or_changes_sandbox_data(worlds, client):
         assert not any(v in res.get_data(as_text=True) for v in mine), label
         if label == ("/audit", "get"):
             assert res.status_code == 200 and res.json["data"], label  # A's live rows only
+        elif label == ("/callbacks", "get"):
+            assert res.status_code == 200 and res.json["callbacks"] == [], label  # A has none live
         else:
             assert res.status_code == 404 and set(res.json) == {"error", "message"}, (label, res.json)
     assert snapshot(w) == before

@@ -1,0 +1,212 @@
+"""``GET /callbacks`` and ``POST /callbacks/<event_id>/resend``: the calling partner's
+callbacks log (contract 14.2), live or sandbox as its token is."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+from flask import Blueprint, current_app, request
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+from ..core import callbacks, ids
+from ..web import runtime
+from ..web.apidoc import doc, ok
+from . import apidoc
+from .auth import current_partner, partner_required
+from .schemas import Pattern, QueryInteger, load
+
+bp = Blueprint("callbacks_log", __name__)
+WIB = dt.timezone(dt.timedelta(hours=7))
+_CURSOR = re.compile(r"v1:([0-9]{1,18})")
+
+
+def cursor_of(delivery_id: int) -> str:
+    """An opaque cursor: where the next page starts (older than this delivery)."""
+    return base64.urlsafe_b64encode(f"v1:{delivery_id}".encode()).decode().rstrip("=")
+
+
+def _delivery_of(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        text = ""
+    match = _CURSOR.fullmatch(text)
+    if match is None:
+        raise ValidationError("Not a cursor of this log (use next_cursor as given).")
+    return int(match.group(1))
+
+
+class Cursor(fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        return _delivery_of(super()._deserialize(value, attr, data, **kwargs))
+
+
+class Since(fields.String):
+    """An ISO-8601 date and time (a time without an offset is WIB) or a date (its WIB start)."""
+
+    OPENAPI = {
+        "type": "string",
+        "description": "ISO-8601 date and time (without an offset: WIB) or date: deliveries made since",
+        "example": "2026-12-07T08:00:00+07:00",
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            when = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise ValidationError("Not an ISO-8601 date or date and time.") from None
+        return when if when.tzinfo else when.replace(tzinfo=WIB)
+
+
+class CallbacksQuery(Schema):
+    """``GET /callbacks``: filters and paging."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    status = fields.String(load_default=None, validate=validate.OneOf(list(callbacks.STATES)))
+    nob = fields.String(load_default=None, validate=Pattern(ids.NOB))
+    since = Since(load_default=None)
+    limit = QueryInteger(load_default=50, validate=validate.Range(min=1, max=callbacks.MAX_LIMIT))
+    cursor = Cursor(
+        load_default=None,
+        metadata={"type": "string", "description": "`next_cursor` of the previous page (opaque)"},
+    )
+
+
+class Callback(Schema):
+    """One callback delivery: an event of a payment sent (or to be sent) to its `X-Async` URL."""
+
+    class Meta:
+        ordered = True
+
+    event_id = fields.String(metadata={"description": "the `X-Event-Id` sent", "format": "uuid"})
+    nob = fields.String()
+    pid = fields.String()
+    event = fields.String(
+        metadata={
+            "enum": ["created", "accepted", "changed", "rejected", "reversed"],
+            "description": "the status sent",
+        }
+    )
+    url = fields.String(metadata={"description": "the `X-Async` URL (credentials stripped)"})
+    status = fields.String(
+        metadata={
+            "enum": list(callbacks.STATES),
+            "description": "pending (queued or retrying), delivered (2xx), failed (given up, or "
+            "refused: a 3xx/4xx answer or an address the service does not call)",
+        }
+    )
+    attempts = fields.Integer()
+    last_attempt_at = fields.DateTime(allow_none=True, metadata={"nullable": True})
+    last_result = fields.Raw(
+        allow_none=True,
+        metadata={
+            "nullable": True,
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "description": "the last attempt's HTTP status, else its error class (refused, timeout, "
+            "connection error); null before the first attempt",
+        },
+    )
+    next_attempt_at = fields.DateTime(
+        allow_none=True, metadata={"nullable": True, "description": "when a pending delivery is tried next"}
+    )
+
+
+class CallbacksPage(Schema):
+    class Meta:
+        ordered = True
+
+    callbacks = fields.List(fields.Nested(Callback))
+    next_cursor = fields.String(
+        allow_none=True, metadata={"nullable": True, "description": "the next (older) page; null: the last"}
+    )
+
+
+QUERY, PAGE = CallbacksQuery(), CallbacksPage()
+
+
+def strip_credentials(url: str) -> str:
+    """The URL without ``user:password@``."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+@bp.get("/callbacks")
+@doc(
+    "The partner's callbacks log",
+    "The calling partner's own callback deliveries (live, or the sandbox's with a sandbox token), "
+    "newest first: what was sent, to where, and how each attempt ended. Filters `status`, `nob` "
+    "and `since`; pages of `limit` (50 by default, at most 500) followed with `cursor`.",
+    {
+        200: ok("A page of deliveries.", CallbacksPage),
+        400: apidoc.error(400, "A filter, `limit` or `cursor` ill-formed."),
+        **apidoc.auth_errors(),
+        503: apidoc.error(503),
+    },
+    tag="callbacks",
+    parameters=[{"in": "query", "schema": CallbacksQuery}],
+    links={200: {"resend": apidoc.RESEND}},
+)
+@partner_required
+def get_callbacks():
+    query = load(QUERY, request.args.to_dict())
+    partner = current_partner()
+    limit = query["limit"]
+    with runtime.transaction() as conn:
+        entries = callbacks.log(
+            conn,
+            partner.code,
+            sandbox=partner.sandbox,
+            status=query["status"],
+            nob=query["nob"],
+            since=query["since"],
+            before=query["cursor"],
+            limit=limit + 1 if limit < callbacks.MAX_LIMIT + 1 else limit,
+            retry_seconds=current_app.config["WEBHOOK_RETRY_SECONDS"],
+        )
+    page = entries[:limit]
+    rows = [{**vars(e), "url": strip_credentials(e.url)} for e in page]
+    next_cursor = cursor_of(page[-1].id) if len(entries) > limit else None
+    return PAGE.dump({"callbacks": rows, "next_cursor": next_cursor})
+
+
+@bp.post("/callbacks/<event_id>/resend")
+@doc(
+    "Send a callback again",
+    "Sends the calling partner's callback `event_id` (its `X-Event-Id`) again now: a new "
+    "attempt with the same `X-Event-Id` and body, after the payment's earlier callbacks. At "
+    "most 10 resends of one event an hour.",
+    {
+        202: {"description": "Queued.", "headers": apidoc.web_headers()},
+        **apidoc.auth_errors(),
+        404: apidoc.error(404, "No callback with this event id among the partner's."),
+        429: apidoc.error(
+            429, "10 resends of this event in the last hour: retry after `Retry-After` seconds."
+        ),
+        503: apidoc.error(503),
+    },
+    tag="callbacks",
+    parameters=[
+        {
+            "name": "event_id",
+            "in": "path",
+            "required": True,
+            "description": "the callback's `X-Event-Id` (`event_id` in the log)",
+            "schema": {"type": "string", "format": "uuid"},
+        }
+    ],
+)
+@partner_required
+def resend(event_id):
+    partner = current_partner()
+    with runtime.transaction() as conn:
+        callbacks.resend(conn, partner.code, event_id, runtime.now(), sandbox=partner.sandbox)
+    return "", 202
