@@ -84,3 +84,8 @@ def test_live_and_sandbox_clients_never_see_each_others_data(bank, sandbox_bank,
     assert bank.status(ref="same").json["virtualAccountData"]["additionalInfo"]["status"] == "accepted"
     own = sandbox_bank.status(cid=THIRTY, ref="same").json["virtualAccountData"]["additionalInfo"]
     assert own["status"] == "accepted"
+
+
+def test_no_bills_is_paid_bill_as_live(sandbox_bank):
+    res = expect(sandbox_bank.inquiry(cid="990000000005", ref="sb-5"), "4042414", "Paid Bill")
+    assert res["virtualAccountData"]["inquiryStatus"] == "01"
