@@ -79,17 +79,17 @@ def log(
     before: int | None = None,
     limit: int = 50,
     retry_seconds: int,
-) -> Plan[list[Entry]]:
+) -> Plan[tuple[list[Entry], bool]]:
     """At most ``limit`` of the partner's deliveries, newest first, older than the delivery
-    ``before`` (the cursor) when given."""
+    ``before`` (the cursor) when given; and whether older ones follow."""
     if status is not None and status not in STATES:
         raise errors.Invalid(f"status must be one of {', '.join(STATES)}")
     if not 1 <= limit <= MAX_LIMIT:
         raise errors.Invalid(f"limit must be 1 to {MAX_LIMIT}")
     statuses = list(STATES[status]) if status else list(SHOWN)
     params = {"partner": partner_code, "sandbox": sandbox, "statuses": statuses, "nob": nob}
-    rows = yield port.fetch(Q["log"], params | {"since": since, "before": before, "limit": limit})
-    return [_entry(row, retry_seconds) for row in rows]
+    rows = yield port.fetch(Q["log"], params | {"since": since, "before": before, "limit": limit + 1})
+    return [_entry(row, retry_seconds) for row in rows[:limit]], len(rows) > limit
 
 
 def _entry(row, retry_seconds: int) -> Entry:

@@ -161,7 +161,7 @@ def get_callbacks():
     partner = current_partner()
     limit = query["limit"]
     with runtime.transaction() as conn:
-        entries = callbacks.log(
+        page, more = callbacks.log(
             conn,
             partner.code,
             sandbox=partner.sandbox,
@@ -169,12 +169,11 @@ def get_callbacks():
             nob=query["nob"],
             since=query["since"],
             before=query["cursor"],
-            limit=limit + 1 if limit < callbacks.MAX_LIMIT + 1 else limit,
+            limit=limit,
             retry_seconds=current_app.config["WEBHOOK_RETRY_SECONDS"],
         )
-    page = entries[:limit]
     rows = [{**vars(e), "url": strip_credentials(e.url)} for e in page]
-    next_cursor = cursor_of(page[-1].id) if len(entries) > limit else None
+    next_cursor = cursor_of(page[-1].id) if more else None
     return PAGE.dump({"callbacks": rows, "next_cursor": next_cursor})
 
 

@@ -80,6 +80,7 @@ def test_filters_and_paging(hooked, partner_headers, run_sql):
             break
     assert seen == [c["event_id"] for c in listing(client, partner_headers)["callbacks"]]
     assert len(seen) == 4
+    assert len(listing(client, partner_headers, limit=500)["callbacks"]) == 4  # the maximum
 
 
 @pytest.mark.parametrize(

@@ -193,11 +193,29 @@ def test_reset_with_a_live_token_is_404(client, partner_headers, sandbox_headers
     assert data["nob"]
 
 
-def test_the_retention_purge_removes_old_sandbox_rows_only(app, sandbox_headers, pay, run_sql):
+def test_the_maintenance_task_purges_old_sandbox_rows_only(
+    app, sandbox_headers, partner_headers, seed_bills, pay, run_sql
+):
+    import jobs
+    from jobs import maintenance
+
     pay(sandbox_headers(), ACCEPTED, pid="old")
     pay(sandbox_headers(), THIRTY, pid="new")
-    run_sql("update payment set accepted_at = accepted_at - interval '31 days' where pid = 'old'")
-    with app.app_context(), runtime.transaction() as conn:
-        assert sandbox.purge(conn, dt.datetime.now(dt.UTC), 30) == 1
-    assert run_sql("select pid from payment") == [("new",)]
+    seed_bills.simple("010101010101", ["202001"])
+    pay(partner_headers, "010101010101", pid="live-old")
+    run_sql("update payment set accepted_at = accepted_at - interval '31 days' where pid like '%old'")
+    run_sql("update inquiry set created_at = created_at - interval '31 days'")
     assert app.config["SANDBOX_RETENTION_DAYS"] == 30
+    saved, jobs._runtime = jobs._runtime, app.extensions["pdam.runtime"]
+    try:
+        assert maintenance.purge_sandbox(0) == 1  # the task the job server runs every hour
+    finally:
+        jobs._runtime = saved
+    assert sorted(run_sql("select pid from payment")) == [("live-old",), ("new",)]
+    assert any(task.name == "maintenance.purge_sandbox" for task, *_ in _periodic(jobs.app))
+    with app.app_context(), runtime.transaction() as conn:  # nothing older left
+        assert sandbox.purge(conn, dt.datetime.now(dt.UTC), 30) == 0
+
+
+def _periodic(app):
+    return [(p.task,) for p in app.periodic_registry.periodic_tasks.values()]

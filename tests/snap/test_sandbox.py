@@ -80,6 +80,7 @@ def test_live_and_sandbox_clients_never_see_each_others_data(bank, sandbox_bank,
     expect(live, "4042412", "Invalid Bill/Virtual Account [Not Found]")
     assert "X-Sandbox" not in live.headers
     expect(bank.status(cid=THIRTY, ref="same"), "4042601", "Transaction Not Found")
+    expect(bank.pay(cid=THIRTY, ref="sb-only"), "4042512", "Invalid Bill/Virtual Account [Not Found]")
     # Each side's status finds its own payment.
     assert bank.status(ref="same").json["virtualAccountData"]["additionalInfo"]["status"] == "accepted"
     own = sandbox_bank.status(cid=THIRTY, ref="same").json["virtualAccountData"]["additionalInfo"]
