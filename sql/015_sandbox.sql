@@ -6,8 +6,9 @@
 --   * a partner's pid, inquiry reference and SNAP client are unique per side;
 --   * a sandbox nob carries its WIB month + 50 (51-62; a live one 01-12): the check below
 --     ties the form to the side, and unique (nob) makes a collision impossible;
---   * the ledger's bills can only be paid by a live nob (bill_paid_by_live, when the ledger
---     is in this database), and sandbox posting reads the fixed test customers of
+--   * the ledger's bills can never be paid by a sandbox nob (bill_paid_by_live, when the
+--     ledger is in this database: a paid_by whose month field is 51-62; other channels'
+--     numbers stay free), and sandbox posting reads the fixed test customers of
 --     sandbox_customer_bills_v1, never the bill table;
 --   * the live views (reconciliation, daily_recap, payments_needing_attention) and the
 --     metrics' counters leave sandbox payments out; sandbox_reconciliation is the
@@ -29,7 +30,7 @@ comment on column inquiry.sandbox is 'Made with a sandbox credential, of a sandb
 alter table payment add column sandbox boolean not null default false;
 alter table payment drop constraint payment_partner_code_pid_key;
 alter table payment add constraint payment_partner_pid unique (partner_code, sandbox, pid);
-alter table payment add constraint payment_nob_side check ((substr(nob, 5, 2) > '12') = sandbox);
+alter table payment add constraint payment_nob_side check ((substr(nob, 5, 2) between '51' and '62') = sandbox);
 create index payment_sandbox on payment (partner_code, accepted_at) where sandbox;
 comment on column payment.sandbox is
     'A sandbox payment: its nob''s month is the WIB month + 50, it is posted against the sandbox''s '
@@ -69,12 +70,12 @@ begin
 end
 $$;
 
--- The ledger's bills are paid by live payments only (its row lives in this database unless
--- BILLING_DATABASE_URL names another; there the code never calls it for the sandbox).
+-- The ledger's bills are never paid by a sandbox payment (the table lives in this database
+-- unless BILLING_DATABASE_URL names another; there the code never calls it for the sandbox).
 do $$
 begin
     if to_regclass('public.bill') is not null then
-        alter table bill add constraint bill_paid_by_live check (substr(paid_by, 5, 2) <= '12');
+        alter table bill add constraint bill_paid_by_live check (substr(paid_by, 5, 2) not between '51' and '62');
     end if;
 end $$;
 

@@ -3,8 +3,6 @@ callbacks log (contract 14.2), live or sandbox as its token is."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import re
 from urllib.parse import urlsplit, urlunsplit
@@ -21,46 +19,60 @@ from .schemas import Pattern, QueryInteger, load
 
 bp = Blueprint("callbacks_log", __name__)
 WIB = dt.timezone(dt.timedelta(hours=7))
-_CURSOR = re.compile(r"v1:([0-9]{1,18})")
+#: A page's cursor: opaque to partners (they send ``next_cursor`` back as given); it names
+#: the last delivery of the page, the next page starts below it.
+CURSOR = re.compile(r"c([0-9a-f]{1,15})")
 
 
 def cursor_of(delivery_id: int) -> str:
-    """An opaque cursor: where the next page starts (older than this delivery)."""
-    return base64.urlsafe_b64encode(f"v1:{delivery_id}".encode()).decode().rstrip("=")
-
-
-def _delivery_of(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        text = ""
-    match = _CURSOR.fullmatch(text)
-    if match is None:
-        raise ValidationError("Not a cursor of this log (use next_cursor as given).")
-    return int(match.group(1))
+    return f"c{delivery_id:x}"
 
 
 class Cursor(fields.String):
+    OPENAPI = {
+        "type": "string",
+        "pattern": f"^{CURSOR.pattern}$",
+        "description": "`next_cursor` of the previous page, as given (opaque)",
+    }
+
     def _deserialize(self, value, attr, data, **kwargs):
-        return _delivery_of(super()._deserialize(value, attr, data, **kwargs))
+        match = CURSOR.fullmatch(super()._deserialize(value, attr, data, **kwargs))
+        if match is None:
+            raise ValidationError("Not a cursor of this log (send next_cursor as given).")
+        return int(match.group(1), 16)
+
+
+_LEAP_SECOND = re.compile(r"(T[0-9]{2}:[0-9]{2}:)60")
+_FRACTION = re.compile(r"(\.[0-9]{6})[0-9]+")
+#: "+07:00" sent unencoded in a query string arrives as " 07:00".
+_PLUS_AS_SPACE = re.compile(r"([0-9]) ([0-9]{2}:?[0-9]{2})$")
+
+
+def parse_since(text: str) -> dt.datetime | None:
+    """An ISO-8601 / RFC 3339 date and time (without an offset: WIB; a leap second is the
+    second before; beyond microseconds cut; a "+" sent unencoded read as one) or a date (its
+    WIB start); None if neither."""
+    text = _PLUS_AS_SPACE.sub(r"\1+\2", text.strip())
+    text = _FRACTION.sub(r"\1", _LEAP_SECOND.sub(r"\g<1>59", text.strip().upper().replace(" ", "T", 1)))
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=WIB)
 
 
 class Since(fields.String):
-    """An ISO-8601 date and time (a time without an offset is WIB) or a date (its WIB start)."""
-
     OPENAPI = {
-        "type": "string",
+        "anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}],
         "description": "ISO-8601 date and time (without an offset: WIB) or date: deliveries made since",
         "example": "2026-12-07T08:00:00+07:00",
     }
 
     def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            when = dt.datetime.fromisoformat(text)
-        except ValueError:
-            raise ValidationError("Not an ISO-8601 date or date and time.") from None
-        return when if when.tzinfo else when.replace(tzinfo=WIB)
+        when = parse_since(super()._deserialize(value, attr, data, **kwargs))
+        if when is None:
+            raise ValidationError("Not an ISO-8601 date or date and time.")
+        return when
 
 
 class CallbacksQuery(Schema):
@@ -73,10 +85,7 @@ class CallbacksQuery(Schema):
     nob = fields.String(load_default=None, validate=Pattern(ids.NOB))
     since = Since(load_default=None)
     limit = QueryInteger(load_default=50, validate=validate.Range(min=1, max=callbacks.MAX_LIMIT))
-    cursor = Cursor(
-        load_default=None,
-        metadata={"type": "string", "description": "`next_cursor` of the previous page (opaque)"},
-    )
+    cursor = Cursor(load_default=None)
 
 
 class Callback(Schema):

@@ -60,6 +60,27 @@ def test_the_log_lists_the_partners_deliveries_newest_first(hooked, partner_head
     assert {c["event_id"] for c in page["callbacks"]} == sent
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-12-07", "2026-12-07T00:00:00+07:00"),
+        ("2026-12-07T08:00:00", "2026-12-07T08:00:00+07:00"),
+        ("2026-12-07T01:00:00Z", "2026-12-07T01:00:00+00:00"),
+        ("2026-12-07t01:00:00.123456789z", "2026-12-07T01:00:00.123456+00:00"),
+        ("2016-12-31T23:59:60+00:00", "2016-12-31T23:59:59+00:00"),
+        ("2026-12-07 08:00:00+07:00", "2026-12-07T08:00:00+07:00"),
+        ("2026-12-07T08:00:00 07:00", "2026-12-07T08:00:00+07:00"),  # "+" unencoded in a URL
+        ("yesterday", None),
+        ("2026-13-01", None),
+    ],
+)
+def test_since_takes_iso_8601(text, expected):
+    from pdam.peti.deliveries import parse_since
+
+    parsed = parse_since(text)
+    assert (parsed.isoformat() if parsed else None) == expected
+
+
 def test_filters_and_paging(hooked, partner_headers, run_sql):
     _, client, first, _ = hooked
     assert [c["event"] for c in listing(client, partner_headers, nob=first["nob"])["callbacks"]] == [
@@ -93,7 +114,8 @@ def test_filters_and_paging(hooked, partner_headers, run_sql):
         {"limit": "501"},
         {"limit": "-1"},
         {"cursor": "not-a-cursor"},
-        {"cursor": "djE6YWJj"},  # "v1:abc"
+        {"cursor": "c12g"},
+        {"cursor": "c" + "f" * 16},
     ],
 )
 def test_bad_filters_are_400(client, partner_headers, query):
