@@ -45,7 +45,7 @@ test: install
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Benchmarks (see the README): API load, job server, bills import.
+# Benchmarks (docs/benchmarks.md): API load, job server, bills import.
 bench: install
 	$(PY) bench/api.py
 	$(PY) bench/worker.py
