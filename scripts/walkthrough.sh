@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's walk-through, against a running service (make run):
 #   WEBHOOK_ALLOW_PRIVATE_NETWORKS=1 make run          # in one terminal
-#   TOKEN=<the demo token> scripts/walkthrough.sh       # in another (BASE=http://127.0.0.1:<PORT>)
+#   TOKEN=$(cat instance/demo-token) scripts/walkthrough.sh   # in another (BASE=http://127.0.0.1:<PORT>)
 # Inquiry, payment with a webhook, status, the callbacks, reversal, audit.
 set -euo pipefail
 BASE=${BASE:-http://127.0.0.1:5000}
