@@ -1,7 +1,7 @@
 """The demo partner's data made new again (``demo reset``): plans on the port; the caller commits.
 
 Only for the demo partner of ``make run`` (code and name given by the caller, checked here):
-its payments, their periods, callbacks and inquiries are deleted and the bills they paid are
+its payments, their periods, callbacks, inquiries and SNAP answers are deleted and the bills they paid are
 unpaid again, so the README's walk-through starts over. Refused while a payment is still
 being posted or a callback is waiting: the job server would meet rows that are gone.
 """
@@ -42,7 +42,9 @@ def unpay_bills(db: port.Db, nobs: list[str]) -> Plan[int]:
 
 @port.plan
 def delete_payments(db: port.Db, code: str) -> Plan[int]:
-    """Delete the partner's payments (periods, callbacks, attempts) and inquiries; return how many payments."""
+    """Delete the partner's payments (periods, callbacks, attempts), inquiries and the SNAP
+    answers kept for its X-EXTERNAL-IDs (they name those payments); return how many payments."""
     row = yield port.one(Q["delete_payments"], {"code": code})
     yield port.count(Q["delete_inquiries"], {"code": code})
+    yield port.count(Q["delete_snap_answers"], {"code": code})
     return row.n

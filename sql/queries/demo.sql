@@ -29,3 +29,7 @@ select count(*) as n from payments
 
 -- delete_inquiries --
 delete from inquiry where partner_code = :code
+
+-- delete_snap_answers --
+delete from snap_external_id e using snap_client c
+ where e.client_id = c.client_id and c.partner_code = :code
