@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,29 +46,36 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def test_make_clean_stops_the_embedded_server_then_deletes_it(tmp_path):
-    data = tmp_path / "instance" / "pgdata"
-    started = subprocess.run(
-        [sys.executable, "-c", f"from pdam.infra import embedded; embedded.start({str(data)!r})"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert started.returncode == 0, started.stderr
-    pid = int((data / "postmaster.pid").read_text().split()[0])
-    assert _alive(pid)
-    # A venv of its own to delete (never the suite's); make runs from that folder.
-    (tmp_path / "venv").mkdir()
-    (tmp_path / "scripts").mkdir()
-    (tmp_path / "scripts" / "embedded_stop.py").write_bytes(
-        (ROOT / "scripts" / "embedded_stop.py").read_bytes()
-    )
-    res = _make("clean", "VENV=venv", cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
-    for _ in range(50):
-        if not _alive(pid):
-            break
-        time.sleep(0.1)
-    assert not _alive(pid), "the embedded server outlived make clean"
-    assert not (tmp_path / "instance").exists() and not (tmp_path / "venv").exists()
+def test_make_clean_stops_the_embedded_server_then_deletes_it():
+    # A folder of its own under /tmp, not pytest's: as root, pgserver runs the server as an
+    # unprivileged user, who must reach the folder (pytest keeps its own at mode 0700).
+    folder = Path(tempfile.mkdtemp(prefix="pdam-make-clean-"))
+    data = folder / "instance" / "pgdata"
+    try:
+        started = subprocess.run(
+            [sys.executable, "-c", f"from pdam.infra import embedded; embedded.start({str(data)!r})"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert started.returncode == 0, started.stderr
+        pid = int((data / "postmaster.pid").read_text().split()[0])
+        assert _alive(pid)
+        # A venv of its own to delete (never the suite's); make runs from that folder.
+        (folder / "venv").mkdir()
+        (folder / "scripts").mkdir()
+        (folder / "scripts" / "embedded_stop.py").write_bytes(
+            (ROOT / "scripts" / "embedded_stop.py").read_bytes()
+        )
+        res = _make("clean", "VENV=venv", cwd=folder)
+        assert res.returncode == 0, res.stderr
+        for _ in range(50):
+            if not _alive(pid):
+                break
+            time.sleep(0.1)
+        assert not _alive(pid), "the embedded server outlived make clean"
+        assert not (folder / "instance").exists() and not (folder / "venv").exists()
+    finally:
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "embedded_stop.py"), str(data)], timeout=60)
+        shutil.rmtree(folder, ignore_errors=True)
