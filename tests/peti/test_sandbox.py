@@ -219,3 +219,20 @@ def test_the_maintenance_task_purges_old_sandbox_rows_only(
 
 def _periodic(app):
     return [(p.task,) for p in app.periodic_registry.periodic_tasks.values()]
+
+
+def test_the_documents_list_the_test_customers_as_the_database_has_them(app, run_sql):
+    import pdam
+
+    doc = pdam.openapi_document()
+    (tag,) = [t for t in doc["tags"] if t["name"] == "sandbox"]
+    for customer in sandbox.CUSTOMERS:
+        assert f"| `{customer.cid}` | {customer.bills} |" in tag["description"]
+        (count,) = run_sql(
+            "select jsonb_array_length(unpaid) from sandbox_customer_bills_v1(%s)", (customer.cid,)
+        )[0]
+        assert count == customer.bills, customer
+    assert run_sql("select count(*) from sandbox_customer_bills_v1('990000000007')") == [(0,)]
+    assert {"/sandbox/reset", "/callbacks", "/callbacks/{event_id}/resend"} <= set(doc["paths"])
+    links = doc["paths"]["/tagihan/{cid}"]["post"]["responses"]["202"]["links"]
+    assert links["callbacks"]["operationRef"] == "#/paths/~1callbacks/get"
