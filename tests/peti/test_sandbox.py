@@ -236,3 +236,22 @@ def test_the_documents_list_the_test_customers_as_the_database_has_them(app, run
     assert {"/sandbox/reset", "/callbacks", "/callbacks/{event_id}/resend"} <= set(doc["paths"])
     links = doc["paths"]["/tagihan/{cid}"]["post"]["responses"]["202"]["links"]
     assert links["callbacks"]["operationRef"] == "#/paths/~1callbacks/get"
+
+
+def test_concurrent_sandbox_payments_of_one_bill_make_one_payment(app, sandbox_headers, run_sql):
+    """Two inquiries of the same test bill, paid at once: the database (one live payment per
+    customer, period and sandbox) lets one through, the other is 409, as live."""
+    from tests.factories import race
+
+    headers = sandbox_headers()
+    client = app.test_client()
+    shown = [client.get(f"/tagihan/{CHANGED}", headers=headers) for _ in range(2)]
+    bodies = [
+        {"inq": s.headers["X-Cross-Site"], "pid": f"race-{n}", "amo": 68800, "mer": "1", "per": [202511]}
+        for n, s in enumerate(shown)
+    ]
+    results = race(
+        [lambda b=b: app.test_client().post(f"/tagihan/{CHANGED}", json=b, headers=headers) for b in bodies]
+    )
+    assert sorted(r.status_code for r in results) == [202, 409]
+    assert run_sql("select count(*) from payment where sandbox") == [(1,)]
