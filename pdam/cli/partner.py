@@ -50,6 +50,7 @@ def partner_list():
         click.echo(
             f"{r.code:4}  {r.name:20}  {'yes' if r.active else 'no':6}  {r.live_tokens:6}"
             f"  {r.created_at:%Y-%m-%d %H:%M}"
+            + (f"  allowed from {' '.join(r.allowed_addresses)}" if r.allowed_addresses else "")
         )
 
 

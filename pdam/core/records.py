@@ -80,13 +80,15 @@ class Partner:
 
 @dataclass(frozen=True, slots=True)
 class PartnerListing:
-    """A partner as operators list them, with its live API tokens."""
+    """A partner as operators list them, with its live API tokens and the networks its live
+    tokens may be used from (None: any address)."""
 
     code: str
     name: str
     active: bool
     created_at: dt.datetime
     live_tokens: int
+    allowed_addresses: list[str] | None
 
     FIELDS = ()
 

@@ -52,6 +52,7 @@ def test_partner_allow_and_any(cli, client, partner_headers, run_sql, caplog):
     assert res.exit_code == 0 and "allowed from 10.0.0.0/8 192.0.2.1/32" in res.output, res.output
     assert get(client, partner_headers, OFFICE).status_code == 200
     assert get(client, partner_headers, "192.0.2.1").status_code == 200
+    assert cli("partner", "list").output.splitlines()[1].endswith("  allowed from 10.0.0.0/8 192.0.2.1/32")
     run_sql("delete from rate_bucket")
     with caplog.at_level(logging.WARNING, logger="pdam.peti.auth"):
         refused = get(client, partner_headers, ELSEWHERE)
@@ -66,6 +67,7 @@ def test_partner_allow_and_any(cli, client, partner_headers, run_sql, caplog):
     assert get(client, partner_headers, "127.0.0.1", forwarded=f"{OFFICE}, {ELSEWHERE}").status_code == 403
     assert cli("partner", "allow", "00", "--any").exit_code == 0
     assert get(client, partner_headers, ELSEWHERE).status_code == 200
+    assert "allowed from" not in cli("partner", "list").output
 
 
 def test_the_address_is_checked_before_revocation_and_the_rest(cli, app, client, partner_headers, run_sql):
