@@ -50,13 +50,15 @@ def _delete(partner_code: str | None, before: dt.datetime | None) -> Plan[int]:
         yield port.count(Q[name], params)
     payments = yield port.count(Q["delete_payments"], params)
     yield port.count(Q["delete_inquiries"], params)
+    yield port.count(Q["delete_external_ids"], params)
     return payments
 
 
 @port.plan
 def reset(db: port.Db, partner_code: str) -> Plan[int]:
-    """Delete the partner's sandbox inquiries, payments and callbacks (in the caller's
-    transaction); return the number of payments deleted. Live rows are never touched: every
+    """Delete the partner's sandbox inquiries, payments and callbacks, and the answers kept for
+    its sandbox SNAP client's X-EXTERNAL-IDs (in the caller's transaction); return the number
+    of payments deleted. Live rows are never touched: every
     statement is restricted to ``sandbox`` rows."""
     return (yield from _delete(partner_code, None))
 

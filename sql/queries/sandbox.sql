@@ -26,3 +26,10 @@ where i.sandbox
   and (cast(:partner as text) is null or i.partner_code = :partner)
   and (cast(:before as timestamptz) is null or i.created_at < :before)
   and not exists (select 1 from payment p where p.inquiry_token = i.token)
+
+-- delete_external_ids --
+-- The answers kept for the sandbox SNAP clients' X-EXTERNAL-IDs (they name the deleted payments).
+delete from snap_external_id x using snap_client c
+where x.client_id = c.client_id and c.sandbox
+  and (cast(:partner as text) is null or c.partner_code = :partner)
+  and (cast(:before as timestamptz) is null or x.created_at < :before)

@@ -90,3 +90,15 @@ def test_live_and_sandbox_clients_never_see_each_others_data(bank, sandbox_bank,
 def test_no_bills_is_paid_bill_as_live(sandbox_bank):
     res = expect(sandbox_bank.inquiry(cid="990000000005", ref="sb-5"), "4042414", "Paid Bill")
     assert res["virtualAccountData"]["inquiryStatus"] == "01"
+
+
+def test_a_reset_forgets_the_sandbox_clients_external_ids_only(app, keys, bank, sandbox_bank, bills, run_sql):
+    from tests.factories import issue
+
+    assert bank.inquiry(ref="live").status_code == 200
+    assert sandbox_bank.inquiry(cid=THIRTY, ref="sb").status_code == 200
+    token = issue(app, keys["ES256"]["private"], "00", sandbox=True)
+    res = app.test_client().post("/sandbox/reset", headers={"Authorization": f"Bearer {token}"})
+    assert res.status_code == 204
+    assert run_sql("select client_id from snap_external_id") == [("bank-one",)]
+    assert run_sql("select count(*) from inquiry where sandbox") == [(0,)]
