@@ -21,7 +21,7 @@ secret=$(cd "$here" && $flask partner secret 00)
 log=$(mktemp)
 $py "$here/scripts/webhook_receiver.py" --port "${RECEIVER_PORT:-8099}" --secret "$secret" >"$log" 2>&1 &
 receiver=$!
-trap 'kill $receiver 2>/dev/null' EXIT
+trap 'kill $receiver 2>/dev/null; rm -f "$log" "$log.h"' EXIT
 sleep 1
 
 if [ "${1:-}" = "--sandbox" ]; then
