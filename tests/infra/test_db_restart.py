@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+import procrastinate
 import psycopg
 import pytest
 import sqlalchemy as sa
@@ -79,11 +80,27 @@ def test_requests_after_a_restart_are_answered(make_app, private_server, private
     assert client.get("/health").status_code == 200
 
 
-def test_the_job_servers_pool_replaces_dead_connections(private_server, private_database, app):
+@pytest.mark.parametrize("through", ["procrastinate", "make_pool"])
+def test_the_job_servers_pool_replaces_dead_connections(private_server, private_database, app, through):
+    """The worker's pool as the worker opens it (Procrastinate's connector on ``make_pool``,
+    jobs.app), and ``make_pool`` alone."""
+
     async def run() -> list[int]:
-        pool = jobs.make_pool(private_database, app.config, min_size=2, max_size=2, open=False)
-        await pool.open(wait=True)
+        if through == "procrastinate":
+            connector = procrastinate.PsycopgConnector(
+                pool_factory=lambda **kw: jobs.make_pool(private_database, app.config, **kw),
+                min_size=2,
+                max_size=2,
+            )
+            await connector.open_async()
+            pool, close = connector.pool, connector.close_async
+        else:
+            pool = jobs.make_pool(private_database, app.config, min_size=2, max_size=2, open=False)
+            await pool.open(wait=True)
+            close = pool.close
         try:
+            async with pool.connection() as conn:
+                await conn.execute("select 1")
             restart(private_server)
             got = []
             for _ in range(3):
@@ -91,7 +108,7 @@ def test_the_job_servers_pool_replaces_dead_connections(private_server, private_
                     got.append((await (await conn.execute("select 1")).fetchone())[0])
             return got
         finally:
-            await pool.close()
+            await close()
 
     assert asyncio.run(run()) == [1, 1, 1]
 
