@@ -139,3 +139,14 @@ def test_url_refusal_is_the_one_rule():
     assert http.url_refusal("http://127.0.0.1/", allow_private=False) == "127.0.0.1 is a loopback address"
     assert http.url_refusal("https://cafe.de/", allow_private=False) is None  # a name, not hex
     assert http.url_refusal("ftp://x.example/", allow_private=True) == "only absolute http(s) URLs are called"
+
+
+@pytest.mark.parametrize(
+    "url", ["http://169.254.169.254/latest/meta-data/", "http://[fe80::1]:9/cb", "https://u:p@127.0.0.1:9/cb"]
+)
+def test_the_delivery_refuses_the_same_urls_with_private_networks_allowed(url, connect_spy):
+    """A URL stored before these checks (or a resend) is refused at delivery too, before any
+    connection, where tests allow private networks."""
+    outcome = http.send(url, b"{}", {}, timeout=1, allow_private=True)
+    assert outcome.result == "refused" and outcome.error.startswith("refused: ")
+    assert connect_spy.seen == []
