@@ -107,12 +107,11 @@ class BufferingWorker(gthread.ThreadWorker):
         if conn.parser is not None:  # bytes a previous request's reading left (pipelining)
             pending.buf += conn.parser.unreader.take_buffered()
         try:
-            open_ = self._read_available(conn, pending)
+            open_, whole, expects = self._read_available(conn, pending)
         except OSError:
             return False
         if not pending.buf:
             return gthread._DEFER if open_ else False
-        whole, expects = readiness(pending.buf, self.body_cap)
         if not whole:
             if not open_:
                 return False  # the client went away mid-request
@@ -134,21 +133,28 @@ class BufferingWorker(gthread.ThreadWorker):
         finally:
             self._local.target = None
 
-    @staticmethod
-    def _read_available(conn, pending: _Pending) -> bool:
-        """Read what the socket holds now, without waiting; False once the client closed."""
+    def _read_available(self, conn, pending: _Pending) -> tuple[bool, bool, bool]:
+        """Read what the socket holds now, without waiting, until the request is whole:
+        ``(open, whole, expects_continue)``; open is False once the client closed."""
+        whole = expects = False
+        if pending.buf:  # a pipelined request's bytes, already read
+            whole, expects = readiness(pending.buf, self.body_cap)
+            if whole:
+                return True, whole, expects
         conn.sock.setblocking(False)
-        while len(pending.buf) <= HEAD_CAP + 2 * (1 << 20):
+        while True:
             try:
                 data = conn.sock.recv(65536)
             except (BlockingIOError, InterruptedError):
-                return True
+                return True, whole, expects
             if not data:
-                return False
+                return False, whole, expects
             if pending.started is None:
                 pending.started = time.monotonic()
             pending.buf += data
-        return True
+            whole, expects = readiness(pending.buf, self.body_cap)
+            if whole:  # the usual case: the whole request in one read, no second call
+                return True, whole, expects
 
     def murder_pending(self):
         """Close the connections that sent nothing for the keep-alive time (gthread's rule),
