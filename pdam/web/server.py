@@ -105,7 +105,10 @@ class BufferingWorker(gthread.ThreadWorker):
             return super().handle(conn)
         pending = conn.__dict__.setdefault("pdam_pending", _Pending())
         if conn.parser is not None:  # bytes a previous request's reading left (pipelining)
-            pending.buf += conn.parser.unreader.take_buffered()
+            left = conn.parser.unreader.take_buffered()
+            if left:
+                pending.buf += left
+                pending.started = pending.started or time.monotonic()
         try:
             open_, whole, expects = self._read_available(conn, pending)
         except OSError:

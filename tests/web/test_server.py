@@ -200,3 +200,37 @@ def test_snap_paths_get_snaps_format(error_server, request_bytes, code):
     answer = json.loads(body)
     assert got == int(code[:3]) and headers["Content-Type"] == "application/json"
     assert answer["responseCode"] == code and answer["responseMessage"] and "X-TIMESTAMP" in headers
+
+
+def test_expect_100_continue_gets_its_answer_before_the_body(error_server):
+    """A client that waits for ``100 Continue`` before its body gets it while the worker
+    still reads ahead (then the answer; gunicorn may send a second 100, which RFC 9110 15.2
+    lets a client skip)."""
+    host, port = error_server.removeprefix("http://").split(":")
+    body = b'{"inq": "x"}'
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(
+            b"POST /tagihan/x HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Expect: 100-continue\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+        )
+        assert s.recv(64).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        s.sendall(body)
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    final = answer[answer.rfind(b"HTTP/1.1 ") :]
+    assert final.startswith(b"HTTP/1.1 401") and b'"error":401' in final.replace(b" ", b"")
+
+
+def test_pipelined_requests_are_each_answered(error_server):
+    host, port = error_server.removeprefix("http://").split(":")
+    one = b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n"
+    last = b"GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(one + one + last[:20])
+        time.sleep(0.3)
+        s.sendall(last[20:])
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    assert answer.count(b"HTTP/1.1 200") == 3
