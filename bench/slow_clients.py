@@ -15,7 +15,8 @@ answer, and how the dribblers ended (cut by the server, after how long).
 
 Candidates (``--candidates``, default all): ``shipped`` (gunicorn.conf.py as it is: the
 buffering worker, pdam/web/server.py), ``gthread`` (gunicorn's gthread, one thread per
-worker: what shipped before), ``gthread-threads-N`` (gthread with N threads per worker).
+worker: what shipped before), ``gthread-threads-N`` (gthread with N threads per worker), ``gthread-deadline-threads-N``
+(gthread with a read deadline per request, bench/deadline_worker.py, N threads per worker).
 
     .venv/bin/python bench/slow_clients.py [--candidates shipped,gthread,gthread-threads-16]
 """
@@ -45,7 +46,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--body-dribblers", type=int, default=8)
     p.add_argument("--inquiries", type=int, default=20)
     p.add_argument("--interval", type=float, default=1.0, help="seconds between a dribbler's bytes (1)")
-    p.add_argument("--candidates", default="shipped,gthread,gthread-threads-8")
+    p.add_argument("--candidates", default="shipped,gthread,gthread-threads-8,gthread-deadline-threads-8")
     return p.parse_args()
 
 
@@ -54,6 +55,9 @@ def gunicorn_args(candidate: str) -> str:
         return ""
     if candidate == "gthread":
         return "--worker-class gthread --threads 1"
+    if candidate.startswith("gthread-deadline-threads-"):  # bench/deadline_worker.py
+        threads = int(candidate.rsplit("-", 1)[1])
+        return f"--pythonpath bench --worker-class deadline_worker.DeadlineWorker --threads {threads}"
     if candidate.startswith("gthread-threads-"):
         return f"--worker-class gthread --threads {int(candidate.rsplit('-', 1)[1])}"
     raise SystemExit(f"unknown candidate {candidate!r}")
