@@ -120,6 +120,10 @@ class BufferingWorker(gthread.ThreadWorker):
                 return False  # the client went away mid-request
             if time.monotonic() - pending.started > self.read_timeout:
                 self._cut(conn, pending, f"not whole after {self.read_timeout:g} s")
+                # Closed here, at once: gthread's graceful close (it drains the client for up
+                # to 2 s) runs in the worker's main thread, which a client that goes on
+                # sending would hold that long.
+                conn.sock.close()
                 return False
             if expects and not pending.continued:  # the client waits for this to send its body
                 pending.continued = True
