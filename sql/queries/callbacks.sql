@@ -27,7 +27,7 @@ with first as (
     order by d.id limit 1
     for update of d
 )
-select d.id, d.payment_id, d.event, d.event_id
+select d.id, d.payment_id, d.event, d.event_id, d.url
 from webhook_delivery d
 where d.event_id = cast(:event_id as uuid) and exists (select 1 from first)
 order by d.id desc limit 1

@@ -9,10 +9,10 @@ returning id
 select id, callback_url from payment where nob = :nob
 
 -- last_delivery --
-select id, payment_id, event, event_id from webhook_delivery where payment_id = :id order by id desc limit 1
+select id, payment_id, event, event_id, url from webhook_delivery where payment_id = :id order by id desc limit 1
 
 -- last_delivery_of_event --
-select id, payment_id, event, event_id from webhook_delivery
+select id, payment_id, event, event_id, url from webhook_delivery
 where payment_id = :id and event_id = cast(:event_id as uuid)
 order by id desc limit 1
 

@@ -186,14 +186,16 @@ def test_credentials_never_show_in_the_log(hooked, partner_headers, run_sql):
 def test_a_delivery_refused_later_is_failed_with_its_reason(
     make_app, partner_headers, seed_bills, pay, run_sql, canary, cli
 ):
-    """A name that resolves to an address the service does not call (production: no private
-    networks): the payment is taken (the name is not an address), its delivery is refused
-    when sent, shown failed with the reason in the log and to operators, and an operator can
-    send exactly that event again."""
+    """A name that resolves to an address the service does not call by the time the callback
+    is sent (production: no private networks): the payment was taken (here by an app that
+    allowed private networks then, as a name that resolved elsewhere at payment time would
+    be), its delivery is refused when sent, shown failed with the reason in the log and to
+    operators, and an operator can send exactly that event again."""
     port, hits = canary
+    permissive = make_app(WEBHOOK_ALLOW_PRIVATE_NETWORKS=True)
     guarded = make_app(WEBHOOK_ALLOW_PRIVATE_NETWORKS=False)
     seed_bills.simple(CID, ["202001"])
-    data = pay(partner_headers, CID, pid="p-r", x_async=f"http://localhost:{port}/hook", app=guarded)
+    data = pay(partner_headers, CID, pid="p-r", x_async=f"http://localhost:{port}/hook", app=permissive)
     assert deliver_pending(guarded, run_sql) == ["refused"]
     assert hits() == 0
     (entry,) = listing(guarded.test_client(), partner_headers)["callbacks"]
