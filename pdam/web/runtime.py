@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app, g
 
 from ..core import errors
-from ..infra import sealing
+from ..infra import deadline, sealing
 from ..infra.db import INTEGRITY, Database, committing
 from ..infra.runtime import Runtime
 
@@ -24,8 +24,22 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+class Bounded:
+    """WSGI middleware: the request's database work ends within ``REQUEST_DEADLINE_SECONDS``
+    (``pdam/infra/deadline.py``): past it, its statements are cancelled and it answers 503."""
+
+    def __init__(self, wsgi_app, seconds: float):
+        self.wsgi_app = wsgi_app
+        self.seconds = seconds
+
+    def __call__(self, environ, start_response):
+        with deadline.bounded(self.seconds):
+            return self.wsgi_app(environ, start_response)
+
+
 def init_app(app: Flask) -> None:
     app.extensions["pdam.runtime"] = Runtime(app.config)
+    app.wsgi_app = Bounded(app.wsgi_app, app.config["REQUEST_DEADLINE_SECONDS"])
 
     @app.teardown_appcontext
     def _close(exc: BaseException | None) -> None:
