@@ -248,3 +248,90 @@ def test_health_says_whether_the_database_answers_and_can_commit(make_app, serve
     finally:
         server.start()
     assert wait_healthy(client)
+
+
+def test_gunicorn_answers_health_within_a_second_while_its_one_thread_is_blocked(
+    make_app, stalled, keys, app_config, tmp_path
+):
+    """The Procfile's gunicorn, one worker of one thread: a payment holds the thread in a
+    commit that waits for a standby; /health still answers within a second each time (the
+    health lane), and the payment is a 503 within the deadline."""
+    import urllib3
+
+    from tests.fixtures.network import served
+
+    app = make_app(DATABASE_URL=stalled)
+    headers = _partner(app, keys)
+    env = {
+        "DATABASE_URL": stalled,
+        "JWT_PUBLIC_KEY": app_config["PDAM_JWT_PUBLIC_KEY"],
+        "JWT_ISSUER": app_config["JWT_ISSUER"],
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
+        "WEB_THREADS": "1",
+        "REQUEST_DEADLINE_SECONDS": "6",
+        "PARTNER_RATE_LIMIT": "0",
+    }
+    with served(env, workers=1, log_path=tmp_path / "gunicorn.log") as url:
+        res = urllib3.request("GET", f"{url}/tagihan/{CID}", headers=headers, timeout=10, retries=False)
+        assert res.status == 200, res.data
+        inq = res.headers["X-Cross-Site"]
+        assert urllib3.request("GET", f"{url}/health", timeout=5, retries=False).status == 200
+        stall(stalled)
+        answers = {}
+
+        def pay():
+            started = time.monotonic()
+            res = urllib3.request(
+                "POST",
+                f"{url}/tagihan/{CID}",
+                json=body(inq, pid="p-lane", amo=50000, per=[202001]),
+                headers=headers,
+                timeout=20,
+                retries=False,
+            )
+            answers["payment"] = (res.status, res.headers.get("Retry-After"), time.monotonic() - started)
+
+        payer = threading.Thread(target=pay)
+        payer.start()
+        time.sleep(0.5)  # the payment holds the one thread
+        times = []
+        statuses = []
+        for _ in range(6):
+            started = time.monotonic()
+            res = urllib3.request("GET", f"{url}/health", timeout=5, retries=False)
+            times.append(time.monotonic() - started)
+            statuses.append((res.status, res.json().get("commit")))
+            time.sleep(0.5)
+        payer.join(timeout=20)
+    assert max(times) < 1.0, times
+    assert statuses[-1] == (503, "unavailable"), statuses
+    status, retry_after, took = answers["payment"]
+    assert status == 503 and retry_after and took < 6, answers
+
+
+@pytest.mark.parametrize("path", ["async", "sync"])
+def test_a_posting_stuck_on_the_database_ends_as_retryable(make_app, stalled, path):
+    """The job server's posting, on its async path (the worker's pool: the task is cancelled,
+    psycopg cancels the statement) and its sync one (a separate ledger: the watchdog): a
+    commit waiting for a standby ends within the deadline as a failure that can pass; once
+    the standby is not waited for, the next attempt finds the payment posted once."""
+    import datetime as dt
+
+    from pdam.core import errors
+    from tests.factories import make_payment, run_posting
+    from tests.jobs.test_posting_async import run_posting_async
+
+    app = make_app(DATABASE_URL=stalled, REQUEST_DEADLINE_SECONDS=2)
+    with app.app_context(), runtime.transaction() as conn:
+        partners.add(conn, "00", "BANK1", SEALER)
+        import_bills(conn, bill_line(CID, "202001", 50000, 0, 0))
+        payment = make_payment(conn, "00", CID, "p-job", dt.datetime.now(dt.UTC))
+    post = run_posting_async if path == "async" else run_posting
+    stall(stalled)
+    started = time.monotonic()
+    with pytest.raises(errors.Retry):
+        post(app, payment.id, 1)
+    assert time.monotonic() - started < 2.5
+    stall(stalled, "")
+    assert post(app, payment.id, 2) == "accepted"
+    assert _count(stalled, "bill where paid_by is not null") == 1
