@@ -19,8 +19,23 @@ from __future__ import annotations
 import selectors
 import socket
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+
+#: When each connection's current request arrived (its first bytes were seen), by socket:
+#: the request's deadline counts from then, its time waiting for a thread included.
+_ARRIVED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def arrived(environ) -> float | None:
+    """When the request being served in ``environ`` arrived (monotonic), if this lane saw it."""
+    sock = environ.get("gunicorn.socket")
+    try:
+        return _ARRIVED.get(sock) if sock is not None else None
+    except TypeError:  # not weak-referenceable
+        return None
+
 
 #: A request line that starts so is served on the health lane (``/health``, ``/health/live``).
 PREFIX = b"GET /health"
@@ -58,6 +73,10 @@ def install(worker) -> bool:
             )
             return
         conn.pdam_waited = False
+        try:
+            _ARRIVED[conn.sock] = time.monotonic()
+        except TypeError:
+            pass
         if head == PREFIX:
             to_lane(conn)
         else:

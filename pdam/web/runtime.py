@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -19,6 +20,7 @@ from ..core import errors
 from ..infra import deadline, sealing
 from ..infra.db import INTEGRITY, Database, committing
 from ..infra.runtime import Runtime
+from . import health_lane
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -26,14 +28,21 @@ R = TypeVar("R")
 
 class Bounded:
     """WSGI middleware: the request's database work ends within ``REQUEST_DEADLINE_SECONDS``
-    (``pdam/infra/deadline.py``): past it, its statements are cancelled and it answers 503."""
+    (``pdam/infra/deadline.py``): past it, its statements are cancelled and it answers 503.
+    Under gunicorn the time counts from the request's arrival (``health_lane.arrived``): a
+    request that waited for a thread has that much less, and one that waited it all out
+    answers 503 at its first statement."""
 
     def __init__(self, wsgi_app, seconds: float):
         self.wsgi_app = wsgi_app
         self.seconds = seconds
 
     def __call__(self, environ, start_response):
-        with deadline.bounded(self.seconds):
+        seconds = self.seconds
+        came = health_lane.arrived(environ)
+        if came is not None:
+            seconds = max(0.05, seconds - (time.monotonic() - came))
+        with deadline.bounded(seconds):
             return self.wsgi_app(environ, start_response)
 
 
