@@ -6,7 +6,7 @@ FLASK := $(PY) -m flask --app wsgi
 PORT ?= 5000
 export PORT
 
-.PHONY: run test install dev-keys bench clean
+.PHONY: run test drill install ha-install dev-keys bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,24 @@ test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The HA engine's tools (docs/high-availability.md): Patroni in a virtualenv of its own, made
+# with the system's python so that the postgres user can run it (not one under /root), for
+# scripts/ha.py. etcd comes from the system's packages: apt-get install etcd-server.
+PATRONI_VENV ?= /opt/pdam-patroni
+export PATRONI_VENV
+ha-install: $(PATRONI_VENV)/.installed
+
+$(PATRONI_VENV)/.installed: requirements-ha.txt
+	/usr/bin/python3 -m venv $(PATRONI_VENV)
+	$(PATRONI_VENV)/bin/pip install --quiet -r requirements-ha.txt
+	touch $@
+
+# The drills (minutes each; not part of `make test`): the Patroni cluster's three faults
+# (scripts/ha_drill.py), a primary lost and a standby promoted by hand, and the trap of a
+# standby promoted by hand that still names a synchronous standby (scripts/failover_drill.py).
+drill: install ha-install
+	$(PY) -m pytest -m drill $(PYTEST_ARGS)
 
 # Benchmarks (see the README): API load, job server, bills import.
 bench: install

@@ -225,7 +225,9 @@ def _api(port: int, path: str = "/patroni", timeout: float = 1.0) -> dict | None
 def members(folder: Path) -> list[dict]:
     """The members as Patroni's REST API and the process table say, never waiting on etcd."""
     state = _state(folder)
-    ports = [state["etcd"]["client"]] + [p for n in NODES for p in (state["nodes"][n]["pg"], state["nodes"][n]["api"])]
+    ports = [state["etcd"]["client"]] + [
+        p for n in NODES for p in (state["nodes"][n]["pg"], state["nodes"][n]["api"])
+    ]
     pids = pids_by_port(ports)
     out = []
     for name in NODES:
