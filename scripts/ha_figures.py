@@ -90,6 +90,7 @@ def figures(url: str, run: dict, receiver: Receiver, folder: Path) -> dict:
     return {
         "events": [(step, round(at - start, 1), detail) for step, at, detail in events],
         "payments_sent": sum(1 for a in answers if a.kind == "payment"),
+        "flows_not_sent_client_busy": run.get("not_sent", 0),
         "statuses": dict(sorted(statuses.items())),
         "phases": phases,
         "accepted_202": len(accepted),
@@ -126,7 +127,7 @@ def figures(url: str, run: dict, receiver: Receiver, folder: Path) -> dict:
 
 def report(f: dict) -> None:
     print("steps: " + "; ".join(f"{at} s {step} {detail}".strip() for step, at, detail in f["events"]))
-    print(f"answers: {f['statuses']}")
+    print(f"answers: {f['statuses']}; {f['flows_not_sent_client_busy']} not sent (every partner thread busy)")
     for step, p in f["phases"].items():
         print(
             f"{step}: first 202 after {p['first_202_after_seconds']} s, longest without a 202"

@@ -26,6 +26,10 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+#: What a request's deadline keeps for the time gunicorn does not see (under gunicorn only).
+ALLOWANCE_SECONDS = 1.0
+
+
 class Bounded:
     """WSGI middleware: the request's database work ends within ``REQUEST_DEADLINE_SECONDS``
     (``pdam/infra/deadline.py``): past it, its statements are cancelled and it answers 503.
@@ -41,7 +45,9 @@ class Bounded:
         seconds = self.seconds
         came = health_lane.arrived(environ)
         if came is not None:
-            seconds = max(0.05, seconds - (time.monotonic() - came))
+            # less what it waited, and a second for what came before its arrival and after
+            # its answer (the listen queue, the client's connect, the answer's way back)
+            seconds = max(0.05, seconds - ALLOWANCE_SECONDS - (time.monotonic() - came))
         with deadline.bounded(seconds):
             return self.wsgi_app(environ, start_response)
 
