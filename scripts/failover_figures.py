@@ -101,7 +101,9 @@ def figures(url: str, run: dict, receiver: Receiver) -> dict:
     trap = None
     if "cleared" in run:  # the standby promoted by hand still named a synchronous standby
         cleared = run["cleared"]
-        during = [a for a in answers if promoted <= a.sent and a.received <= cleared]
+        # answered between the promotion and the clear; sent then (answered whenever)
+        during = [a for a in answers if promoted <= a.received < cleared and a.sent >= killed]
+        sent = [a for a in answers if promoted <= a.sent < cleared]
         after = min(
             (a.received for a in answers if a.kind == "payment" and a.status == 202 and a.sent >= cleared),
             default=None,
@@ -114,6 +116,7 @@ def figures(url: str, run: dict, receiver: Receiver) -> dict:
         trap = {
             "promotion_to_clear_seconds": round(cleared - promoted, 1),
             "statuses_before_the_clear": dict(Counter(f"{a.kind} {a.status}" for a in during)),
+            "statuses_sent_before_the_clear": dict(Counter(f"{a.kind} {a.status}" for a in sent)),
             "health_said_cannot_commit": len(said),
             "first_202_after_the_clear_seconds": None if after is None else round(after - cleared, 2),
         }
