@@ -33,7 +33,9 @@ run: install dev-keys
 	DATABASE_URL="$$($(FLASK) db url)" PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start web worker
 
 # Set up everything, check style and layers, run the whole test suite (embedded PostgreSQL
-# unless TEST_DATABASE_URL is set).
+# unless TEST_DATABASE_URL is set) on PYTEST_WORKERS processes (pytest-xdist); the drills
+# are `make drill`.
+PYTEST_WORKERS ?= 2
 test: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
