@@ -335,3 +335,35 @@ def test_a_posting_stuck_on_the_database_ends_as_retryable(make_app, stalled, pa
     stall(stalled, "")
     assert post(app, payment.id, 2) == "accepted"
     assert _count(stalled, "bill where paid_by is not null") == 1
+
+
+def test_a_delivery_stuck_on_the_database_ends_as_retryable(make_app, stalled, keys):
+    """A callback's delivery: the receiver is called (here: refuses), then recording the
+    attempt waits for a standby; the job ends within the deadline plus the receiver's time
+    as a failure that can pass, and a later run records it."""
+    from jobs import webhooks as job
+    from pdam.core import errors
+
+    app = make_app(DATABASE_URL=stalled, REQUEST_DEADLINE_SECONDS=2, WEBHOOK_TIMEOUT_SECONDS=1)
+    headers = _partner(app, keys)
+    client = app.test_client()
+    inq = client.get(f"/tagihan/{CID}", headers=headers).headers["X-Cross-Site"]
+    res = client.post(
+        f"/tagihan/{CID}",
+        json=body(inq, pid="p-hook", amo=50000, per=[202001]),
+        headers={**headers, "X-Async": "http://127.0.0.1:9/hook"},
+    )
+    assert res.status_code == 202, res.data
+    with psycopg.connect(stalled) as conn:
+        (delivery,) = conn.execute("select id from webhook_delivery").fetchone()
+    rt = app.extensions["pdam.runtime"]
+    stall(stalled)
+    started = time.monotonic()
+    with pytest.raises(errors.Retry):
+        job.deliver(rt, delivery, job_attempt=1)
+    assert time.monotonic() - started < 3
+    stall(stalled, "")
+    with pytest.raises(errors.Retry):  # the receiver still refuses: pending, recorded this time
+        job.deliver(rt, delivery, job_attempt=2)
+    with psycopg.connect(stalled) as conn:
+        assert conn.execute("select status from webhook_delivery").fetchone()[0] == "pending"
