@@ -2,12 +2,14 @@
 
 ``/health`` must answer within a second whatever the database does, and while every
 request thread is blocked on it: it cannot run a query of its own on the request's pool.
-A ``Probe`` checks on a connection and a thread of its own, every ``INTERVAL`` seconds while
-someone asks (it sleeps after ``IDLE`` seconds without a question): a ``select 1``, then an
-update of ``health_probe`` committed within ``COMMIT_BUDGET`` seconds (a commit waits for a
+A ``Probe`` checks on a connection and a thread of its own: a ``select 1``, then an update of
+``health_probe`` committed within ``COMMIT_BUDGET`` seconds (a commit waits for a
 synchronous standby; a wait cancelled at the budget is answered with a WARNING: it cannot
-commit). ``state()`` returns what the last check found at once; a check still running after
-``STALE`` seconds (a connection attempt to a host that does not answer) reads as "no answer".
+commit). ``state()`` wakes the thread and waits, at most ``ANSWER_WITHIN`` seconds, for a
+check that started after the question; a check not done by then reads as "no answer" (a
+connection attempt to a host that does not answer, a server that stopped). Between
+questions the thread checks every ``INTERVAL`` seconds, and sleeps after ``IDLE`` seconds
+without one.
 """
 
 from __future__ import annotations
@@ -30,10 +32,8 @@ log = logging.getLogger(__name__)
 
 INTERVAL = 0.5
 IDLE = 30.0
-COMMIT_BUDGET = 0.6
-STALE = 1.5
-#: How long the first question waits for the first check (a fresh process).
-FIRST_WAIT = 0.8
+COMMIT_BUDGET = 0.5
+ANSWER_WITHIN = 0.8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,14 +41,11 @@ class State:
     answers: bool
     commits: bool
     reason: str = ""
-    at: float = 0.0  # monotonic time of the check
+    started: float = 0.0  # monotonic time the check started
 
     @property
     def ok(self) -> bool:
         return self.answers and self.commits
-
-
-UNKNOWN = State(False, False, "no answer yet")
 
 
 class Probe:
@@ -56,35 +53,37 @@ class Probe:
         self.url = url
         self.options = session_options(settings)
         self._latest: State | None = None
-        self._running_since: float | None = None
         self._asked = 0.0
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
         self._conn: psycopg.Connection | None = None
+        self._notices: deadline.Notices | None = None
         self._lock = threading.Lock()
-        self._checked = threading.Event()
+        self._done = threading.Condition()
+        self._wake = threading.Event()
         self._stop = threading.Event()
 
     def state(self) -> State:
-        """What the database does now, at once (at most ``FIRST_WAIT`` for a first check)."""
-        self._asked = time.monotonic()
+        """What the database does now: a check started after this question, within
+        ``ANSWER_WITHIN`` seconds (or "no answer")."""
+        asked = self._asked = time.monotonic()
         self._ensure_running()
-        if self._latest is None:
-            self._checked.wait(FIRST_WAIT)
-        running = self._running_since
-        if running is not None and time.monotonic() - running > STALE:
-            return State(False, False, f"no answer for {time.monotonic() - running:.1f} s", running)
-        return self._latest or UNKNOWN
+        self._wake.set()
+        with self._done:
+            self._done.wait_for(
+                lambda: self._latest is not None and self._latest.started >= asked, ANSWER_WITHIN
+            )
+            latest = self._latest
+        if latest is None or latest.started < asked:
+            return State(False, False, f"the database did not answer within {ANSWER_WITHIN} s", asked)
+        return latest
 
     def _ensure_running(self) -> None:
         with self._lock:
-            alive = self._thread is not None and self._thread.is_alive() and self._pid == os.getpid()
-            if alive:
+            if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
                 return
             if self._pid != os.getpid():  # a forked child: the parent's connection is not ours
                 self._conn = None
-                self._latest = None
-                self._running_since = None
             self._pid = os.getpid()
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="pdam-health-probe", daemon=True)
@@ -92,12 +91,13 @@ class Probe:
 
     def _run(self) -> None:
         while not self._stop.is_set() and time.monotonic() - self._asked < IDLE:
-            self._running_since = time.monotonic()
-            state = self._check()
-            self._latest = dataclasses.replace(state, at=time.monotonic())
-            self._running_since = None
-            self._checked.set()
-            self._stop.wait(INTERVAL)
+            self._wake.clear()
+            started = time.monotonic()
+            state = dataclasses.replace(self._check(), started=started)
+            with self._done:
+                self._latest = state
+                self._done.notify_all()
+            self._wake.wait(INTERVAL)
         self._close()
 
     def _check(self) -> State:
@@ -110,7 +110,7 @@ class Probe:
             self._close()
             return State(False, False, f"the database does not answer: {type(exc).__name__}")
         try:
-            with deadline.bounded(2 * COMMIT_BUDGET) as scope:
+            with deadline.bounded(2 * COMMIT_BUDGET) as scope:  # cancelled at the budget
                 scope.adopt(conn)
                 with deadline.confirm_commit(self._notices):
                     with conn.cursor() as cur:

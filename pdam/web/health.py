@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from marshmallow import Schema, fields
 
+from ..core import errors
 from ..infra.settings import VERSION
 from . import runtime
 from .apidoc import doc, error, ok
@@ -33,8 +34,9 @@ class Liveness(Schema):
         "Answers 200 when the service and its database answer and the database can commit; "
         "503 (with `Retry-After`) when it does not answer, or answers but cannot commit (a "
         "standby, or a primary whose commits wait for a synchronous standby that is gone): "
-        '`database` and `commit` say which (`"ok"` or `"unavailable"`). Answered within a '
-        "second whatever the database does, from a check that runs on a connection of its own. "
+        '`database` and `commit` say which (`"ok"` or `"unavailable"`), `reason` why. Answered '
+        "within a second whatever the database does, from a check that runs on a connection of "
+        "its own. "
         "No token needed."
     ),
     responses={
@@ -55,7 +57,8 @@ def get_health():
     response = jsonify(
         {
             "error": 503,
-            "message": state.reason,
+            "message": errors.Unavailable.__doc__,
+            "reason": state.reason,
             "database": "ok" if state.answers else "unavailable",
             "commit": "ok" if state.commits else "unavailable",
             "version": VERSION,
