@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 
 INTERVAL = 0.5
 IDLE = 30.0
-COMMIT_BUDGET = 0.5
-ANSWER_WITHIN = 0.8
+COMMIT_BUDGET = 0.4
+ANSWER_WITHIN = 0.7
 
 
 @dataclasses.dataclass(frozen=True)
