@@ -6,7 +6,7 @@ A ``Probe`` checks on a connection and a thread of its own: a ``select 1``, then
 ``health_probe`` committed within ``COMMIT_BUDGET`` seconds (a commit waits for a
 synchronous standby; a wait cancelled at the budget is answered with a WARNING: it cannot
 commit). ``state()`` wakes the thread and waits, at most ``ANSWER_WITHIN`` seconds, for a
-check that started after the question; a check not done by then reads as "no answer" (a
+check that ends after the question (never one made before it); none by then reads as "no answer" (a
 connection attempt to a host that does not answer, a server that stopped). Between
 questions the thread checks every ``INTERVAL`` seconds, and sleeps after ``IDLE`` seconds
 without one.
@@ -41,7 +41,7 @@ class State:
     answers: bool
     commits: bool
     reason: str = ""
-    started: float = 0.0  # monotonic time the check started
+    finished: float = 0.0  # monotonic time the check ended
 
     @property
     def ok(self) -> bool:
@@ -64,17 +64,17 @@ class Probe:
         self._stop = threading.Event()
 
     def state(self) -> State:
-        """What the database does now: a check started after this question, within
+        """What the database does now: a check that ended after this question, within
         ``ANSWER_WITHIN`` seconds (or "no answer")."""
         asked = self._asked = time.monotonic()
         self._ensure_running()
         self._wake.set()
         with self._done:
             self._done.wait_for(
-                lambda: self._latest is not None and self._latest.started >= asked, ANSWER_WITHIN
+                lambda: self._latest is not None and self._latest.finished >= asked, ANSWER_WITHIN
             )
             latest = self._latest
-        if latest is None or latest.started < asked:
+        if latest is None or latest.finished < asked:
             return State(False, False, f"the database did not answer within {ANSWER_WITHIN} s", asked)
         return latest
 
@@ -92,8 +92,7 @@ class Probe:
     def _run(self) -> None:
         while not self._stop.is_set() and time.monotonic() - self._asked < IDLE:
             self._wake.clear()
-            started = time.monotonic()
-            state = dataclasses.replace(self._check(), started=started)
+            state = dataclasses.replace(self._check(), finished=time.monotonic())
             with self._done:
                 self._latest = state
                 self._done.notify_all()
