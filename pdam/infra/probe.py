@@ -103,8 +103,10 @@ class Probe:
         statements = queries("health")
         try:
             conn = self._connect()
-            with conn.cursor() as cur:
+            with deadline.bounded(2 * COMMIT_BUDGET) as scope, conn.cursor() as cur:  # a server that hangs
+                scope.adopt(conn)
                 cur.execute(pyformat(statements["answers"]))
+            conn.rollback()
         except Exception as exc:
             self._close()
             return State(False, False, f"the database does not answer: {type(exc).__name__}")

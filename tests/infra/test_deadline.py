@@ -367,3 +367,48 @@ def test_a_delivery_stuck_on_the_database_ends_as_retryable(make_app, stalled, k
         job.deliver(rt, delivery, job_attempt=2)
     with psycopg.connect(stalled) as conn:
         assert conn.execute("select status from webhook_delivery").fetchone()[0] == "pending"
+
+
+def test_health_answers_in_time_while_the_server_hangs(make_app, server, database):
+    """Every process of the server stopped (SIGSTOP: no refusal, no answer, no cancel taken):
+    /health still answers within a second, 503, the database does not answer; 200 again
+    once it resumes."""
+    import os
+    import signal
+
+    client = make_app(DATABASE_URL=database).test_client()
+    assert client.get("/health").status_code == 200
+    postmaster = int((server.data / "postmaster.pid").read_text().split()[0])
+    pids = [postmaster, *_children(postmaster)]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        times, answers = [], []
+        for _ in range(4):
+            started = time.monotonic()
+            res = client.get("/health")
+            times.append(time.monotonic() - started)
+            answers.append((res.status_code, res.json["database"]))
+            time.sleep(0.3)
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    assert max(times) < 1, times
+    assert set(answers) == {(503, "unavailable")}, answers
+    assert wait_healthy(client)
+
+
+def _children(parent: int) -> list[int]:
+    import os
+    from pathlib import Path
+
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                raw = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(raw[raw.rindex(")") + 2 :].split()[1]) == parent:
+                found.append(int(entry))
+    return found
