@@ -45,7 +45,7 @@ test: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The HA engine's tools (docs/high-availability.md): Patroni in a virtualenv of its own, made
 # with the system's python so that the postgres user can run it (not one under /root), for
