@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -86,7 +87,9 @@ def test_up_status_restart_down(tmp_path_factory):
         assert again[standby["name"]]["role"] == "sync_standby", again
     finally:
         _ha("down", str(folder))
-    assert not ha.pids_by_port([m["port"] for m in members])
+        ports = [m["port"] for m in members] if "members" in locals() else []
+        shutil.rmtree(folder, ignore_errors=True)
+    assert not ha.pids_by_port(ports)
 
 
 def test_three_faults_under_payments(tmp_path):
