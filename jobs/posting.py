@@ -20,8 +20,8 @@ import procrastinate
 import psycopg
 
 from pdam.core import errors, posting
-from pdam.infra import logs, queue
-from pdam.infra.db import rollback_quietly
+from pdam.infra import deadline, logs, queue
+from pdam.infra.db import NOTICES, rollback_quietly
 from pdam.infra.runtime import Runtime
 
 from . import RetryOnType, app, current
@@ -37,7 +37,7 @@ def run(rt: Runtime, payment_id: int, attempt: int) -> str:
     ``payment requeue`` puts it back), except for a payment that does not exist.
     """
     db = rt.database
-    with contextlib.ExitStack() as stack:
+    with deadline.bounded(rt.settings["REQUEST_DEADLINE_SECONDS"]), contextlib.ExitStack() as stack:
         conn = ledger = None
         try:
             # Inside the try: a database that cannot be reached is a failure that can pass.
@@ -46,8 +46,12 @@ def run(rt: Runtime, payment_id: int, attempt: int) -> str:
             now = rt.now()
             result = posting.settle(conn, ledger, payment_id, now, attempt)
             if ledger is not conn:
-                ledger.commit()  # first the ledger: a crash before ours is recognised on retry
-            conn.commit()
+                # first the ledger: a crash before ours is recognised on retry
+                with deadline.confirm_commit(ledger.connection.info.get(NOTICES)):
+                    ledger.commit()
+            deadline.check()
+            with deadline.confirm_commit(conn.connection.info.get(NOTICES)):
+                conn.commit()
         except Exception as exc:
             if conn is not None:
                 rollback_quietly(conn)
@@ -67,10 +71,27 @@ async def run_async(rt: Runtime, connect: Connect, payment_id: int, attempt: int
     its end and rolls it back on error): the posting and its final callback commit together.
     A payment without a callback is posted by one statement committed on its own
     (``posting.post``'s ``post_alone``): there is nothing else to commit with it.
+
+    Bounded by ``REQUEST_DEADLINE_SECONDS``: past it the attempt is cancelled (psycopg sends
+    the server a cancel when the task is cancelled) and ends as one that can pass; a commit
+    that received a WARNING (a synchronous standby's wait cancelled: committed here, perhaps
+    not replicated) is not confirmed either, and the attempt is made again (posting is
+    idempotent: a payment posted already is left as it is).
     """
+    notices = deadline.Notices()
     try:
-        async with connect() as conn:
-            result = await posting.settle(conn, None, payment_id, rt.now(), attempt)
+        async with asyncio.timeout(rt.settings["REQUEST_DEADLINE_SECONDS"]):
+            async with connect() as conn:
+                conn.add_notice_handler(notices)
+                try:
+                    # a statement committed alone (``post_alone``) commits inside settle
+                    with deadline.confirm_commit(notices):
+                        result = await posting.settle(conn, None, payment_id, rt.now(), attempt)
+                        await conn.commit()
+                finally:
+                    conn.remove_notice_handler(notices)
+    except TimeoutError as exc:
+        raise await asyncio.to_thread(_failed, deadline.DeadlineExceeded(), rt, payment_id, attempt) from exc
     except Exception as exc:
         raise await asyncio.to_thread(_failed, exc, rt, payment_id, attempt) from exc
     _log_posted(result, payment_id, attempt)

@@ -28,7 +28,8 @@ import psycopg
 import sqlalchemy as sa
 from psycopg.rows import namedtuple_row
 
-from .db import driver_connection, pyformat
+from . import deadline
+from .db import NOTICES, driver_connection, pyformat
 
 T = TypeVar("T")
 Mode = Literal["all", "one", "scalar", "count"]
@@ -158,7 +159,10 @@ class SyncDb:
             raw = driver_connection(conn)
             raw.autocommit = True  # client-side only: nothing is sent
             try:
-                return self._execute(raw, op)
+                # Its own commit: a WARNING there (a synchronous standby's wait cancelled) is
+                # a change not confirmed, as in ``committing``.
+                with deadline.confirm_commit(conn.connection.info.get(NOTICES)):
+                    return self._execute(raw, op)
             finally:
                 if not raw.closed:
                     raw.autocommit = False
@@ -167,6 +171,7 @@ class SyncDb:
         return self._execute(driver_connection(conn), op)
 
     def _execute(self, raw: psycopg.Connection, op: Fetch):
+        deadline.check()
         try:
             with raw.cursor(row_factory=namedtuple_row) as cur:
                 cur.execute(pyformat(op.statement), op.params)
