@@ -143,19 +143,13 @@ def run_posting(app, payment_id: int, attempt: int = 1):
 
 def issue(app, private_key: str, code: str, now: dt.datetime | None = None, days: int = 30) -> str:
     """A token of partner ``code``, issued through the domain code the CLI uses (recorded jti)."""
+    from pdam.cli.token import signer
     from pdam.web import runtime
 
     now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     with app.app_context(), runtime.transaction() as conn:
-        return tokens.issue(
-            conn,
-            code=code,
-            private_key=private_key,
-            algorithm="ES256",
-            issuer=ISSUER,
-            now=now,
-            expires=now + dt.timedelta(days=days),
-        )
+        expires = now + dt.timedelta(days=days)
+        return tokens.issue(conn, code=code, now=now, expires=expires, sign=signer(private_key))
 
 
 def deliver_pending(app, run_sql) -> list[str]:

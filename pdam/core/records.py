@@ -99,12 +99,37 @@ class PartnerCheck:
     CLI issued that token (``known``) and revoked it, and its rate limit's answer
     (``rate_wait``: 0, a request taken; else the seconds until the next)."""
 
-    code: str
-    name: str
-    active: bool
+    partner: Partner
     known: bool
     revoked: bool
     rate_wait: float
+
+    @classmethod
+    def from_row(cls, row) -> PartnerCheck:
+        return cls(Partner.from_row(row), row.known, row.revoked, row.rate_wait)
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A partner token about to be signed: the contract's claims (section 1) other than
+    the issuer, which the signer adds: ``sub`` (``code``), ``name``, ``jti``, ``iat``
+    (``issued_at``) and ``exp`` (``expires_at``)."""
+
+    code: str
+    name: str
+    jti: str
+    issued_at: dt.datetime
+    expires_at: dt.datetime
+
+    def claims(self) -> dict:
+        """The claims as the token carries them (times in whole seconds since the epoch)."""
+        return {
+            "name": self.name,
+            "sub": self.code,
+            "iat": int(self.issued_at.timestamp()),
+            "exp": int(self.expires_at.timestamp()),
+            "jti": self.jti,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +142,12 @@ class Token:
     expires_at: dt.datetime
     revoked_at: dt.datetime | None
     revoke_reason: str | None
+
+    FIELDS = ()
+
+    @classmethod
+    def from_row(cls, row) -> Token:
+        return _from_row(cls, row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,5 +220,5 @@ class Shown:
         return None if snapshot is None else cls.from_json(snapshot["customer"], snapshot["bills"])
 
 
-for _cls in (Payment, Partner, PartnerListing, Customer, Bill):
+for _cls in (Payment, Partner, PartnerListing, Token, Customer, Bill):
     type.__setattr__(_cls, "FIELDS", tuple(f.name for f in fields(_cls)))

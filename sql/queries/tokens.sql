@@ -16,7 +16,7 @@ where jti = :jti
 -- The partner of a token, whether the CLI issued that token to it, whether it is
 -- revoked, and one token of the partner's rate limit (rate_wait 0: taken, else the
 -- seconds until the next), in one round trip.
-select p.code, p.name, p.active, t.jti is not null as known, t.revoked_at is not null as revoked,
+select p.code, p.name, p.active, p.created_at, t.jti is not null as known, t.revoked_at is not null as revoked,
        take_rate_token_v1(p.code, :rate) as rate_wait
 from partner p left join api_token t on t.jti = :jti and t.partner_code = p.code
 where p.code = :code
