@@ -2,8 +2,8 @@
 orchestration around the core (transactions, retry decisions, delivery).
 
 Nothing here builds a web app: the worker has a ``Runtime`` of its own (settings,
-database, clock), made when it starts (``configure``; ``current()`` makes one from the
-environment for a tool that imports the tasks without starting a worker). Importing this
+database, clock), made when it starts (``configure``); ``current()`` is that one, and an
+error before ``configure`` ran (never a runtime quietly made from the environment). Importing this
 package reads no setting and reaches no database: the database is reached when the
 worker opens the App (``pool_factory`` below) or a task runs. Start a worker with
 ``python -m jobs`` (supervised, as the Procfile does) or ``python -m jobs.worker``.
@@ -34,9 +34,15 @@ def configure(conf: Mapping | None = None) -> Runtime:
     return _runtime
 
 
+class NotConfigured(RuntimeError):
+    """The job server is not configured: ``jobs.configure()`` (the worker's start) makes its runtime."""
+
+
 def current() -> Runtime:
-    """The runtime ``configure`` made (made from the environment on first use if none)."""
-    return _runtime or configure()
+    """The runtime ``configure`` made; ``NotConfigured`` before it ran."""
+    if _runtime is None:
+        raise NotConfigured(NotConfigured.__doc__)
+    return _runtime
 
 
 def worker_options(conf: Mapping) -> dict:
