@@ -17,6 +17,7 @@ from ..infra import port
 from ..infra.port import Plan
 from ..infra.sql import queries
 from .payments import WIB
+from .records import ReconciliationLine
 
 Q = queries("reconciliation")
 #: Rows fetched per round trip when streaming (server-side cursor).
@@ -39,21 +40,28 @@ def count(db: port.Db, partner_code: str, day: dt.date) -> Plan[int]:
 
 
 @port.plan
-def rows(db: port.Db, partner_code: str, day: dt.date, page: int, limit: int) -> Plan[list[dict]]:
-    """One page of the partner's rows of ``day`` (every row when ``limit`` is 0): the
-    report's lines (the columns of ``reconciliation_v1``), as dicts."""
-    return [row._asdict() for row in (yield port.fetch(Q["rows"], _params(partner_code, day, page, limit)))]
+def rows(
+    db: port.Db, partner_code: str, day: dt.date, page: int, limit: int
+) -> Plan[list[ReconciliationLine]]:
+    """One page of the partner's lines of ``day`` (every line when ``limit`` is 0)."""
+    found = yield port.fetch(Q["rows"], _params(partner_code, day, page, limit))
+    return [ReconciliationLine.from_row(row) for row in found]
+
+
+@port.plan
+def lines(
+    db: port.Db, partner_code: str, day: dt.date, page: int, limit: int, batch: int | None = None
+) -> Plan[Iterator[ReconciliationLine]]:
+    """The same lines as ``rows``, read ``batch`` at a time from a server-side cursor while
+    the caller iterates (on the plan's connection, which it holds meanwhile)."""
+    params = _params(partner_code, day, page, limit)
+    return (yield port.stream(Q["rows"], params, ReconciliationLine.from_row, batch or STREAM_BATCH))
 
 
 def stream(
     engine: sa.Engine, partner_code: str, day: dt.date, page: int, limit: int, batch: int | None = None
-) -> Iterator[dict]:
-    """The same rows as ``rows``, fetched ``batch`` at a time from a server-side cursor on a
-    connection of their own (held only while the consumer iterates; closing the generator
-    returns it), so a large report never sits in memory at once."""
+) -> Iterator[ReconciliationLine]:
+    """``lines`` on a connection of their own (held only while the consumer iterates;
+    closing the generator returns it), so a large report never sits in memory at once."""
     with engine.connect() as conn:
-        params = _params(partner_code, day, page, limit)
-        with conn.execution_options(stream_results=True).execute(Q["rows"], params) as result:
-            for chunk in result.partitions(batch or STREAM_BATCH):
-                for row in chunk:
-                    yield row._asdict()
+        yield from lines(conn, partner_code, day, page, limit, batch)

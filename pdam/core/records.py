@@ -162,6 +162,49 @@ class SnapClientKey:
     active: bool
     rate_wait: float
 
+    FIELDS = ()
+
+    @classmethod
+    def from_row(cls, row) -> SnapClientKey:
+        return _from_row(cls, row)
+
+
+@dataclass(frozen=True, slots=True)
+class ReconciliationLine:
+    """One line of a partner's reconciliation report (the ``reconciliation`` view, where
+    operators read the same lines under PeTi's names): a bill a payment paid on that WIB
+    day. ``line_no`` counts the partner's lines of the day (continuous across pages);
+    ``reversed`` is 1 when the payment was reversed; amounts are the ones paid (the
+    ``stamp_duty``, ``registration``, ``installation_*``, ``distance_fee`` and
+    ``admin_installment`` columns of PeTi's report are always 0 here)."""
+
+    line_no: int
+    bill_no: str
+    nob: str
+    customer_id: str
+    period: str
+    bill_id: int
+    pid: str
+    merchant: str
+    reversed: int
+    water: int
+    admin_fee: int
+    admin_installment: int
+    admin_vat: int
+    late_fee: int
+    installment: int
+    stamp_duty: int
+    registration: int
+    installation_fee: int
+    installation_vat: int
+    distance_fee: int
+
+    FIELDS = ()
+
+    @classmethod
+    def from_row(cls, row) -> ReconciliationLine:
+        return _from_row(cls, row)
+
 
 @dataclass(frozen=True, slots=True)
 class Customer:
@@ -220,5 +263,5 @@ class Shown:
         return None if snapshot is None else cls.from_json(snapshot["customer"], snapshot["bills"])
 
 
-for _cls in (Payment, Partner, PartnerListing, Token, Customer, Bill):
+for _cls in (Payment, Partner, PartnerListing, Token, SnapClientKey, ReconciliationLine, Customer, Bill):
     type.__setattr__(_cls, "FIELDS", tuple(f.name for f in fields(_cls)))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, Literal, NamedTuple, TypeVar
 
@@ -68,7 +69,18 @@ class Copy(NamedTuple):
     every: int = 10_000
 
 
-Op = Fetch | Defer | Copy
+class Stream(NamedTuple):
+    """Run ``statement`` with ``params`` through a server-side cursor in the plan's
+    transaction, fetching ``batch`` rows a round trip; the plan receives an iterator of
+    ``make(row)`` (an async iterator under ``AsyncDb``), read while the connection is held."""
+
+    statement: sa.TextClause
+    params: Mapping
+    make: Callable[[Any], Any]
+    batch: int = 1000
+
+
+Op = Fetch | Defer | Copy | Stream
 Plan = Generator[Op, Any, T]
 
 
@@ -90,6 +102,19 @@ def count(statement: sa.TextClause, params: Mapping | None = None, *, on: Any = 
 
 def copy(statement: sa.TextClause, rows: Sequence[tuple], progress=None, every: int = 10_000) -> Copy:
     return Copy(statement, rows, progress, every)
+
+
+def stream(
+    statement: sa.TextClause, params: Mapping, make: Callable[[Any], Any], batch: int = 1000
+) -> Stream:
+    return Stream(statement, params, make, batch)
+
+
+_cursors = itertools.count(1)
+
+
+def _cursor_name() -> str:
+    return f"pdam_stream_{next(_cursors)}"
 
 
 def _chunks(op: Copy):
@@ -151,6 +176,8 @@ class SyncDb:
             return self.defer(op)
         if type(op) is Copy:
             return self.copy(op)
+        if type(op) is Stream:
+            return self.stream(op)
         if op.on is not None and not self.same(op.on):
             return sync(op.on).do(op._replace(on=None))
         conn = self.conn
@@ -185,6 +212,20 @@ class SyncDb:
                     out.write_row(row)
                 if op.progress:
                     op.progress(len(chunk))
+
+    def stream(self, op: Stream):
+        if not self.conn.in_transaction():
+            self.conn.begin()  # a server-side cursor lives in a transaction
+        raw = driver_connection(self.conn)
+
+        def rows():
+            with raw.cursor(name=_cursor_name(), row_factory=namedtuple_row) as cur:
+                cur.execute(pyformat(op.statement), op.params)
+                while chunk := cur.fetchmany(op.batch):
+                    for row in chunk:
+                        yield op.make(row)
+
+        return rows()
 
     def defer(self, op: Defer) -> int:
         if not self.conn.in_transaction():
@@ -224,6 +265,8 @@ class AsyncDb:
                     if op.progress:
                         op.progress(len(chunk))
             return None
+        if type(op) is Stream:
+            return self.stream(op)
         if not self.same(op.on):
             raise ValueError("an async plan runs on one connection (the ledger in this database)")
         conn = self.conn
@@ -241,6 +284,18 @@ class AsyncDb:
                 with contextlib.suppress(psycopg.Error):
                     await conn.set_autocommit(False)
         return await self._execute(op)
+
+    def stream(self, op: Stream):
+        conn = self.conn
+
+        async def rows():
+            async with conn.cursor(name=_cursor_name(), row_factory=namedtuple_row) as cur:
+                await cur.execute(pyformat(op.statement), op.params)
+                while chunk := await cur.fetchmany(op.batch):
+                    for row in chunk:
+                        yield op.make(row)
+
+        return rows()
 
     async def _execute(self, op: Fetch):
         async with self.conn.cursor(row_factory=namedtuple_row) as cur:
