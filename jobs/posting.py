@@ -70,7 +70,7 @@ async def run_async(rt: Runtime, connect: Connect, payment_id: int, attempt: int
     """
     try:
         async with connect() as conn:
-            result = await posting.settle(conn, None, payment_id, rt.now())
+            result = await posting.settle.aio(conn, None, payment_id, rt.now())
     except Exception as exc:
         raise await asyncio.to_thread(_failed, exc, rt, payment_id, attempt) from exc
     _log_posted(result, payment_id, attempt)

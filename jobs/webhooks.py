@@ -11,7 +11,7 @@ import procrastinate
 
 from pdam.core import errors, events, webhooks
 from pdam.infra import http, queue
-from pdam.infra.db import is_transient
+from pdam.infra.port import is_transient
 from pdam.infra.runtime import Runtime
 
 from . import RetryOnType, app, current

@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 
-from pdam.infra import db, logs
+from pdam.infra import logs, port
 from pdam.infra.queue import QUEUES
 from pdam.infra.sealing import SealingError
 
@@ -57,7 +57,9 @@ async def serve(stop: asyncio.Event, **options) -> int:
                         await run
                 else:
                     run.result()  # its error, if it ended with one
-        except db.TRANSIENT as exc:
+        except Exception as exc:
+            if not port.is_transient(exc):
+                raise
             log.warning("worker run loop lost the database: %r", exc)
         if stop.is_set():
             break

@@ -397,3 +397,12 @@ def url_for_database(server_url: str, name: str) -> str:
 
 #: The path of the webhook receivers (tests/fixtures/network.py).
 HOOK = "/hook"
+
+
+def driver_error(exc: BaseException) -> BaseException | None:
+    """The driver's failure under a job's ``Retry``/``GiveUp``: its cause, through the
+    port's translation (``port.Transient``/``Permanent``, whose cause it is)."""
+    from pdam.infra import port
+
+    cause = exc.__cause__
+    return cause.__cause__ if isinstance(cause, (port.Transient, port.Permanent)) else cause

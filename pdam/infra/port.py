@@ -21,10 +21,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
-from collections.abc import Callable, Generator, Mapping, Sequence
-from typing import Any, Literal, NamedTuple, TypeVar
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from typing import Any, Concatenate, Generic, Literal, NamedTuple, ParamSpec, TypeVar
 
 import procrastinate
+import procrastinate.exceptions
 import psycopg
 import sqlalchemy as sa
 from psycopg.rows import namedtuple_row
@@ -32,7 +33,56 @@ from psycopg.rows import namedtuple_row
 from .db import driver_connection, pyformat
 
 T = TypeVar("T")
+P = ParamSpec("P")
 Mode = Literal["all", "one", "scalar", "count"]
+
+
+class Transient(Exception):
+    """The database failed in a way that can pass (connection lost, pool exhausted,
+    deadlock, lock or statement timeout): answered 503, retried by the job server"""
+
+
+class Permanent(Exception):
+    """The database refused the statement, and would again"""
+
+
+class IntegrityViolation(Permanent):
+    """A unique, check or foreign-key violation (a unique one: a concurrent writer got
+    there first)"""
+
+
+def translated(exc: BaseException) -> Transient | Permanent | None:
+    """The core's error for a driver failure, however wrapped (SQLAlchemy's ``orig``,
+    procrastinate's connector's cause), with the failure as its cause; None for anything
+    else. The one rule: psycopg's ``OperationalError``/``InterfaceError`` (and a pool that
+    gave no connection in time) can pass, an integrity violation is its own kind, any other
+    driver error is permanent."""
+    if isinstance(exc, (Transient, Permanent)):
+        return exc
+    cause: BaseException | None = exc
+    if isinstance(cause, procrastinate.exceptions.ConnectorException):
+        cause = cause.__cause__ or cause
+    if isinstance(cause, sa.exc.DBAPIError) and cause.orig is not None:
+        cause = cause.orig
+    if isinstance(cause, (psycopg.OperationalError, psycopg.InterfaceError, sa.exc.TimeoutError)):
+        kind: type[Transient | Permanent] = Transient
+    elif isinstance(cause, psycopg.IntegrityError):
+        kind = IntegrityViolation
+    elif isinstance(
+        cause, (psycopg.Error, sa.exc.SQLAlchemyError, procrastinate.exceptions.ConnectorException)
+    ):
+        kind = Permanent
+    else:
+        return None
+    error = kind(
+        f"{type(cause).__name__}: {str(cause).strip().splitlines()[0] if str(cause).strip() else ''}"
+    )
+    error.__cause__ = exc
+    return error
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(translated(exc), Transient)
 
 
 class Fetch(NamedTuple):
@@ -162,10 +212,17 @@ class SyncDb:
         return other is None or other is self or other is self.conn
 
     def run(self, plan: Plan[T]) -> T:
+        """Run ``plan`` to its value: each step's answer is sent into it, a failed step's
+        error (a driver's translated: ``translated``) thrown into it at its ``yield``."""
         try:
             op = next(plan)
             while True:
-                op = plan.send(self.do(op))
+                try:
+                    answer = self.do(op)
+                except Exception as exc:
+                    op = plan.throw(translated(exc) or exc)
+                else:
+                    op = plan.send(answer)
         except StopIteration as stop:
             return stop.value
         finally:
@@ -244,10 +301,16 @@ class AsyncDb:
         return other is None or other is self or other is self.conn
 
     async def run(self, plan: Plan[T]) -> T:
+        """``SyncDb.run``, awaiting each step."""
         try:
             op = next(plan)
             while True:
-                op = plan.send(await self.do(op))
+                try:
+                    answer = await self.do(op)
+                except Exception as exc:
+                    op = plan.throw(translated(exc) or exc)
+                else:
+                    op = plan.send(answer)
         except StopIteration as stop:
             return stop.value
         finally:
@@ -324,15 +387,32 @@ def port(conn) -> Db:
     return SyncDb(conn)
 
 
-def plan(fn: Callable[..., Plan[T]]) -> Callable[..., Any]:
-    """A core function written once as a plan (``fn(db, ...)``, a generator), callable
-    with a connection or a port: run now (sync) or awaitable (async). The bare generator
-    is ``.plan``, for composing plans (``yield from other.plan(db, ...)``)."""
+class Planned(Generic[P, T]):
+    """A core function written once as a plan (``fn(db, ...)``, a generator). Called with a
+    SQLAlchemy connection (or a ``SyncDb``) it runs now and returns its value; on an async
+    psycopg connection (or an ``AsyncDb``) it is awaited through ``aio``, which returns an
+    awaitable, never "either". The bare generator is ``.plan``, for composing plans
+    (``yield from other.plan(db, ...)``)."""
 
-    @functools.wraps(fn)
-    def call(conn, *args, **kwargs):
-        db = port(conn)
-        return db.run(fn(db, *args, **kwargs))
+    def __init__(self, fn: Callable[Concatenate[Any, P], Plan[T]]):
+        self.plan = fn
+        functools.update_wrapper(self, fn)
 
-    call.plan = fn  # type: ignore[attr-defined]
-    return call
+    def __call__(self, conn: sa.Connection | SyncDb, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        if isinstance(conn, (AsyncDb, psycopg.AsyncConnection)):
+            raise TypeError(
+                f"{self.plan.__name__}: an async connection; use await {self.plan.__name__}.aio(conn, ...)"
+            )
+        db = sync(conn)
+        return db.run(self.plan(db, *args, **kwargs))
+
+    def aio(
+        self, conn: psycopg.AsyncConnection | AsyncDb, /, *args: P.args, **kwargs: P.kwargs
+    ) -> Awaitable[T]:
+        db = conn if isinstance(conn, AsyncDb) else AsyncDb(conn)
+        return db.run(self.plan(db, *args, **kwargs))
+
+
+def plan(fn: Callable[Concatenate[Any, P], Plan[T]]) -> Planned[P, T]:
+    """``Planned(fn)``: a core function on the port (see ``Planned``)."""
+    return Planned(fn)

@@ -18,7 +18,7 @@ from pdam.core import errors, posting
 from pdam.core.records import Payment
 from pdam.infra.db import pyformat
 from pdam.peti import callbacks
-from tests.factories import CID, run_posting
+from tests.factories import CID, driver_error, run_posting
 
 CID2 = "020202020202"
 HOOK = "http://127.0.0.1:9/hook"
@@ -204,7 +204,7 @@ def test_the_callback_commits_with_the_posting(partner_headers, example_bill, pa
     )
     with pytest.raises(errors.Retry) as raised:
         run_posting_async(app, payment_id, 1)
-    assert isinstance(raised.value.__cause__, psycopg.errors.DeadlockDetected)
+    assert isinstance(driver_error(raised.value), psycopg.errors.DeadlockDetected)
     # ... so nothing of the posting stays: no paid bill, no final status, no delivery job.
     assert run_sql("select status, posted_at, stuck_at from payment") == [("created", None, None)]
     assert run_sql("select paid_by from bill") == [(None,)]
@@ -226,12 +226,12 @@ def test_transient_failure_is_retried_then_flagged_stuck(app, partner_headers, e
     )
     with pytest.raises(errors.Retry) as raised:
         run_posting_async(app, payment_id, 1)
-    assert isinstance(raised.value.__cause__, psycopg.OperationalError)
+    assert isinstance(driver_error(raised.value), psycopg.OperationalError)
     assert run_sql("select status, stuck_at from payment") == [("created", None)]
     last = app.config["POSTING_MAX_ATTEMPTS"]
     with pytest.raises(errors.GiveUp) as raised:
         run_posting_async(app, payment_id, last)
-    assert isinstance(raised.value.__cause__, psycopg.OperationalError)
+    assert isinstance(driver_error(raised.value), psycopg.OperationalError)
     rows = run_sql("select status, stuck_at is not null, stuck_reason, posting_attempts from payment")
     assert rows[0][:2] == ("created", True) and "deadlock" in rows[0][2] and rows[0][3] == last
     run_sql("drop trigger slow_bill on bill")
@@ -251,7 +251,7 @@ def test_a_lock_held_too_long_is_retried(make_app, partner_headers, example_bill
             run_posting_async(app, payment_id, 1)
         # The statement or the lock timeout, whichever fires first (both are 300 ms).
         timed_out = (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable)
-        assert isinstance(raised.value.__cause__, timed_out)
+        assert isinstance(driver_error(raised.value), timed_out)
     assert run_posting_async(app, payment_id, 2) == "accepted"
 
 
