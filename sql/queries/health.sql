@@ -1,0 +1,5 @@
+-- /health (pdam/web/health.py).
+
+-- ping --
+-- The database answers.
+select 1
