@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
-from failover_figures import checks, figures, report  # noqa: E402 (scripts/, beside this file)
+from failover_figures import Answer, checks, figures, report  # noqa: E402 (scripts/, beside this file)
 
 from bench import common  # noqa: E402
 
@@ -209,16 +209,6 @@ class Receiver:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
-
-
-@dataclass
-class Answer:
-    kind: str  # "inquiry" or "payment"
-    sent: float
-    received: float
-    status: int  # 0: no HTTP answer (connection error or timeout)
-    retry_after: str | None
-    pid: str = ""
 
 
 @dataclass

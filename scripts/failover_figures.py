@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -15,8 +16,26 @@ import psycopg  # noqa: E402
 
 from bench import common  # noqa: E402
 
-if TYPE_CHECKING:
-    from failover_drill import Answer, Receiver
+
+@dataclass
+class Answer:
+    """One request of the drill's traffic (scripts/failover_drill.py) and its answer."""
+
+    kind: str  # "inquiry" or "payment"
+    sent: float
+    received: float
+    status: int  # 0: no HTTP answer (connection error or timeout)
+    retry_after: str | None
+    pid: str = ""
+
+
+class Receiver(Protocol):
+    """What the figures read of the drill's webhook receiver: deliveries by X-Event-Id, and
+    when each first came (monotonic)."""
+
+    events: Counter[str]
+    first: dict[str, float]
+
 
 #: Web and worker must be back within this many seconds of the promotion.
 RECOVERY_LIMIT_SECONDS = 30.0
