@@ -52,25 +52,30 @@ class IntegrityViolation(Permanent):
 
 
 def translated(exc: BaseException) -> Transient | Permanent | None:
-    """The core's error for a driver failure, however wrapped (SQLAlchemy's ``orig``,
-    procrastinate's connector's cause), with the failure as its cause; None for anything
-    else. The one rule: psycopg's ``OperationalError``/``InterfaceError`` (and a pool that
-    gave no connection in time) can pass, an integrity violation is its own kind, any other
+    """The core's error for a driver failure, however wrapped (SQLAlchemy's ``orig``), with
+    the failure as its cause; None for anything else. The one rule: psycopg's
+    ``OperationalError``/``InterfaceError``, a pool that gave no connection in time and a
+    job the queue did not take can pass, an integrity violation is its own kind, any other
     driver error is permanent."""
     if isinstance(exc, (Transient, Permanent)):
         return exc
     cause: BaseException | None = exc
-    if isinstance(cause, procrastinate.exceptions.ConnectorException):
-        cause = cause.__cause__ or cause
     if isinstance(cause, sa.exc.DBAPIError) and cause.orig is not None:
         cause = cause.orig
-    if isinstance(cause, (psycopg.OperationalError, psycopg.InterfaceError, sa.exc.TimeoutError)):
+    if isinstance(
+        cause,
+        (
+            psycopg.OperationalError,
+            psycopg.InterfaceError,
+            sa.exc.TimeoutError,
+            # The queue refused the job (its insert failed): the payment waits for it.
+            procrastinate.exceptions.ConnectorException,
+        ),
+    ):
         kind: type[Transient | Permanent] = Transient
     elif isinstance(cause, psycopg.IntegrityError):
         kind = IntegrityViolation
-    elif isinstance(
-        cause, (psycopg.Error, sa.exc.SQLAlchemyError, procrastinate.exceptions.ConnectorException)
-    ):
+    elif isinstance(cause, (psycopg.Error, sa.exc.SQLAlchemyError)):
         kind = Permanent
     else:
         return None
