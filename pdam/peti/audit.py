@@ -14,6 +14,7 @@ from ..web import apidoc as web_apidoc
 from ..web import runtime
 from ..web.apidoc import doc
 from . import apidoc, schemas
+from .arguments import arguments
 from .auth import current_partner, partner_required
 
 bp = Blueprint("audit", __name__)
@@ -75,11 +76,10 @@ def csv_response(rows: Iterable[ReconciliationLine], filename: str, total: int) 
         503: apidoc.error(503),
     },
     tag="reconciliation",
-    parameters=[{"in": "query", "schema": schemas.AuditQuery}],
 )
 @partner_required
-def get_audit():
-    query = schemas.load(schemas.AuditQuery(), request.args.to_dict())
+@arguments(schemas.AuditQuery, location="query", name="query")
+def get_audit(query):
     partner, day = current_partner().code, query["tgl"] or reconciliation.default_day(runtime.now())
     page, limit, as_csv = query["page"], query["limit"], wants_csv(query["format"])
     with runtime.transaction() as conn:
