@@ -11,9 +11,10 @@ worker opens the App (``pool_factory`` below) or a task runs. Start a worker wit
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 
 import procrastinate
+import psycopg
 import psycopg_pool
 
 import pdam
@@ -66,6 +67,18 @@ def make_pool(url: str, conf, **kwargs) -> psycopg_pool.AsyncConnectionPool:
     timeout = 5 * max(1, conf["DB_CONNECT_TIMEOUT"])
     session = {"options": db.session_options(conf)}
     return psycopg_pool.AsyncConnectionPool(conninfo=url, timeout=timeout, kwargs=session, **kwargs)
+
+
+def ledger_connection(rt: Runtime) -> Awaitable[psycopg.AsyncConnection]:
+    """A connection of its own to a separate billing ledger (``BILLING_DATABASE_URL``), with
+    the session of the pool's; ``async with await ledger_connection(rt)`` commits at the end
+    of the block, rolls back on error."""
+    conf = rt.settings
+    return psycopg.AsyncConnection.connect(
+        rt.database.ledger_url,
+        connect_timeout=conf["DB_CONNECT_TIMEOUT"],
+        options=db.session_options(conf),
+    )
 
 
 def _pool(**kwargs) -> psycopg_pool.AsyncConnectionPool:

@@ -134,11 +134,31 @@ def make_payment(
     return row
 
 
-def run_posting(app, payment_id: int, attempt: int = 1):
-    """One posting attempt as the job server runs it, on the app's runtime."""
+def run_posting(app, payment_id: int, attempt: int = 1) -> str:
+    """One posting attempt as the job server runs it (``jobs.posting.run``), on the app's
+    runtime and a pool configured like the worker's."""
+    import asyncio
+
+    import psycopg_pool
+
+    import jobs
     from jobs import posting
 
-    return posting.run(app.extensions["pdam.runtime"], payment_id, attempt)
+    rt = app.extensions["pdam.runtime"]
+
+    async def attempt_once() -> str:
+        pool = jobs.make_pool(
+            rt.database.url,
+            rt.settings,
+            open=False,
+            min_size=1,
+            max_size=2,
+            check=psycopg_pool.AsyncConnectionPool.check_connection,
+        )
+        async with pool:
+            return await posting.run(rt, pool.connection, payment_id, attempt)
+
+    return asyncio.run(attempt_once())
 
 
 def issue(app, private_key: str, code: str, now: dt.datetime | None = None, days: int = 30) -> str:

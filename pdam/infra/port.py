@@ -335,8 +335,8 @@ class AsyncDb:
             return None
         if type(op) is Stream:
             return self.stream(op)
-        if not self.same(op.on):
-            raise ValueError("an async plan runs on one connection (the ledger in this database)")
+        if not self.same(op.on):  # the billing ledger's own connection
+            return await (op.on if isinstance(op.on, AsyncDb) else AsyncDb(op.on)).do(op._replace(on=None))
         conn = self.conn
         if (
             op.alone

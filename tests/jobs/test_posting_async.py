@@ -10,7 +10,6 @@ import datetime as dt
 import json
 
 import psycopg
-import psycopg_pool
 import pytest
 import sqlalchemy as sa
 
@@ -24,26 +23,8 @@ CID2 = "020202020202"
 HOOK = "http://127.0.0.1:9/hook"
 
 
-def run_posting_async(app, payment_id: int, attempt: int = 1) -> str:
-    """One attempt of the async path, on a pool configured like the worker's."""
-    import jobs
-    from jobs import posting as job
-
-    rt = app.extensions["pdam.runtime"]
-
-    async def attempt_once() -> str:
-        pool = jobs.make_pool(
-            rt.database.url,
-            rt.settings,
-            open=False,
-            min_size=1,
-            max_size=2,
-            check=psycopg_pool.AsyncConnectionPool.check_connection,
-        )
-        async with pool:
-            return await job.run_async(rt, pool.connection, payment_id, attempt)
-
-    return asyncio.run(attempt_once())
+#: One attempt of the posting task, on a pool configured like the worker's.
+run_posting_async = run_posting
 
 
 def payment_ids(run_sql) -> list[int]:
@@ -151,7 +132,7 @@ def test_the_connection_goes_back_to_the_pool_as_it_came(partner_headers, exampl
         async with pool:
             for pid in (payment_id, 987654321, payment_id):
                 try:
-                    seen.append(await job.run_async(rt, pool.connection, pid, 1))
+                    seen.append(await job.run(rt, pool.connection, pid, 1))
                 except (errors.Retry, errors.GiveUp) as exc:
                     seen.append(type(exc).__name__)
                     if pid == payment_id:
