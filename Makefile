@@ -6,7 +6,7 @@ FLASK := $(PY) -m flask --app wsgi
 PORT ?= 5000
 export PORT
 
-.PHONY: run test install dev-keys bench clean
+.PHONY: run port-free test install dev-keys bench stop clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,10 +25,15 @@ instance/keys/secret-keys: | $(VENV)/.installed
 
 dev-keys: instance/keys/private.pem instance/keys/secret-keys
 
+# The port first: a second `make run` stops here, before it seeds or mints anything.
+port-free:
+	@$(PYTHON) scripts/port_free.py $(PORT)
+
 # Set up everything and run web + worker (embedded PostgreSQL unless DATABASE_URL is set).
-run: install dev-keys
+# Ctrl-C stops web and worker; the embedded PostgreSQL keeps running (`make stop`).
+run: port-free install dev-keys
 	$(FLASK) db upgrade
-	$(FLASK) demo seed --port $(PORT)
+	$(FLASK) demo seed --port $(PORT) --token-file instance/demo-token
 	@echo "database: $$($(FLASK) db url)"
 	DATABASE_URL="$$($(FLASK) db url)" PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start web worker
 
@@ -40,11 +45,16 @@ test: install
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Benchmarks (see the README): API load, job server, bills import.
+# Benchmarks (docs/benchmarks.md): API load, job server, bills import.
 bench: install
 	$(PY) bench/api.py
 	$(PY) bench/worker.py
 	$(PY) bench/import_bills.py
 
-clean:
+# Stop the embedded PostgreSQL servers (make run's and make test's), if running.
+stop:
+	@$(PYTHON) scripts/embedded_stop.py instance/pgdata instance/test-pgdata
+
+# Stop the embedded servers first: deleting a running server's files leaves it running.
+clean: stop
 	rm -rf $(VENV) instance .pytest_cache

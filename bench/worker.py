@@ -50,7 +50,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--stale-stats",
         action="store_true",
-        help="do not ANALYZE the queue table after filling it (see the README)",
+        help="do not ANALYZE the queue table after filling it (see docs/benchmarks.md)",
     )
     p.add_argument("--no-latency", action="store_true", help="only the drains, skip the latency phase")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON ('-' for stdout)")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Contract fuzzing against a live service, as a new user would run it (README: API
+# Contract fuzzing against a live service, as a new user would run it (docs/partners.md: API
 # documentation): gunicorn on a fresh database, the demo seed, then
 #   schemathesis run http://127.0.0.1:<port>/openapi.json --checks all -H "Authorization: Bearer <demo token>"
 # with schemathesis.toml (demo customers, hooks). Exits non-zero on any failure.

@@ -1,4 +1,4 @@
-"""Schemathesis hooks for the CLI run of schemathesis.toml (README: API documentation).
+"""Schemathesis hooks for the CLI run of schemathesis.toml (docs/partners.md: API documentation).
 
 The OpenAPI document states every PeTi rule in JSON Schema but one: a period given as an
 integer has a month 01-12 in its last two digits (``YYYYMM``); JSON Schema can bound an

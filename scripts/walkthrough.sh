@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's walk-through, against a running service (make run):
 #   WEBHOOK_ALLOW_PRIVATE_NETWORKS=1 make run          # in one terminal
-#   TOKEN=<the demo token> scripts/walkthrough.sh       # in another
+#   TOKEN=$(cat instance/demo-token) scripts/walkthrough.sh   # in another (BASE=http://127.0.0.1:<PORT>)
 # Inquiry, payment with a webhook, status, the callbacks, reversal, audit.
 set -euo pipefail
 BASE=${BASE:-http://127.0.0.1:5000}
@@ -30,8 +30,8 @@ show curl -s -i -X POST -H "$AUTH" -H "Content-Type: application/json" \
   "$BASE/tagihan/$CID"
 sleep 3
 PAT=$(curl -s -H "$AUTH" "$BASE/status/$CID?pid=$PID" | $py -c 'import json,sys; print(json.load(sys.stdin)["data"]["pat"])')
-show curl -s -i -H "$AUTH" "$BASE/status/$CID?pid=$PID"
-show curl -s -i -X DELETE -H "$AUTH" "$BASE/tagihan/$CID?pid=$PID&pat=$PAT"
+show curl -s -H "$AUTH" "$BASE/status/$CID?pid=$PID"
+show curl -s -X DELETE -H "$AUTH" "$BASE/tagihan/$CID?pid=$PID&pat=$PAT"
 sleep 3
 echo "\$ # what the webhook receiver got"
 cat "$log"

@@ -1,7 +1,7 @@
 """Every setting of the service, read from the environment in one place.
 
-The names are part of the product (deployments and scripts rely on them); the
-README's configuration table lists each one.
+The names are part of the product (deployments and scripts rely on them);
+docs/operators.md's configuration table lists each one.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from flask import Flask
 from marshmallow import Schema
 
 from ..infra.settings import VERSION
-from ..web import apidoc, components, docs, health, metrics
+from ..web import apidoc, components, docs, health
 from . import audit, bills, status
 from .schemas import COMPACT_DATE_PATTERN  # noqa: F401 (the pattern the tests check)
 
@@ -27,9 +27,10 @@ OPENAPI_VERSION = "3.0.3"
 
 
 def routes() -> Flask:
-    """An app with the routes of this document: the web layer's and PeTi's."""
+    """An app with the routes of this document: the web layer's and PeTi's. ``/metrics`` is
+    left out: a partner cannot call it (Prometheus does, with ``METRICS_TOKEN``)."""
     app = Flask(__name__)
-    for blueprint in (health.bp, bills.bp, status.bp, audit.bp, docs.bp, metrics.bp):
+    for blueprint in (health.bp, bills.bp, status.bp, audit.bp, docs.bp):
         app.register_blueprint(blueprint)
     return app
 
@@ -75,10 +76,6 @@ def build() -> dict:
             "bearerFormat": "JWT",
             "description": "a partner token from `flask --app wsgi token issue <code>`",
         },
-    )
-    spec.components.security_scheme(
-        "metricsToken",
-        {"type": "http", "scheme": "bearer", "description": "the `METRICS_TOKEN` setting (for Prometheus)"},
     )
     components.add_to(spec)
     paths = apidoc.paths(routes())

@@ -1,6 +1,6 @@
 """Losing the primary (scripts/failover_drill.py): a primary and its synchronous standby,
 payments with callbacks, the primary killed with SIGKILL mid-run and the standby promoted.
-The real drill, as the issue and the README state it: 30 s of payments at 50/s, the
+The real drill, as the issue and docs/high-availability.md state it: 30 s of payments at 50/s, the
 primary killed at 10 s, the standby promoted 3 s later (about a minute in all).
 
 It builds two PostgreSQL clusters from the embedded server's binaries, so it runs in the

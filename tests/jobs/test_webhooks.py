@@ -25,7 +25,7 @@ META_KEYS = [
 
 
 def verify_signature(secret: str, header: str, raw_body: bytes, tolerance: int = 300) -> bool:
-    """What a receiver does (the README's snippet)."""
+    """What a receiver does (the snippet of docs/partners.md)."""
     fields = dict(part.split("=", 1) for part in header.split(","))
     timestamp = int(fields["t"])
     expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + raw_body, hashlib.sha256).hexdigest()

@@ -50,8 +50,6 @@ def fuzz(module_app, keys):
     """One migrated database and app for the whole module, populated by tests/world.py."""
     app = module_app
     world = world_module.build(app, keys["ES256"]["private"], pool=400)
-    # /metrics takes a token of its own; the run sends partner A's everywhere, so that is it.
-    app.config["METRICS_TOKEN"] = world.tokens[world_module.A]
     schema = schemathesis.openapi.from_wsgi(
         "/openapi.json", app, config=schemathesis.Config.from_dict(CONFIG)
     )

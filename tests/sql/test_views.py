@@ -244,7 +244,7 @@ def test_views_are_documented(run_sql):
     assert undocumented == []
 
 
-#: The start-of-day queries the README gives operators (kept runnable here).
+#: The start-of-day queries docs/operators.md gives operators (kept runnable here).
 START_OF_DAY = [
     "select * from daily_recap where tanggal = (now() at time zone 'Asia/Jakarta')::date - 1 order by pop",
     "select reason, tanggal, pop, nob, pid, nopel, status, detail, action from payments_needing_attention"
