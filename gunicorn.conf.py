@@ -29,7 +29,9 @@ class NoAccessLines(Logger):
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
-worker_class = "gthread"
+# gthread, reading each request whole before a thread parses it (slow clients hold no
+# thread) and answering gunicorn's own errors (414, 431, 400, 408) in JSON: pdam/web/server.py.
+worker_class = "pdam.web.server.BufferingWorker"
 threads = int(os.environ.get("WEB_THREADS", "1"))
 keepalive = 5
 timeout = 30

@@ -81,6 +81,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1, help="random seed of the customer order")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON ('-' for stdout)")
     p.add_argument(
+        "--gunicorn-args",
+        default="",
+        help="extra gunicorn arguments for the product's web process, e.g. '--worker-class gthread'"
+        " (to compare a web setting with the shipped one)",
+    )
+    p.add_argument(
         "--log-dir",
         type=Path,
         default=common.ROOT / "bench" / "results",
@@ -387,7 +393,10 @@ def main() -> int:
             cids = common.seed_customers(setup, args.customers)
             common.log(f"seeded in {time.perf_counter() - t:.1f} s; starting gunicorn (log: {weblog})")
             gconf = common.gunicorn_settings()
-            with common.web(setup, weblog) as web, common.web(setup, weblog, bare=True) as bare:
+            with (
+                common.web(setup, weblog, gunicorn_args=args.gunicorn_args) as web,
+                common.web(setup, weblog, bare=True, gunicorn_args=args.gunicorn_args) as bare,
+            ):
                 rows = asyncio.run(run_phases(web, bare, setup, cids, args))
                 if not args.no_rate_limit:
                     common.log(f"a second gunicorn with PARTNER_RATE_LIMIT={RATE_LIMIT_ON}")

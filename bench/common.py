@@ -249,12 +249,15 @@ class Web:
 
 
 @contextlib.contextmanager
-def web(setup: Setup, logfile: Path, bare: bool = False, **extra_env: str) -> Iterator[Web]:
+def web(
+    setup: Setup, logfile: Path, bare: bool = False, gunicorn_args: str = "", **extra_env: str
+) -> Iterator[Web]:
     """The Procfile's web process on a free port; bound to loopback only
-    (``GUNICORN_CMD_ARGS`` overrides the config file's 0.0.0.0). ``bare``: the same gunicorn
-    settings serving bench/bare.py instead of the product."""
+    (``GUNICORN_CMD_ARGS`` overrides the config file's 0.0.0.0, and adds ``gunicorn_args``).
+    ``bare``: the same gunicorn settings serving bench/bare.py instead of the product."""
     port = free_port()
-    env = service_env(setup, PORT=str(port), GUNICORN_CMD_ARGS=f"--bind 127.0.0.1:{port}", **extra_env)
+    cmd_args = f"--bind 127.0.0.1:{port} {gunicorn_args}".strip()
+    env = service_env(setup, PORT=str(port), GUNICORN_CMD_ARGS=cmd_args, **extra_env)
     command = [*WEB_COMMAND[:-1], "--pythonpath", "bench", "bare:app"] if bare else WEB_COMMAND
     with logfile.open("ab") as out:
         proc = subprocess.Popen(

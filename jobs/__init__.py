@@ -63,9 +63,13 @@ def make_pool(url: str, conf, **kwargs) -> psycopg_pool.AsyncConnectionPool:
     """The queue's pool on ``url``. A job waits at most 5 x DB_CONNECT_TIMEOUT for a
     connection: a worker that lost its database stops within that time (instead of the
     pool's default 30 s) and its supervisor restarts it. Its connections get the session
-    of the web's (``db.session_options``: timeouts, UTC): posting runs on them."""
+    of the web's (``db.session_options``: timeouts, UTC): posting runs on them. A connection
+    the server closed (a restart) is replaced before use: Procrastinate's connector gives
+    its pool psycopg_pool's ``check_connection`` (an empty query); ``db.check_async`` (no
+    round trip) where no check is given."""
     timeout = 5 * max(1, conf["DB_CONNECT_TIMEOUT"])
     session = {"options": db.session_options(conf)}
+    kwargs.setdefault("check", db.check_async)
     return psycopg_pool.AsyncConnectionPool(conninfo=url, timeout=timeout, kwargs=session, **kwargs)
 
 

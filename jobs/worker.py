@@ -1,4 +1,5 @@
-"""``python -m jobs.worker``: one worker process on every queue, JSON logs.
+"""``python -m jobs.worker``: one worker process on every queue, JSON logs; posting and
+callbacks in run loops of their own, on slots of their own (``bulkheads``).
 
 Procrastinate stops its worker when it loses the database (its listener or a side
 task fails, and ``run_worker`` returns). This process does not end then: it opens the
@@ -12,6 +13,7 @@ supervisor in ``jobs/__main__.py`` is for what this cannot survive (a crash).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -19,7 +21,7 @@ import signal
 import sys
 
 from pdam.infra import logs, port
-from pdam.infra.queue import QUEUES
+from pdam.infra.queue import MAINTENANCE_QUEUE, POSTING_QUEUE, WEBHOOK_QUEUE
 from pdam.infra.sealing import SealingError
 
 from . import app, configure, maintenance, worker_options
@@ -36,26 +38,47 @@ RESTART_PAUSE_MAX = 5.0
 HEALTHY_SECONDS = 60.0
 
 
-async def serve(stop: asyncio.Event, **options) -> int:
-    """Run the worker until ``stop`` is set, starting its run loop again whenever it ends
-    on its own (a lost database). Returns how many times it started."""
+def bulkheads(conf, name: str) -> list[dict]:
+    """The job server's run loops, each on slots of its own (contract 15.1): posting (and
+    maintenance) on WORKER_CONCURRENCY slots, callbacks on WEBHOOK_CONCURRENCY. A receiver
+    that stalls holds callback slots only, never posting's; per receiver at most
+    ``core.webhooks.HOST_LANES`` deliveries are in flight (their job locks)."""
+    return [
+        {
+            "queues": [POSTING_QUEUE, MAINTENANCE_QUEUE],
+            "concurrency": conf["WORKER_CONCURRENCY"],
+            "name": name,
+        },
+        {"queues": [WEBHOOK_QUEUE], "concurrency": conf["WEBHOOK_CONCURRENCY"], "name": f"{name}-webhooks"},
+    ]
+
+
+async def serve(stop: asyncio.Event, *loops: dict, **options) -> int:
+    """Run the worker's run loops (``loops``: each one's options; one loop with ``options``
+    alone when none is given) until ``stop`` is set, starting them all again whenever one
+    ends on its own (a lost database). Returns how many times they started."""
     loop = asyncio.get_running_loop()
     pause = RESTART_PAUSE
     runs = 0
+    loops = tuple({**options, **one} for one in loops) or (options,)
     while not stop.is_set():
         runs += 1
         started = loop.time()
         try:
             async with app.open_async():
-                run = asyncio.ensure_future(app.run_worker_async(install_signal_handlers=False, **options))
+                running = {
+                    asyncio.ensure_future(app.run_worker_async(install_signal_handlers=False, **one))
+                    for one in loops
+                }
                 halt = asyncio.ensure_future(stop.wait())
-                await asyncio.wait({run, halt}, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait({*running, halt}, return_when=asyncio.FIRST_COMPLETED)
                 halt.cancel()
-                if not run.done():  # asked to stop: the worker finishes its jobs, then ends
-                    run.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await run
-                else:
+                for run in running:  # asked to stop, or one ended: each finishes its jobs, then ends
+                    if not run.done():
+                        run.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await run
+                for run in done - {halt}:
                     run.result()  # its error, if it ended with one
         except Exception as exc:
             if not port.is_transient(exc):
@@ -77,13 +100,13 @@ async def _main(conf) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await serve(
-        stop,
-        queues=list(QUEUES),
-        concurrency=conf["WORKER_CONCURRENCY"],
-        name=os.environ.get("WORKER_NAME", f"worker-{os.getpid()}"),
-        **worker_options(conf),
+    # Sync tasks (a callback's HTTP call) run on the loop's default executor: a thread for
+    # every slot, so callbacks never wait for a thread posting's slots could need.
+    loop.set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(conf["WORKER_CONCURRENCY"] + conf["WEBHOOK_CONCURRENCY"] + 2)
     )
+    name = os.environ.get("WORKER_NAME", f"worker-{os.getpid()}")
+    await serve(stop, *bulkheads(conf, name), **worker_options(conf))
 
 
 def main() -> None:

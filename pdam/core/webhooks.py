@@ -4,9 +4,13 @@
 the event (rendered by the edge that took the callback, through ``events``, from the
 payment the caller holds) in
 ``webhook_delivery`` and defers the delivery job, so the callback exists
-exactly when the state change commits. The job lock ``webhook-payment-<id>``
-makes one payment's callbacks go out strictly in order (``created``, the final
-status, ``reversed``), retries included.
+exactly when the state change commits. The job lock (``lock_for``) makes one
+payment's callbacks go out strictly in order (``created``, the final status,
+``reversed``), retries included, and is also the bulkhead per receiver: a receiver
+(host and port) has HOST_LANES locks, a payment's callbacks always take the same one,
+so at most HOST_LANES deliveries to one receiver are in flight at once, across every
+worker process, and a receiver that stalls holds at most that many of the job server's
+callback slots (its other deliveries wait in the queue, holding none).
 
 Delivery keeps its state here: every attempt recorded in ``webhook_attempt``;
 2xx delivered; refused (3xx/4xx, or an address the service may not call)
@@ -22,6 +26,7 @@ import datetime as dt
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from ..infra import port, queue
 from ..infra.port import Plan
@@ -46,8 +51,21 @@ class DeliveryFailed(errors.GiveUp):
     """The callback could not be delivered before the attempts or the deadline ran out"""
 
 
-def lock_for(payment_id: int) -> str:
-    return f"webhook-payment-{payment_id}"
+#: Deliveries in flight at once to one receiver (host and port), at most.
+HOST_LANES = 3
+
+
+def receiver_of(url: str) -> str:
+    """The receiver a URL names: its host (lower case) and port (the scheme's by default)."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host = (parts.hostname or "").lower()
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def lock_for(payment_id: int, url: str) -> str:
+    """The job lock of a payment's callbacks: one of its receiver's HOST_LANES lanes."""
+    return f"webhook-{receiver_of(url)}-{payment_id % HOST_LANES}"
 
 
 @port.plan
@@ -62,14 +80,18 @@ def record(db: port.Db, payment: Payment, event: str, now: dt.datetime) -> Plan[
     body = events.protocol(payment.callback_protocol).body(payment, event)
     params = {"payment_id": payment.id, "event": event, "url": payment.callback_url, "body": json.dumps(body)}
     delivery_id = yield port.scalar(Q["insert_delivery"], params | {"now": now})
-    yield _defer(payment.id, delivery_id)
+    yield _defer(payment.id, payment.callback_url, delivery_id)
     return delivery_id
 
 
-def _defer(payment_id: int, delivery_id: int) -> port.Defer:
-    """The delivery job: its queue, its lock (one payment's callbacks in order), its id."""
+def _defer(payment_id: int, url: str, delivery_id: int) -> port.Defer:
+    """The delivery job: its queue, its lock (one payment's callbacks in order, its
+    receiver's lane), its id."""
     return port.defer(
-        queue.DELIVER_WEBHOOK, queue=queue.WEBHOOK_QUEUE, lock=lock_for(payment_id), delivery_id=delivery_id
+        queue.DELIVER_WEBHOOK,
+        queue=queue.WEBHOOK_QUEUE,
+        lock=lock_for(payment_id, url),
+        delivery_id=delivery_id,
     )
 
 
@@ -95,7 +117,7 @@ def resend(db: port.Db, nob: str, now: dt.datetime) -> Plan[Resent]:
     if last is None:
         raise errors.Conflict(f"payment {nob} has no callback yet; there is nothing to resend")
     new = yield port.scalar(Q["copy_delivery"], {"id": last.id, "now": now})
-    job_id = yield _defer(pay.id, new)
+    job_id = yield _defer(pay.id, pay.callback_url, new)
     return Resent(new, last.id, last.event, str(last.event_id), job_id)
 
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import select
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
 
@@ -39,11 +41,41 @@ def session_options(settings: Mapping) -> str:
     )
 
 
+def is_stale(conn: psycopg.Connection | psycopg.AsyncConnection) -> bool:
+    """Whether an idle pooled connection is known dead without asking the server: closed or
+    broken, or its socket readable while no statement runs (the server said goodbye: a
+    restart's "terminating connection" and the end of the stream). No round trip: a pool
+    checks every connection it hands out this way."""
+    if conn.closed or conn.broken:
+        return True
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError, psycopg.Error):
+        return True
+    return bool(readable)
+
+
+def _discard_stale(dbapi_connection, _record, _proxy) -> None:
+    """SQLAlchemy's checkout hook: a stale connection raises DisconnectionError, which makes
+    the pool drop it and hand out another (a new one when none is left): the request after a
+    database restart gets a live connection, not a 503."""
+    if is_stale(dbapi_connection):
+        raise sa.exc.DisconnectionError("pooled connection closed by the server")
+
+
+async def check_async(conn: psycopg.AsyncConnection) -> None:
+    """psycopg_pool's ``check`` with the same rule (the job server's queue pool). The
+    connection is closed first: the pool takes back an open one as good."""
+    if is_stale(conn):
+        await conn.close()
+        raise psycopg.OperationalError("pooled connection closed by the server")
+
+
 def make_engine(url: str, settings: Mapping, **kwargs) -> sa.Engine:
     kwargs.setdefault("pool_size", settings["DB_POOL_SIZE"])
     kwargs.setdefault("max_overflow", settings["DB_POOL_SIZE"])
     kwargs.setdefault("pool_timeout", settings["DB_CONNECT_TIMEOUT"])
-    return sa.create_engine(
+    engine = sa.create_engine(
         sqlalchemy_url(url),
         connect_args={
             "connect_timeout": settings["DB_CONNECT_TIMEOUT"],
@@ -54,6 +86,8 @@ def make_engine(url: str, settings: Mapping, **kwargs) -> sa.Engine:
         hide_parameters=True,
         **kwargs,
     )
+    sa.event.listen(engine, "checkout", _discard_stale)
+    return engine
 
 
 class Database:

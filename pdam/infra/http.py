@@ -12,9 +12,11 @@ the environment are not used, and one deadline bounds the whole attempt.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import threading
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import urllib3
 from urllib3.util import parse_url
@@ -43,9 +45,7 @@ def refusal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     """Why the service must not call ``ip`` (None: a public address)."""
     if isinstance(ip, ipaddress.IPv6Address):
         # An IPv4 address wrapped in IPv6 is judged as the IPv4 address it reaches.
-        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
-        if embedded is None and ip in ipaddress.IPv6Network("64:ff9b::/96"):  # NAT64
-            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        embedded = _embedded(ip)
         if embedded is not None:
             reason = refusal(embedded)
             if reason:
@@ -64,12 +64,33 @@ def refusal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     return None
 
 
+def _embedded(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address reaches (mapped, 6to4, Teredo, NAT64), if any."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return None
+    embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+    if embedded is None and ip in ipaddress.IPv6Network("64:ff9b::/96"):  # NAT64
+        embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return embedded
+
+
 def private_network_refusal(ip) -> str | None:
     """With WEBHOOK_ALLOW_PRIVATE_NETWORKS: loopback and private networks are allowed; the
-    addresses that are never a receiver (unspecified, multicast) still are not."""
+    addresses that are never a receiver (unspecified, multicast) still are not, nor the
+    link-local ranges (169.254.0.0/16, fe80::/10: where clouds serve instance metadata and
+    its credentials), not even inside an IPv6 address."""
     if ip.is_unspecified or ip.is_multicast:
         return f"{ip} is not a unicast address"
+    inner = _embedded(ip)
+    if ip.is_link_local or (inner is not None and inner.is_link_local):
+        return f"{ip} is a link-local address"
     return None
+
+
+def check_for(allow_private: bool):
+    """The rule an address is judged by: ``refusal`` in production, ``private_network_refusal``
+    where WEBHOOK_ALLOW_PRIVATE_NETWORKS is set."""
+    return private_network_refusal if allow_private else refusal
 
 
 class _GuardedConnectionMixin:
@@ -82,7 +103,7 @@ class _GuardedConnectionMixin:
 
     def _new_conn(self) -> socket.socket:
         host = self._dns_host.strip("[]")
-        check = private_network_refusal if self.allow_private else refusal
+        check = check_for(self.allow_private)
         try:
             infos = socket.getaddrinfo(host, self.port, socket.AF_UNSPEC, socket.SOCK_STREAM)
         except socket.gaierror as exc:
@@ -112,6 +133,52 @@ class _GuardedConnectionMixin:
                 self, f"connection to {host} timed out (connect timeout={self.timeout})"
             ) from last_error
         raise urllib3.exceptions.NewConnectionError(self, f"cannot connect to {host}: {last_error}")
+
+
+#: Names that are loopback by definition (RFC 6761 6.3), judged as the address they reach.
+LOOPBACK_NAMES = ("localhost", "localhost.")
+LEGACY_IPV4_RE = re.compile(r"(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}", re.IGNORECASE)
+
+
+def literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host written as an address reaches without any DNS: ``[v6]`` (a zone
+    dropped), dotted IPv4, the legacy forms ``inet_aton`` (so the resolver) also reads
+    (``2130706433``, ``0x7f.1``), and ``localhost``; None for a host name."""
+    host = host.strip("[]").split("%", 1)[0].lower()
+    if host in LOOPBACK_NAMES or host.endswith(".localhost"):
+        return ipaddress.IPv4Address("127.0.0.1")
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if LEGACY_IPV4_RE.fullmatch(host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
+
+
+def url_refusal(url: str, *, allow_private: bool) -> str | None:
+    """Why the service does not call ``url``, from the URL alone (no DNS): not an absolute
+    http(s) URL; credentials in it (``user:pass@``, read by either URL parser: they would
+    be stored and shown to operators); a host written as an address the service does not
+    call (``check_for``). One rule for the payment that gives the URL and the delivery
+    (which then checks every address the host name resolves to as well)."""
+    try:
+        parts = parse_url(url)
+        split = urlsplit(url)
+        split.port  # noqa: B018 - raises on a malformed port
+    except (urllib3.exceptions.LocationParseError, ValueError):
+        return "not a valid URL"
+    if parts.scheme not in ("http", "https") or not parts.host:
+        return "only absolute http(s) URLs are called"
+    if parts.auth is not None or "@" in split.netloc:
+        return "credentials in the URL (user:password@) are not accepted"
+    ip = literal_address(parts.host)
+    if ip is not None:
+        return check_for(allow_private)(ip)
+    return None
 
 
 def _address(info) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -198,12 +265,10 @@ def _snippet(response) -> str:
 def send(url: str, raw_body: bytes, headers: dict, *, timeout: float, allow_private: bool) -> Outcome:
     """POST ``raw_body`` to ``url`` once, the whole attempt within ``timeout`` seconds:
     no redirects, no proxies, only addresses that pass the guard."""
-    try:
-        parts = parse_url(url)
-    except urllib3.exceptions.LocationParseError:
-        return Outcome("refused", error="refused: not a valid URL")
-    if parts.scheme not in ("http", "https") or not parts.host:
-        return Outcome("refused", error="refused: only absolute http(s) URLs are called")
+    reason = url_refusal(url, allow_private=allow_private)
+    if reason is not None:
+        return Outcome("refused", error=f"refused: {reason}")
+    parts = parse_url(url)
     pool_cls = GuardedHTTPSConnectionPool if parts.scheme == "https" else GuardedHTTPConnectionPool
     deadline = Deadline(timeout)
     pool = pool_cls(

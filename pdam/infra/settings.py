@@ -119,6 +119,7 @@ def load(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "POSTING_MAX_ATTEMPTS": _int(env, "POSTING_MAX_ATTEMPTS", 20),
         "STALLED_JOB_SECONDS": _int(env, "STALLED_JOB_SECONDS", 60),
         "STALLED_MAX_RETRIES": _int(env, "STALLED_MAX_RETRIES", 5),
+        # Posting's slots (and maintenance's); callbacks have their own (WEBHOOK_CONCURRENCY)
         "WORKER_CONCURRENCY": _int(env, "WORKER_CONCURRENCY", 4),
         # Webhooks
         "WEBHOOK_RETRY_SECONDS": _int(env, "WEBHOOK_RETRY_SECONDS", 10),
@@ -126,7 +127,11 @@ def load(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "WEBHOOK_DEADLINE_SECONDS": _int(env, "WEBHOOK_DEADLINE_SECONDS", 86400),
         "WEBHOOK_TIMEOUT_SECONDS": _int(env, "WEBHOOK_TIMEOUT_SECONDS", 5),
         "WEBHOOK_ALLOW_PRIVATE_NETWORKS": _flag(env, "WEBHOOK_ALLOW_PRIVATE_NETWORKS"),
+        # Callback attempts in flight at once (slots of their own, never posting's)
+        "WEBHOOK_CONCURRENCY": _int(env, "WEBHOOK_CONCURRENCY", 8),
         # Web server (read by gunicorn.conf.py too)
         "PORT": _int(env, "PORT", 5000),
         "WEB_CONCURRENCY": _int(env, "WEB_CONCURRENCY", 4),
+        # A request not read whole within this time is cut (pdam/web/server.py)
+        "WEB_READ_TIMEOUT_SECONDS": _int(env, "WEB_READ_TIMEOUT_SECONDS", 10),
     }

@@ -103,7 +103,12 @@ def _accept(conn, partner_code: str, req: PaymentRequest, now):
                 },
             },
         ),
-        400: apidoc.error(400, "Body or fields ill-formed, or `X-Async` not an absolute http(s) URL."),
+        400: apidoc.error(
+            400,
+            "Body or fields ill-formed, or `X-Async` refused: not an absolute http(s) URL, credentials "
+            "in it, an address the service does not call (link-local always), or `http://` to a "
+            "public host without `X-Async-Token`.",
+        ),
         **apidoc.auth_errors(),
         404: apidoc.error(404, "The inquiry token is unknown, expired or another partner's."),
         409: apidoc.error(
@@ -165,7 +170,9 @@ def pay(cid, body):
         periods=tuple(body["per"]),
         merchant=body["mer"],
         reference=body["pid"],
-        callback=callbacks.callback_from(request.headers),
+        callback=callbacks.callback_from(
+            request.headers, allow_private=current_app.config["WEBHOOK_ALLOW_PRIVATE_NETWORKS"]
+        ),
     )
     result = runtime.run(_accept, current_partner().code, req, runtime.now())
     logs.bind(nob=result.payment.nob)

@@ -23,6 +23,7 @@ from marshmallow import Schema, fields, validate
 from ..core import errors, events, states
 from ..core.payments import Callback
 from ..core.records import Payment
+from ..infra import http
 from ..infra.settings import VERSION
 from . import schemas
 from .states import WIRE
@@ -62,6 +63,35 @@ def check_url(url: str) -> str:
     return url
 
 
+def refusal(url: str, token: str | None, *, allow_private: bool) -> str | None:
+    """Why a callback to ``url`` would leak, or reach where the service does not call
+    (contract 15.1 and 6): the delivery's own rule (``http.url_refusal``: credentials in
+    the URL, an address refused, link-local always), and a plain ``http://`` URL to a
+    public host without ``X-Async-Token``: the callback would then carry the payment's own
+    ``Authorization`` (the partner's token) in clear. A host name counts as public."""
+    reason = http.url_refusal(url, allow_private=allow_private)
+    if reason is not None:
+        return reason
+    parts = urlsplit(url)
+    if parts.scheme == "http" and not token:
+        ip = http.literal_address(parts.hostname or "")
+        if ip is None or http.refusal(ip) is None:
+            return (
+                "an http:// URL to a public host needs X-Async-Token (without it the callback "
+                "carries this request's Authorization, your token, in clear); use https:// or "
+                "give X-Async-Token"
+            )
+    return None
+
+
+def shown(url: str) -> str:
+    """``url`` without credentials, to quote in an answer or a log."""
+    scheme, rest = url.split("://", 1) if "://" in url else ("", url)
+    authority, sep, path = rest.partition("/")
+    authority = authority.rpartition("@")[2]
+    return f"{scheme}://{authority}{sep}{path}" if scheme else f"{authority}{sep}{path}"
+
+
 def _header(headers, name: str) -> str | None:
     """The header's value without the spaces and tabs around it (not part of a field value,
     RFC 9110 5.5: HTTP servers drop them already); no control character inside."""
@@ -73,13 +103,19 @@ def _header(headers, name: str) -> str | None:
     return value
 
 
-def callback_from(headers) -> Callback:
+def callback_from(headers, *, allow_private: bool = False) -> Callback:
+    """The payment's callback from its headers; Invalid (400) for a URL that is ill-formed
+    or would leak (``refusal``), saying why. ``allow_private``: WEBHOOK_ALLOW_PRIVATE_NETWORKS."""
     url = _header(headers, "X-Async")
     if url is None or url == "":
         return Callback()
+    token = _header(headers, "X-Async-Token") or None
+    reason = refusal(check_url(url), token, allow_private=allow_private)
+    if reason is not None:
+        raise errors.Invalid(f"X-Async: {shown(url)} is not called: {reason}")
     return Callback(
-        url=check_url(url),
-        token=_header(headers, "X-Async-Token") or None,
+        url=url,
+        token=token,
         authorization=headers.get("Authorization"),
         protocol=PROTOCOL,
     )

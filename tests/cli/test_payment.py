@@ -3,6 +3,7 @@ callback."""
 
 from __future__ import annotations
 
+from pdam.core import webhooks
 from tests.factories import deliver_pending
 
 
@@ -37,7 +38,7 @@ def test_webhook_resend(partner_headers, example_bill, pay, receiver, post_queue
     pay_id = run_sql("select id from payment")[0][0]
     assert run_sql(
         "select queue_name, lock from procrastinate_jobs where task_name = 'webhooks.deliver' order by id desc limit 1"
-    ) == [("webhooks", f"webhook-payment-{pay_id}")]
+    ) == [("webhooks", webhooks.lock_for(pay_id, run_sql("select callback_url from payment")[0][0]))]
 
     assert deliver_pending(app, run_sql) == ["delivered"]
     original, again = receiver.calls[1], receiver.calls[2]

@@ -93,9 +93,17 @@ def test_ipv4_inside_ipv6_is_judged_as_what_it_reaches():
         assert http.refusal(ipaddress.ip_address(address)) is not None
 
 
-@pytest.mark.parametrize("address", ["127.0.0.1", "::1", "10.0.0.1", "192.168.1.1", "fc00::1", "169.254.1.1"])
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1", "10.0.0.1", "192.168.1.1", "fc00::1"])
 def test_private_networks_allowed_take_loopback_and_private(address):
     assert http.private_network_refusal(ipaddress.ip_address(address)) is None
+
+
+@pytest.mark.parametrize("address", ["169.254.169.254", "169.254.1.1", "fe80::1", "::ffff:169.254.169.254"])
+def test_private_networks_allowed_still_refuse_link_local(address):
+    """Contract 15.1: the metadata ranges are refused always, even where tests allow private
+    networks (a cloud's instance metadata, and its credentials, answer on 169.254.169.254)."""
+    ip = ipaddress.ip_address(address)
+    assert http.private_network_refusal(ip) == f"{ip} is a link-local address"
 
 
 @pytest.mark.parametrize("address", ["0.0.0.0", "::", "224.0.0.1", "ff02::1"])

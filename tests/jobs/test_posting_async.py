@@ -1,4 +1,4 @@
-"""The async posting path (jobs/posting.py ``run_async``, what the worker runs with the
+"""The async posting path (jobs/posting.py ``run``, the posting task, with the
 ledger in this database) on a pool made as the worker makes its own (``jobs.make_pool``):
 the same outcomes and callbacks as the sync path, the callback in the posting's
 transaction, idempotence, the retry decision and the stuck flag."""
@@ -13,7 +13,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from pdam.core import errors, posting
+from pdam.core import errors, posting, webhooks
 from pdam.core.records import Payment
 from pdam.infra.db import pyformat
 from pdam.peti import callbacks
@@ -94,8 +94,8 @@ def test_same_outcomes_and_callbacks_as_the_sync_path(
     assert async_body == json.loads(json.dumps(callbacks.body_for(Payment.from_row(row), outcome)))
     # Each with its delivery job, in the payment's callback order (lock).
     assert [(j[1], j[2]) for j in jobs[-2:]] == [
-        (f"webhook-payment-{sync_id}", "webhooks"),
-        (f"webhook-payment-{async_id}", "webhooks"),
+        (webhooks.lock_for(sync_id, HOOK), "webhooks"),
+        (webhooks.lock_for(async_id, HOOK), "webhooks"),
     ]
     assert run_sql("select count(*) from webhook_delivery") == [(4,)] and len(jobs) == 4
 

@@ -13,6 +13,7 @@ import time
 import pytest
 from werkzeug import Response
 
+from pdam.core import webhooks
 from pdam.infra.settings import VERSION
 from tests.conftest import HOOK
 from tests.factories import CID, SEALER, deliver_pending, wait_for
@@ -113,7 +114,7 @@ def test_created_then_final_in_order_signed(
         "select queue_name, lock, status from procrastinate_jobs where task_name = 'webhooks.deliver'"
     )
     pay_id = run_sql("select id from payment")[0][0]
-    assert jobs == [("webhooks", f"webhook-payment-{pay_id}", "succeeded")] * 2
+    assert jobs == [("webhooks", webhooks.lock_for(pay_id, receiver.url()), "succeeded")] * 2
 
 
 def test_request_authorization_when_no_callback_token(
