@@ -6,7 +6,7 @@ FLASK := $(PY) -m flask --app wsgi
 PORT ?= 5000
 export PORT
 
-.PHONY: run port-free test install dev-keys bench stop clean
+.PHONY: run port-free test drill install ha-install dev-keys bench stop clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,12 +38,32 @@ run: port-free install dev-keys
 	DATABASE_URL="$$($(FLASK) db url)" PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start web worker
 
 # Set up everything, check style and layers, run the whole test suite (embedded PostgreSQL
-# unless TEST_DATABASE_URL is set).
+# unless TEST_DATABASE_URL is set) on PYTEST_WORKERS processes (pytest-xdist); the drills
+# are `make drill`.
+PYTEST_WORKERS ?= 2
 test: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+# The HA engine's tools (docs/high-availability.md): Patroni in a virtualenv of its own, made
+# with the system's python so that the postgres user can run it (not one under /root), for
+# scripts/ha.py. etcd comes from the system's packages: apt-get install etcd-server.
+PATRONI_VENV ?= /opt/pdam-patroni
+export PATRONI_VENV
+ha-install: $(PATRONI_VENV)/.installed
+
+$(PATRONI_VENV)/.installed: requirements-ha.txt
+	/usr/bin/python3 -m venv $(PATRONI_VENV)
+	$(PATRONI_VENV)/bin/pip install --quiet -r requirements-ha.txt
+	touch $@
+
+# The drills (minutes each; not part of `make test`): the Patroni cluster's three faults
+# (scripts/ha_drill.py), a primary lost and a standby promoted by hand, and the trap of a
+# standby promoted by hand that still names a synchronous standby (scripts/failover_drill.py).
+drill: install ha-install
+	$(PY) -m pytest -m drill $(PYTEST_ARGS)
 
 # Benchmarks (docs/benchmarks.md): API load, job server, bills import.
 bench: install

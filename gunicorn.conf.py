@@ -89,6 +89,14 @@ def post_fork(server, worker):
         runtime.dispose()
 
 
+def post_worker_init(worker):
+    """/health on a lane of its own, never queued behind request threads blocked on the
+    database (pdam/web/health_lane.py)."""
+    from pdam.web import health_lane
+
+    health_lane.install(worker)
+
+
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 

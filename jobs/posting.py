@@ -9,6 +9,7 @@ decision, the stuck flag and the log lines.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -17,7 +18,7 @@ import procrastinate
 import psycopg
 
 from pdam.core import errors, posting
-from pdam.infra import logs, queue
+from pdam.infra import deadline, logs, queue
 from pdam.infra.runtime import Runtime
 
 from . import RetryOnType, app, current, ledger_connection
@@ -30,27 +31,54 @@ Connect = Callable[[], AbstractAsyncContextManager[psycopg.AsyncConnection]]
 
 async def run(rt: Runtime, connect: Connect, payment_id: int, attempt: int) -> str:
     """One posting attempt on a connection from ``connect`` (the worker's pool:
-    ``app.connector.pool.connection``, which commits the block's work at its end and rolls
-    it back on error); return the payment's status. The posting and its final callback
-    commit together; a payment without a callback is posted by one statement committed on
-    its own (``posting.post``'s ``post_alone``). With a separate billing ledger the ledger
-    has a connection of its own, committed first: a crash before ours is recognised on retry.
+    ``app.connector.pool.connection``, which rolls the block's work back on error); return
+    the payment's status. The posting and its final callback commit together; a payment
+    without a callback is posted by one statement committed on its own (``posting.post``'s
+    ``post_alone``). With a separate billing ledger the ledger has a connection of its own,
+    committed first: a crash before ours is recognised on retry.
+
+    Bounded by ``REQUEST_DEADLINE_SECONDS``: past it the attempt is cancelled (psycopg sends
+    the server a cancel when the task is cancelled) and ends as one that can pass; a commit
+    that received a WARNING (a synchronous standby's wait cancelled: committed here, perhaps
+    not replicated) is not confirmed either, and the attempt is made again (posting is
+    idempotent: a payment posted already is left as it is).
 
     A failure raises ``Retry`` while it can pass and attempts remain, else ``GiveUp``;
     giving up flags the payment stuck for operators (it stays ``created`` and visible,
     ``payment requeue`` puts it back), except for a payment that does not exist.
     """
+    notices = deadline.Notices()
     try:
-        async with connect() as conn:
-            if rt.database.separate_ledger:
-                async with await ledger_connection(rt) as ledger:
-                    result = await posting.settle.aio(conn, ledger, payment_id, rt.now())
-            else:
-                result = await posting.settle.aio(conn, None, payment_id, rt.now())
+        async with asyncio.timeout(rt.settings["REQUEST_DEADLINE_SECONDS"]):
+            async with connect() as conn:
+                conn.add_notice_handler(notices)
+                try:
+                    # a statement committed alone (``post_alone``) commits inside settle
+                    with deadline.confirm_commit(notices):
+                        result = await _settle(rt, conn, payment_id)
+                        await conn.commit()
+                finally:
+                    conn.remove_notice_handler(notices)
+    except TimeoutError as exc:
+        raise await _failed(deadline.DeadlineExceeded(), rt, connect, payment_id, attempt) from exc
     except Exception as exc:
         raise await _failed(exc, rt, connect, payment_id, attempt) from exc
     _log_posted(result, payment_id, attempt)
     return result.status
+
+
+async def _settle(rt: Runtime, conn: psycopg.AsyncConnection, payment_id: int) -> posting.Posted:
+    """``posting.settle`` on ``conn``; a separate ledger's work on its own connection,
+    committed (and confirmed) before ``conn``'s."""
+    if not rt.database.separate_ledger:
+        return await posting.settle.aio(conn, None, payment_id, rt.now())
+    ledger_notices = deadline.Notices()
+    async with await ledger_connection(rt) as ledger:
+        ledger.add_notice_handler(ledger_notices)
+        result = await posting.settle.aio(conn, ledger, payment_id, rt.now())
+        with deadline.confirm_commit(ledger_notices):
+            await ledger.commit()
+    return result
 
 
 async def _failed(

@@ -10,7 +10,8 @@ import time
 import procrastinate
 
 from pdam.core import errors, events, webhooks
-from pdam.infra import http, queue
+from pdam.infra import deadline, http, queue
+from pdam.infra.db import begin
 from pdam.infra.port import is_transient
 from pdam.infra.runtime import Runtime
 
@@ -30,7 +31,10 @@ def deliver(rt: Runtime, delivery_id: int, job_attempt: int = 1) -> str:
     No database transaction stays open during the HTTP call.
     """
     try:
-        return _attempt(rt, delivery_id, job_attempt)
+        # Bounded: the receiver's time, then the database's (pdam/infra/deadline.py).
+        seconds = rt.settings["REQUEST_DEADLINE_SECONDS"] + rt.settings["WEBHOOK_TIMEOUT_SECONDS"]
+        with deadline.bounded(seconds):
+            return _attempt(rt, delivery_id, job_attempt)
     except (errors.Retry, errors.GiveUp):
         raise
     except Exception as exc:
@@ -38,7 +42,7 @@ def deliver(rt: Runtime, delivery_id: int, job_attempt: int = 1) -> str:
             raise errors.retry_decision(exc, job_attempt, rt.settings["WEBHOOK_MAX_ATTEMPTS"]) from exc
         log.exception("webhook delivery failed", extra={"delivery_id": delivery_id})
         reason = f"delivery error: {type(exc).__name__}"
-        with rt.database.engine.begin() as conn:
+        with begin(rt.database.engine) as conn:
             webhooks.give_up(conn, delivery_id, reason, rt.now())
         raise webhooks.DeliveryFailed(f"webhook delivery {delivery_id}: {reason}") from exc
 
@@ -66,7 +70,7 @@ def _attempt(rt: Runtime, delivery_id: int, job_attempt: int) -> str:
     status = webhooks.status_after(
         outcome.result, settings, attempts, job_attempt, row.first_attempt_at or attempted_at, attempted_at
     )
-    with rt.database.engine.begin() as conn:
+    with begin(rt.database.engine) as conn:
         recorded = webhooks.record_attempt(
             conn,
             row,

@@ -36,21 +36,17 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import warnings
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from http.client import HTTPConnection
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
-from failover_figures import Answer, checks, figures, report  # noqa: E402 (scripts/, beside this file)
+from drill_traffic import HealthSampler, Receiver, Traffic, drain, pay_one  # noqa: E402 (scripts/, beside this file)
+from failover_figures import checks, figures, report  # noqa: E402
 
 from bench import common  # noqa: E402
 
@@ -119,21 +115,27 @@ def _children(parent: int) -> list[int]:
     return found
 
 
-def build_pair(primary: Cluster, standby: Cluster, asynchronous: bool = False) -> None:
-    """A primary and its synchronous streaming standby (``pg_basebackup -R``)."""
+def build_pair(primary: Cluster, standby: Cluster, asynchronous: bool = False, trap: bool = False) -> None:
+    """A primary and its synchronous streaming standby (``pg_basebackup -R``). ``trap``: the
+    common way, the primary names its synchronous standby before the copy, so the standby's
+    copy names one too (promoted by hand, it waits for a standby that does not exist)."""
     primary.run("initdb", "-D", str(primary.data), "--auth=trust", "-U", "postgres", "--encoding=utf8")
     with (primary.data / "postgresql.conf").open("a") as conf:
         conf.write("synchronous_commit = on\nwal_level = replica\n")
     primary.start()
     with psycopg.connect(primary.url(), autocommit=True) as conn:
         conn.execute("create database pdam")
+    if trap:
+        with psycopg.connect(primary.url(), autocommit=True) as conn:
+            conn.execute("alter system set synchronous_standby_names = 'standby'")
+            conn.execute("select pg_reload_conf()")
     source = f"host=127.0.0.1 port={primary.port} user=postgres application_name=standby"
     primary.run("pg_basebackup", "-D", str(standby.data), "-d", source, "-R", "-X", "stream", "-c", "fast")
     standby.start()
     deadline = time.monotonic() + 30
     with psycopg.connect(primary.url(), autocommit=True) as conn:
         # Only now: with no standby attached, every commit would wait for one.
-        if not asynchronous:
+        if not asynchronous and not trap:
             conn.execute("alter system set synchronous_standby_names = 'standby'")
             conn.execute("select pg_reload_conf()")
         while True:
@@ -175,91 +177,6 @@ def commit_cost(primary: Cluster, count: int = 300) -> dict:
     return out
 
 
-# --- the partner's side: a webhook receiver and the payments --------------------------
-
-
-class Receiver:
-    """Callbacks received, by X-Event-Id (the same for every attempt of one delivery)."""
-
-    def __init__(self):
-        self.events: Counter[str] = Counter()
-        self.first: dict[str, float] = {}  # X-Event-Id -> when it first came (monotonic)
-        lock = threading.Lock()
-        events, first = self.events, self.first
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with lock:
-                    event = self.headers.get("X-Event-Id", "")
-                    events[event] += 1
-                    first.setdefault(event, time.monotonic())
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/callback"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@dataclass
-class Traffic:
-    answers: list[Answer] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add(self, answer: Answer) -> Answer:
-        with self.lock:
-            self.answers.append(answer)
-        return answer
-
-
-def _call(port: int, method: str, path: str, headers: dict, body: bytes | None, kind: str, pid: str = ""):
-    sent = time.monotonic()
-    conn = HTTPConnection("127.0.0.1", port, timeout=15)
-    try:
-        conn.request(method, path, body=body, headers=headers)
-        response = conn.getresponse()
-        data = response.read()
-        answer = Answer(kind, sent, time.monotonic(), response.status, response.getheader("Retry-After"), pid)
-        return answer, response, data
-    except OSError:
-        return Answer(kind, sent, time.monotonic(), 0, None, pid), None, b""
-    finally:
-        conn.close()
-
-
-def pay_one(port: int, token: str, k: int, callback: str, traffic: Traffic) -> None:
-    """An inquiry, then the payment of its bills with an X-Async callback."""
-    cid = common.customer_id(k)
-    auth = {"Authorization": f"Bearer {token}"}
-    answer, response, _ = _call(port, "GET", f"/tagihan/{cid}", auth, None, "inquiry")
-    traffic.add(answer)
-    if answer.status != 200:
-        return
-    pid = f"drill-{k}"
-    body = json.dumps(
-        {
-            "inq": response.getheader("X-Cross-Site"),
-            "pid": pid,
-            "amo": common.customer_total(k),
-            "mer": common.MERCHANT,
-            "per": [int(p) for p in common.PERIODS],
-        }
-    ).encode()
-    headers = {**auth, "Content-Type": "application/json", "X-Async": callback}
-    answer, _, _ = _call(port, "POST", f"/tagihan/{cid}", headers, body, "payment", pid)
-    traffic.add(answer)
-
-
 # --- the drill -----------------------------------------------------------------------
 
 
@@ -280,6 +197,18 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--asynchronous",
         action="store_true",
         help="for comparison only: an asynchronous standby (commits do not wait for it)",
+    )
+    parser.add_argument(
+        "--trap",
+        action="store_true",
+        help="the standby's copy names a synchronous standby (built the common way): promoted by hand,"
+        " its commits wait for none until the operator clears synchronous_standby_names",
+    )
+    parser.add_argument(
+        "--clear-after",
+        type=float,
+        default=10.0,
+        help="with --trap: clear it this long after the promotion (10)",
     )
     parser.add_argument("--json", type=Path, help="also write the figures and checks to this file")
     parser.add_argument("--keep-logs", type=Path, help="copy the web and worker logs into this folder")
@@ -306,13 +235,27 @@ def drive(port: int, token: str, callback: str, args, primary: Cluster, standby:
                 if time.monotonic() - events["killed"] >= args.promote_after:
                     pool.submit(_promote, standby, events)
                     events["promoted"] = 0.0  # set when pg_ctl promote returns
+            if args.trap and events.get("promoted") and "cleared" not in events:
+                if time.monotonic() - events["promoted"] >= args.clear_after:
+                    _clear(standby, events)
             due = start + k / args.rate
             if due > time.monotonic():
                 time.sleep(due - time.monotonic())
             pool.submit(pay_one, port, token, k, callback, traffic)
     if not events.get("promoted"):
         raise RuntimeError("the run ended before the promotion: lengthen --seconds or shorten --kill-at")
+    if args.trap and "cleared" not in events:
+        raise RuntimeError("the run ended before synchronous_standby_names was cleared: lengthen --seconds")
     return {"traffic": traffic, "count": count, **events, "start": start, "asynchronous": args.asynchronous}
+
+
+def _clear(standby: Cluster, events: dict) -> None:
+    """What the operator does on the new primary: it names no synchronous standby."""
+    with psycopg.connect(standby.url(), autocommit=True, connect_timeout=3) as conn:
+        conn.execute("alter system set synchronous_standby_names = ''")
+        conn.execute("select pg_reload_conf()")
+    events["cleared"] = time.monotonic()
+    common.log(f"synchronous_standby_names cleared on the new primary (port {standby.port})")
 
 
 def _promote(standby: Cluster, events: dict) -> None:
@@ -320,23 +263,6 @@ def _promote(standby: Cluster, events: dict) -> None:
     events["promoted"] = time.monotonic()
     events["promoted_at"] = dt.datetime.now(dt.UTC)
     common.log(f"standby (port {standby.port}) promoted")
-
-
-def drain(url: str, seconds: float) -> None:
-    """Wait until the job server has posted every payment and settled every callback."""
-    deadline = time.monotonic() + seconds
-    with psycopg.connect(url, autocommit=True) as conn:
-        while time.monotonic() < deadline:
-            open_payments = conn.execute("select count(*) from payment where status = 'created'").fetchone()[
-                0
-            ]
-            open_hooks = conn.execute(
-                "select count(*) from webhook_delivery where status = 'pending'"
-            ).fetchone()[0]
-            if open_payments == 0 and open_hooks == 0:
-                return
-            time.sleep(1)
-    common.log(f"still open after {seconds:.0f} s: {open_payments} payments, {open_hooks} callbacks")
 
 
 def main(argv=None) -> int:
@@ -357,7 +283,7 @@ def main(argv=None) -> int:
     receiver = Receiver()
     try:
         common.log(f"building a primary and a synchronous standby under {folder}")
-        build_pair(primary, standby, args.asynchronous)
+        build_pair(primary, standby, args.asynchronous, args.trap)
         cost = commit_cost(primary)
         url = (
             f"postgresql://postgres@127.0.0.1:{primary.port},127.0.0.1:{standby.port}/pdam"
@@ -386,7 +312,9 @@ def main(argv=None) -> int:
                     common.log(
                         f"{args.rate:.0f} payments/s for {args.seconds:.0f} s on gunicorn port {web.port}"
                     )
+                    sampler = HealthSampler(web.port)
                     run = drive(web.port, setup.tokens[PARTNER], receiver.url, args, primary, standby)
+                    run["health"] = sampler.stop()
                     common.log("traffic done; waiting for the job server to drain")
                     drained = time.monotonic()
                     drain(standby.url("pdam"), args.drain_seconds)

@@ -5,40 +5,25 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
+from drill_traffic import health_figures  # noqa: E402
 
 from bench import common  # noqa: E402
+from pdam.infra import settings  # noqa: E402
 
-
-@dataclass
-class Answer:
-    """One request of the drill's traffic (scripts/failover_drill.py) and its answer."""
-
-    kind: str  # "inquiry" or "payment"
-    sent: float
-    received: float
-    status: int  # 0: no HTTP answer (connection error or timeout)
-    retry_after: str | None
-    pid: str = ""
-
-
-class Receiver(Protocol):
-    """What the figures read of the drill's webhook receiver: deliveries by X-Event-Id, and
-    when each first came (monotonic)."""
-
-    events: Counter[str]
-    first: dict[str, float]
-
+if TYPE_CHECKING:
+    from drill_traffic import Answer, Receiver
 
 #: Web and worker must be back within this many seconds of the promotion.
 RECOVERY_LIMIT_SECONDS = 30.0
+#: /health must answer within this.
+HEALTH_LIMIT_SECONDS = 1.0
 
 
 def figures(url: str, run: dict, receiver: Receiver) -> dict:
@@ -112,7 +97,37 @@ def figures(url: str, run: dict, receiver: Receiver) -> dict:
         for a in answers
         if a.kind == "payment" and a.status == 202 and a.received < killed
     )
+    deadline = settings.load()["REQUEST_DEADLINE_SECONDS"]
+    trap = None
+    if "cleared" in run:  # the standby promoted by hand still named a synchronous standby
+        cleared = run["cleared"]
+        # answered between the promotion and the clear; sent then (answered whenever)
+        during = [a for a in answers if promoted <= a.received < cleared and a.sent >= killed]
+        sent = [a for a in answers if promoted <= a.sent < cleared]
+        after = min(
+            (a.received for a in answers if a.kind == "payment" and a.status == 202 and a.sent >= cleared),
+            default=None,
+        )
+        said = [
+            s
+            for s in run["health"]
+            if promoted <= s.sent and s.sent + s.seconds <= cleared and s.commit == "unavailable"
+        ]
+        trap = {
+            "promotion_to_clear_seconds": round(cleared - promoted, 1),
+            "statuses_before_the_clear": dict(Counter(f"{a.kind} {a.status}" for a in during)),
+            "statuses_sent_before_the_clear": dict(Counter(f"{a.kind} {a.status}" for a in sent)),
+            "health_said_cannot_commit": len(said),
+            "first_202_after_the_clear_seconds": None if after is None else round(after - cleared, 2),
+        }
     return {
+        "trap": trap,
+        "deadline_seconds": deadline,
+        "slowest_answer_seconds": round(
+            max((a.received - a.sent for a in answers if a.status), default=0.0), 2
+        ),
+        "over_deadline": sum(1 for a in answers if a.status and a.received - a.sent > deadline),
+        "health": health_figures(run["health"], run["start"]),
         "standby": "asynchronous" if run["asynchronous"] else "synchronous",
         "killed_at_seconds": round(killed - run["start"], 1),
         "payment_latency_ms_before_kill": {
@@ -172,6 +187,11 @@ def report(f: dict) -> None:
     print(f"web:    first 202 {f['web_recovery_seconds']} s after the promotion")
     print(f"worker: first job done {f['worker_recovery_seconds']} s after the promotion")
     print(
+        f"slowest answer {f['slowest_answer_seconds']} s (deadline {f['deadline_seconds']} s); /health: {f['health']}"
+    )
+    if f["trap"]:
+        print(f"trap: {f['trap']}")
+    print(
         f"new primary: {f['accepted_202'] - len(f['missing_on_new_primary'])} of {f['accepted_202']} payments"
         f" answered 202, {len(f['not_posted'])} not posted, {len(f['posted_other_than_once'])} posted other than"
         f" once; ledger {f['ledger_sum']} = posted {f['posted_sum']}"
@@ -186,7 +206,34 @@ def report(f: dict) -> None:
 
 def checks(f: dict) -> list[tuple[str, bool, str]]:
     cb = f["callbacks"]
-    return [
+    trap = []
+    if f["trap"]:
+        t = f["trap"]
+        trap = [
+            (
+                "the trap: /health said the database cannot commit",
+                t["health_said_cannot_commit"] > 0,
+                f"{t['health_said_cannot_commit']} answers said so before the clear",
+            ),
+            (
+                f"payments flow within {RECOVERY_LIMIT_SECONDS:.0f} s of the clear",
+                t["first_202_after_the_clear_seconds"] is not None
+                and t["first_202_after_the_clear_seconds"] <= RECOVERY_LIMIT_SECONDS,
+                f"first 202 {t['first_202_after_the_clear_seconds']} s after; before it: {t['statuses_before_the_clear']}",
+            ),
+        ]
+    return trap + [
+        (
+            f"no request over the deadline ({f['deadline_seconds']} s)",
+            f["over_deadline"] == 0,
+            f"{f['over_deadline']} over; slowest {f['slowest_answer_seconds']} s",
+        ),
+        (
+            f"/health within {HEALTH_LIMIT_SECONDS} s every time",
+            f["health"]["slowest_seconds"] < HEALTH_LIMIT_SECONDS
+            and f["health"]["statuses"].get("0", 0) == 0,
+            f"slowest {f['health']['slowest_seconds']} s of {f['health']['samples']}; {f['health']['statuses']}",
+        ),
         (
             "every 202 payment is on the new primary",
             not f["missing_on_new_primary"],

@@ -18,7 +18,7 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
 
-from . import embedded
+from . import deadline, embedded
 from .settings import libpq_url, sqlalchemy_url
 
 
@@ -87,7 +87,24 @@ def make_engine(url: str, settings: Mapping, **kwargs) -> sa.Engine:
         **kwargs,
     )
     sa.event.listen(engine, "checkout", _discard_stale)
+    watch_deadlines(engine)
     return engine
+
+
+NOTICES = "pdam.notices"
+
+
+def watch_deadlines(engine: sa.Engine) -> None:
+    """Each connection of ``engine`` keeps the WARNINGs it receives (``committing`` reads
+    them), and one checked out inside a deadline scope is watched by it (``deadline``)."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _connected(dbapi_connection, record):
+        record.info[NOTICES] = deadline.watch_notices(dbapi_connection)
+
+    @sa.event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection, record, proxy):
+        deadline.adopt(dbapi_connection)
 
 
 class Database:
@@ -109,13 +126,24 @@ class Database:
 
 @contextlib.contextmanager
 def committing(conn: sa.Connection) -> Iterator[sa.Connection]:
-    """Commit ``conn``'s work at the end of the block, roll it back on error."""
+    """Commit ``conn``'s work at the end of the block, roll it back on error. A commit that
+    received a WARNING (a cancelled wait for a synchronous standby: committed here, perhaps
+    not replicated) raises ``CommitUnconfirmed``: the caller cannot say it happened."""
     try:
         yield conn
+        deadline.check()
     except BaseException:
         conn.rollback()
         raise
-    conn.commit()
+    with deadline.confirm_commit(conn.connection.info.get(NOTICES)):
+        conn.commit()
+
+
+@contextlib.contextmanager
+def begin(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """``engine.begin()`` whose commit is confirmed as ``committing``'s is."""
+    with engine.connect() as conn, committing(conn):
+        yield conn
 
 
 _DIALECT = pg_dialect.dialect()

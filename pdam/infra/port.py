@@ -30,7 +30,8 @@ import psycopg
 import sqlalchemy as sa
 from psycopg.rows import namedtuple_row
 
-from .db import driver_connection, pyformat
+from . import deadline
+from .db import NOTICES, driver_connection, pyformat
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -86,8 +87,14 @@ def translated(exc: BaseException) -> Transient | Permanent | None:
     return error
 
 
+#: The service's own failures that pass (not a driver's: they stay as they are): past the
+#: request's (or job's) deadline; a commit a synchronous standby did not confirm.
+PASSING = (deadline.DeadlineExceeded, deadline.CommitUnconfirmed)
+
+
 def is_transient(exc: BaseException) -> bool:
-    return isinstance(translated(exc), Transient)
+    """Whether ``exc`` can pass: answered 503, retried by the job server."""
+    return isinstance(exc, PASSING) or isinstance(translated(exc), Transient)
 
 
 class Fetch(NamedTuple):
@@ -247,7 +254,10 @@ class SyncDb:
             raw = driver_connection(conn)
             raw.autocommit = True  # client-side only: nothing is sent
             try:
-                return self._execute(raw, op)
+                # Its own commit: a WARNING there (a synchronous standby's wait cancelled) is
+                # a change not confirmed, as in ``committing``.
+                with deadline.confirm_commit(conn.connection.info.get(NOTICES)):
+                    return self._execute(raw, op)
             finally:
                 if not raw.closed:
                     raw.autocommit = False
@@ -256,6 +266,7 @@ class SyncDb:
         return self._execute(driver_connection(conn), op)
 
     def _execute(self, raw: psycopg.Connection, op: Fetch):
+        deadline.check()
         try:
             with raw.cursor(row_factory=namedtuple_row) as cur:
                 cur.execute(pyformat(op.statement), op.params)

@@ -13,7 +13,7 @@ import datetime as dt
 import threading
 from collections.abc import Mapping
 
-from . import clock, sealing
+from . import clock, probe, sealing
 from .db import Database
 
 
@@ -24,6 +24,7 @@ class Runtime:
         self._database: Database | None = None
         self._sealer: sealing.Sealer | None = None
         self._verified = False
+        self._probe: probe.Probe | None = None
         self._lock = threading.Lock()
 
     @property
@@ -54,6 +55,15 @@ class Runtime:
             self._verified = True
         return database
 
+    def probe(self) -> probe.Probe:
+        """Whether the payments database answers and can commit (``/health``), checked on a
+        connection and a thread of its own."""
+        if self._probe is None:
+            with self._lock:
+                if self._probe is None:
+                    self._probe = probe.Probe(self.database.url, self.settings)
+        return self._probe
+
     def now(self) -> dt.datetime:
         return self.clock()
 
@@ -61,3 +71,5 @@ class Runtime:
         """Close the pools (after a fork, or at the end); they reopen on next use."""
         if self._database is not None:
             self._database.dispose()
+        if self._probe is not None:
+            self._probe.stop()

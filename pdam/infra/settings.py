@@ -29,6 +29,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise RuntimeError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value <= 0:
+        raise RuntimeError(f"{name} must be a positive number of seconds, got {value}")
+    return value
+
+
 def _flag(env: Mapping[str, str], name: str) -> bool:
     return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -93,6 +100,9 @@ def load(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "DB_POOL_SIZE": _int(env, "DB_POOL_SIZE", 5),
         "DB_CONNECT_TIMEOUT": _int(env, "DB_CONNECT_TIMEOUT", 3),
         "DB_STATEMENT_TIMEOUT_MS": _int(env, "DB_STATEMENT_TIMEOUT_MS", 10000),
+        # Every request answered, every job attempt ended, within this many seconds whatever
+        # the database does (pdam/infra/deadline.py): past it, its statements are cancelled.
+        "REQUEST_DEADLINE_SECONDS": _positive(env, "REQUEST_DEADLINE_SECONDS", 10),
         # Tokens
         "PDAM_JWT_ALGORITHM": algorithm,
         "PDAM_JWT_PUBLIC_KEY": public_key,

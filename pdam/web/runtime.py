@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -16,17 +17,45 @@ import sqlalchemy as sa
 from flask import Flask, current_app, g
 
 from ..core import errors
-from ..infra import sealing
+from ..infra import deadline, sealing
 from ..infra.db import Database, committing
 from ..infra.port import IntegrityViolation, translated
 from ..infra.runtime import Runtime
+from . import health_lane
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
+#: What a request's deadline keeps for the time gunicorn does not see (under gunicorn only).
+ALLOWANCE_SECONDS = 1.0
+
+
+class Bounded:
+    """WSGI middleware: the request's database work ends within ``REQUEST_DEADLINE_SECONDS``
+    (``pdam/infra/deadline.py``): past it, its statements are cancelled and it answers 503.
+    Under gunicorn the time counts from the request's arrival (``health_lane.arrived``): a
+    request that waited for a thread has that much less, and one that waited it all out
+    answers 503 at its first statement."""
+
+    def __init__(self, wsgi_app, seconds: float):
+        self.wsgi_app = wsgi_app
+        self.seconds = seconds
+
+    def __call__(self, environ, start_response):
+        seconds = self.seconds
+        came = health_lane.arrived(environ)
+        if came is not None:
+            # less what it waited, and a second for what came before its arrival and after
+            # its answer (the listen queue, the client's connect, the answer's way back)
+            seconds = max(0.05, seconds - ALLOWANCE_SECONDS - (time.monotonic() - came))
+        with deadline.bounded(seconds):
+            return self.wsgi_app(environ, start_response)
+
+
 def init_app(app: Flask) -> None:
     app.extensions["pdam.runtime"] = Runtime(app.config)
+    app.wsgi_app = Bounded(app.wsgi_app, app.config["REQUEST_DEADLINE_SECONDS"])
 
     @app.teardown_appcontext
     def _close(exc: BaseException | None) -> None:

@@ -30,6 +30,10 @@ from pdam.peti import openapi
 from tests import world as world_module
 from tests.factories import fuzz_cases, fuzz_coverage, only_failed
 
+# One process runs the whole module under `make test` (pytest-xdist, --dist loadgroup):
+# test_valid_requests_also_succeeded reads what test_operation recorded in this process.
+pytestmark = pytest.mark.xdist_group("peti-fuzz")
+
 MIN_CASES = 100
 DOCUMENT = openapi.build()
 OPERATIONS = [(path, method) for path, ops in DOCUMENT["paths"].items() for method in ops]

@@ -35,6 +35,10 @@ from tests.factories import SEALER, fuzz_cases, fuzz_coverage, only_failed
 
 from .conftest import Bank, compact, hmac_signature, register, rsa_signature, wib_timestamp
 
+# One process runs the whole module under `make test` (pytest-xdist, --dist loadgroup):
+# test_valid_requests_also_succeeded reads what test_operation recorded in this process.
+pytestmark = pytest.mark.xdist_group("snap-fuzz")
+
 MIN_CASES = 100
 DOCUMENT = openapi_document()
 OPERATIONS = [
