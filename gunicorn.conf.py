@@ -34,6 +34,9 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
 worker_class = "pdam.web.server.BufferingWorker"
 threads = int(os.environ.get("WEB_THREADS", "1"))
 keepalive = 5
+# The proxies whose X-Forwarded-For entry is the client (the app reads the same variable:
+# pdam/web/addresses.py); gunicorn's own default, named here.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or "127.0.0.1,::1"
 timeout = 30
 graceful_timeout = 20
 # Build the app once in the master; each worker gets fresh connections (post_fork).

@@ -110,4 +110,5 @@ class RetryOnType(procrastinate.BaseRetryStrategy):
     def get_retry_decision(self, *, exception, job):
         if not isinstance(exception, Retry):
             return None
-        return procrastinate.RetryDecision(retry_in={"seconds": current().settings[self.seconds_setting]})
+        setting = "SANDBOX_RETRY_SECONDS" if exception.soon else self.seconds_setting
+        return procrastinate.RetryDecision(retry_in={"seconds": current().settings[setting]})

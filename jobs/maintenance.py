@@ -1,4 +1,5 @@
-"""Maintenance tasks: inquiry clean-up, stalled-job recovery and a no-op for queue checks."""
+"""Maintenance tasks: inquiry clean-up, the sandbox's retention, stalled-job recovery and a
+no-op for queue checks."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import logging
 
 from procrastinate.jobs import Status
 
-from pdam.core import inquiry, posting, webhooks
+from pdam.core import inquiry, posting, sandbox, webhooks
 from pdam.infra import queue
 from pdam.infra.runtime import Runtime
 
@@ -22,6 +23,16 @@ async def purge_inquiries(timestamp: int) -> int:
     rt = current()
     async with app.connector.pool.connection() as conn:
         return await inquiry.purge_expired.aio(conn, rt.now())
+
+
+@app.periodic(cron="17 * * * *")
+@app.task(name="maintenance.purge_sandbox", queue=queue.MAINTENANCE_QUEUE, queueing_lock="purge_sandbox")
+def purge_sandbox(timestamp: int) -> int:
+    """Delete sandbox inquiries, payments and callbacks older than SANDBOX_RETENTION_DAYS
+    (contract 14.1), every hour."""
+    rt = current()
+    with rt.database.engine.begin() as conn:
+        return sandbox.purge(conn, rt.now(), rt.settings["SANDBOX_RETENTION_DAYS"])
 
 
 @app.task(name="maintenance.recover_stalled", queue=queue.MAINTENANCE_QUEUE, queueing_lock="recover_stalled")

@@ -55,7 +55,7 @@ async def run(rt: Runtime, connect: Connect, payment_id: int, attempt: int) -> s
                 try:
                     # a statement committed alone (``post_alone``) commits inside settle
                     with deadline.confirm_commit(notices):
-                        result = await _settle(rt, conn, payment_id)
+                        result = await _settle(rt, conn, payment_id, attempt)
                         await conn.commit()
                 finally:
                     conn.remove_notice_handler(notices)
@@ -67,15 +67,17 @@ async def run(rt: Runtime, connect: Connect, payment_id: int, attempt: int) -> s
     return result.status
 
 
-async def _settle(rt: Runtime, conn: psycopg.AsyncConnection, payment_id: int) -> posting.Posted:
+async def _settle(
+    rt: Runtime, conn: psycopg.AsyncConnection, payment_id: int, attempt: int
+) -> posting.Posted:
     """``posting.settle`` on ``conn``; a separate ledger's work on its own connection,
     committed (and confirmed) before ``conn``'s."""
     if not rt.database.separate_ledger:
-        return await posting.settle.aio(conn, None, payment_id, rt.now())
+        return await posting.settle.aio(conn, None, payment_id, rt.now(), attempt)
     ledger_notices = deadline.Notices()
     async with await ledger_connection(rt) as ledger:
         ledger.add_notice_handler(ledger_notices)
-        result = await posting.settle.aio(conn, ledger, payment_id, rt.now())
+        result = await posting.settle.aio(conn, ledger, payment_id, rt.now(), attempt)
         with deadline.confirm_commit(ledger_notices):
             await ledger.commit()
     return result

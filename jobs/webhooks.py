@@ -57,11 +57,14 @@ def _attempt(rt: Runtime, delivery_id: int, job_attempt: int) -> str:
     protocol = events.protocol(row.protocol)
     raw_body = protocol.render(row.body)
     attempted_at = rt.now()
+    headers = protocol.headers(row, raw_body, attempted_at)
+    if row.sandbox:  # every protocol's sandbox callbacks say so (contract 14.1)
+        headers["X-Sandbox"] = "true"
     started = time.monotonic()
     outcome = http.send(
         row.url,
         raw_body,
-        protocol.headers(row, raw_body, attempted_at),
+        headers,
         timeout=settings["WEBHOOK_TIMEOUT_SECONDS"],
         allow_private=settings["WEBHOOK_ALLOW_PRIVATE_NETWORKS"],
     )

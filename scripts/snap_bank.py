@@ -16,6 +16,10 @@ and X-CLIENT-KEY on the token's).
       --private-key instance/bank/private.pem --secret <secret> --service-id 12345 \\
       --customer 010101010101
 
+With ``--sandbox`` (a client from ``snap register ... --sandbox``) every answer must carry
+``X-Sandbox: true``, and the customer defaults to the sandbox's 990000000006 (30 bills,
+24 shown and paid): docs/banks.md lists the test customers.
+
 Exit status 0 when every step answered as SNAP says it should, else 1.
 """
 
@@ -101,6 +105,7 @@ class Bank:
         self.channel_id = args.channel_id
         self.pretty = args.pretty
         self.full = args.full_signatures
+        self.sandbox = args.sandbox
         self.token: str | None = None
         self.ok = True
 
@@ -131,12 +136,19 @@ class Bank:
         if self.token and not self.full:
             shown = shown.replace(self.token, self._short(self.token))
         print(f"-> HTTP {status}")
-        wanted = ["X-TIMESTAMP", *(["X-CLIENT-KEY"] if path == TOKEN_PATH else [])]
+        wanted = [
+            "X-TIMESTAMP",
+            *(["X-CLIENT-KEY"] if path == TOKEN_PATH else []),
+            *(["X-Sandbox"] if self.sandbox else []),
+        ]
         for name in wanted:
             if answer_headers.get(name) is None:
                 print(f"!! no {name} header in the answer", file=sys.stderr)
                 self.ok = False
             print(f"{name}: {answer_headers.get(name)}")
+        if self.sandbox and answer_headers.get("X-Sandbox") != "true":
+            print("!! a sandbox answer without X-Sandbox: true", file=sys.stderr)
+            self.ok = False
         print(shown)
         print()
         try:
@@ -198,7 +210,10 @@ def main(argv=None) -> int:
     parser.add_argument("--private-key", help="PEM file of the bank's RSA private key")
     parser.add_argument("--secret", help="the client secret `flask --app wsgi snap register` printed")
     parser.add_argument("--service-id", help="partnerServiceId: our company code at the bank (up to 8)")
-    parser.add_argument("--customer", default="010101010101", help="customer number (the VA's customerNo)")
+    parser.add_argument("--customer", help="customer number (the VA's customerNo; default 010101010101)")
+    parser.add_argument(
+        "--sandbox", action="store_true", help="a sandbox client: every answer must say X-Sandbox: true"
+    )
     parser.add_argument("--reference", help="inquiryRequestId / paymentRequestId (default: a new one)")
     parser.add_argument("--channel-id", default="95221")
     parser.add_argument("--channel-code", type=int, default=6017, help="6011 ATM, 6014 internet, 6017 mobile")
@@ -215,6 +230,7 @@ def main(argv=None) -> int:
     if missing:
         parser.error("missing: " + ", ".join("--" + n.replace("_", "-") for n in missing))
 
+    args.customer = args.customer or ("990000000006" if args.sandbox else "010101010101")
     bank = Bank(args)
     psid = args.service_id.rjust(8)
     va = {"partnerServiceId": psid, "customerNo": args.customer, "virtualAccountNo": psid + args.customer}

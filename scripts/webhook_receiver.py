@@ -45,7 +45,8 @@ def main() -> None:
             event = json.loads(body or b"{}")
             print(
                 f"{self.headers.get('X-Event-Id')} {event.get('status')} {event.get('code')}"
-                f" nob={event.get('data', {}).get('nob')} signature={'ok' if ok else 'BAD'}",
+                f" nob={event.get('data', {}).get('nob')} signature={'ok' if ok else 'BAD'}"
+                + (" X-Sandbox" if self.headers.get("X-Sandbox") == "true" else ""),
                 flush=True,
             )
             print(json.dumps(event), flush=True)

@@ -161,15 +161,19 @@ def run_posting(app, payment_id: int, attempt: int = 1) -> str:
     return asyncio.run(attempt_once())
 
 
-def issue(app, private_key: str, code: str, now: dt.datetime | None = None, days: int = 30) -> str:
-    """A token of partner ``code``, issued through the domain code the CLI uses (recorded jti)."""
+def issue(
+    app, private_key: str, code: str, now: dt.datetime | None = None, days: int = 30, sandbox: bool = False
+) -> str:
+    """A token of partner ``code`` (a sandbox token with ``sandbox``), issued through the
+    domain code the CLI uses (recorded jti)."""
     from pdam.cli.token import signer
     from pdam.web import runtime
 
     now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     with app.app_context(), runtime.transaction() as conn:
         expires = now + dt.timedelta(days=days)
-        return tokens.issue(conn, code=code, now=now, expires=expires, sign=signer(private_key))
+        sign = signer(private_key)
+        return tokens.issue(conn, code=code, now=now, expires=expires, sign=sign, sandbox=sandbox)
 
 
 def deliver_pending(app, run_sql) -> list[str]:

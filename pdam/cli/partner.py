@@ -50,7 +50,33 @@ def partner_list():
         click.echo(
             f"{r.code:4}  {r.name:20}  {'yes' if r.active else 'no':6}  {r.live_tokens:6}"
             f"  {r.created_at:%Y-%m-%d %H:%M}"
+            + (f"  allowed from {' '.join(r.allowed_addresses)}" if r.allowed_addresses else "")
         )
+
+
+def allow_command(group_: AppGroup, name: str, what: str, apply):
+    """``<group> allow KEY CIDR... | --any``: the addresses a credential may be used from."""
+
+    @group_.command(
+        "allow", help=f"Set the addresses {what} {name} may be used from: networks (CIDR) or --any."
+    )
+    @click.argument("key", metavar=name)
+    @click.argument("networks", nargs=-1, metavar="CIDR...")
+    @click.option("--any", "any_address", is_flag=True, help="Any address (the default).")
+    @reports_errors
+    def allow(key, networks, any_address):
+        if any_address == bool(networks):
+            raise click.UsageError("give CIDR... or --any")
+        allowed = run_in_transaction(apply, key, None if any_address else list(networks))
+        click.echo(
+            f"{what} {key}: "
+            + (f"allowed from {' '.join(allowed)}" if allowed else "allowed from any address")
+        )
+
+    return allow
+
+
+allow_command(group, "CODE", "partner", partners.allow)
 
 
 @group.command("secret")

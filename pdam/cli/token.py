@@ -43,14 +43,18 @@ def signer(private_key: str) -> tokens.Signer:
     return lambda grant: create_access_token(Signing(grant, private_key))
 
 
-def issue_token(code: str, days: int | None = None, until: dt.datetime | None = None) -> str:
+def issue_token(
+    code: str, days: int | None = None, until: dt.datetime | None = None, sandbox: bool = False
+) -> str:
     now = runtime.now().replace(microsecond=0)
     if until:
         expires = until.replace(tzinfo=dt.UTC) + dt.timedelta(days=1)
     else:
         expires = now + dt.timedelta(days=days or current_app.config["TOKEN_DEFAULT_DAYS"])
     with runtime.transaction() as conn:
-        return tokens.issue(conn, code=code, now=now, expires=expires, sign=signer(_private_key()))
+        return tokens.issue(
+            conn, code=code, now=now, expires=expires, sign=signer(_private_key()), sandbox=sandbox
+        )
 
 
 @group.command("issue")
@@ -62,12 +66,13 @@ def issue_token(code: str, days: int | None = None, until: dt.datetime | None = 
     default=None,
     help="Valid until the end of this date (UTC).",
 )
+@click.option("--sandbox", is_flag=True, help="A sandbox token: the partner's sandbox only, no money moves.")
 @reports_errors
-def token_issue(code, days, until):
+def token_issue(code, days, until, sandbox):
     """Print a signed JWT for partner CODE."""
     if days and until:
         raise click.UsageError("give --days or --until, not both")
-    click.echo(issue_token(code, days, until))
+    click.echo(issue_token(code, days, until, sandbox))
 
 
 @group.command("list")
@@ -83,6 +88,7 @@ def token_list(code):
         )
         click.echo(
             f"{r.jti}  {r.partner_code}  issued {r.issued_at:%Y-%m-%d}  expires {r.expires_at:%Y-%m-%d}  {state}"
+            + ("  sandbox" if r.sandbox else "")
         )
 
 

@@ -75,6 +75,25 @@ class Unavailable(PdamError):
 class Retry(PdamError):
     """A failure that can pass; the job server tries again"""
 
+    #: Retry in SANDBOX_RETRY_SECONDS rather than the task's own interval: the sandbox's
+    #: "ledger unreachable" test customer, whose retries a partner waits for.
+    soon = False
+
+
+#: SQLSTATE of the sandbox's "ledger unreachable" (``sandbox_pay_bills_v1``, sql/015_sandbox.sql).
+SANDBOX_UNREACHABLE = "PDS01"
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a driver error, raised straight, wrapped by SQLAlchemy, or as the cause
+    of the port's translation (``Transient``/``Permanent``)."""
+    cause = exc.__cause__
+    for candidate in (exc, getattr(exc, "orig", None), cause, getattr(cause, "orig", None)):
+        state = getattr(candidate, "sqlstate", None)
+        if isinstance(state, str):
+            return state
+    return None
+
 
 class GiveUp(PdamError):
     """A failure that does not pass, or the last attempt failed; the job server stops"""
@@ -83,11 +102,14 @@ class GiveUp(PdamError):
 def retry_decision(exc: BaseException, attempt: int, max_attempts: int) -> Retry | GiveUp:
     """The typed answer to a failed job attempt: ``Retry`` while attempts remain and the
     failure can pass, else ``GiveUp``. Either is raised ``from exc``."""
+    soon = _sqlstate(exc) == SANDBOX_UNREACHABLE or getattr(exc, "soon", False)
     if isinstance(exc, (Retry, GiveUp)):
         passes = isinstance(exc, Retry)
     else:
-        passes = is_transient(exc)
+        passes = is_transient(exc) or soon
     message = f"attempt {attempt}: {type(exc).__name__}: {exc}"
     if passes and attempt < max_attempts:
-        return Retry(message)
+        retry = Retry(message)
+        retry.soon = soon
+        return retry
     return GiveUp(message)

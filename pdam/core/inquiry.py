@@ -48,6 +48,7 @@ def inquire(
     ttl: int,
     reference: str | None = None,
     max_bills: int | None = None,
+    sandbox: bool = False,
 ) -> Plan[Inquiry]:
     """The customer and unpaid bills, saved under a new token for ``ttl`` seconds: one
     statement with the ledger in this database, else a read of the ledger and one statement
@@ -63,11 +64,14 @@ def inquire(
     ``max_bills`` (with a reference only) caps what is shown and saved to the oldest
     ``max_bills`` unpaid bills: the inquiry, and so its payment, covers exactly those; the
     rest are shown by a later inquiry. Without it every unpaid bill is shown.
+
+    ``sandbox``: the sandbox's fixed test customers (sql/015_sandbox.sql), never the ledger,
+    and the partner's sandbox inquiries only.
     """
     if max_bills is not None and reference is None:
         raise ValueError("max_bills needs a reference")
     if reference is not None:
-        known = yield from by_reference.plan(db, partner_code, reference)
+        known = yield from by_reference.plan(db, partner_code, reference, sandbox)
         if known is not None:
             if known.customer_id != cid:
                 raise _reused(reference)
@@ -76,8 +80,9 @@ def inquire(
     token = secrets.token_hex(16)
     expires = now + dt.timedelta(seconds=ttl)
     params = {"token": token, "partner": partner_code, "cid": cid, "now": now, "expires": expires}
-    if reference is None and db.same(ledger):  # one statement: read, filter, save
-        saved = yield port.one(Q["inquire"], params, alone=True)
+    params |= {"sandbox": sandbox, "scope": partner_code if sandbox else ""}
+    if reference is None and (sandbox or db.same(ledger)):  # one statement: read, filter, save
+        saved = yield port.one(Q["sandbox_inquire" if sandbox else "inquire"], params, alone=True)
     else:
         saved = yield from _save_from_ledger(ledger, params, reference, max_bills)
     if saved is None:
@@ -90,7 +95,7 @@ def inquire(
     # The reference is held by a row the statement could not take: a concurrent inquiry
     # with the same reference (committed meanwhile: answer it), another customer's, or a
     # paid one.
-    known = yield from by_reference.plan(db, partner_code, reference)
+    known = yield from by_reference.plan(db, partner_code, reference, sandbox)
     if known is None:
         raise errors.Conflict("a concurrent request changed the same data")
     if known.customer_id != cid:
@@ -103,7 +108,10 @@ def inquire(
 def _save_from_ledger(ledger, params: dict, reference: str | None, max_bills: int | None) -> Plan:
     """``inquire``'s statement in two: the ledger's read (its own database, or a bound
     inquiry's), then ours, with or without the reference; the same row."""
-    found = yield port.one(Q["bills"], {"cid": params["cid"]}, alone=True, on=ledger)
+    if params["sandbox"]:  # the test customers live with us
+        found = yield port.one(Q["sandbox_bills"], {"cid": params["cid"]}, alone=True)
+    else:
+        found = yield port.one(Q["bills"], {"cid": params["cid"]}, alone=True, on=ledger)
     if found is None:
         return None
     params = params | {"customer": json.dumps(found.customer), "bills": json.dumps(found.bills)}
@@ -122,8 +130,11 @@ def customer_exists(ledger: port.Db, cid: str) -> Plan[bool]:
     return (yield from knows_customer(None, cid))
 
 
-def knows_customer(ledger, cid: str) -> Plan[bool]:
-    """``customer_exists`` in another plan: on ``ledger`` (None: the plan's own connection)."""
+def knows_customer(ledger, cid: str, sandbox: bool = False) -> Plan[bool]:
+    """``customer_exists`` in another plan: on ``ledger`` (None: the plan's own connection);
+    ``sandbox``: one of the sandbox's test customers."""
+    if sandbox:
+        return (yield port.one(Q["sandbox_bills"], {"cid": cid}, alone=True)) is not None
     return (yield port.one(Q["bills"], {"cid": cid}, alone=True, on=ledger)) is not None
 
 
@@ -132,9 +143,10 @@ def _reused(reference: str) -> errors.ReferenceReused:
 
 
 @port.plan
-def by_reference(db: port.Db, partner_code: str, reference: str) -> Plan[Bound | None]:
+def by_reference(db: port.Db, partner_code: str, reference: str, sandbox: bool = False) -> Plan[Bound | None]:
     """The partner's inquiry bound to ``reference`` (live or expired), if it still exists."""
-    row = yield port.one(Q["by_reference"], {"partner": partner_code, "reference": reference})
+    params = {"partner": partner_code, "sandbox": sandbox, "reference": reference}
+    row = yield port.one(Q["by_reference"], params)
     return None if row is None else Bound(row.token, row.customer_id, row.snapshot, row.expires_at)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 
 from ..infra import port
@@ -51,6 +52,29 @@ def set_active(db: port.Db, code: str, active: bool) -> Plan[None]:
 @port.plan
 def all_partners(db: port.Db) -> Plan[list[PartnerListing]]:
     return [PartnerListing.from_row(row) for row in (yield port.fetch(Q["all"]))]
+
+
+def networks(values: list[str] | tuple[str, ...] | None) -> list[str] | None:
+    """Allowed addresses (contract 14.3) as stored: each a network in CIDR notation (an
+    address alone is its /32 or /128); None (or nothing given): any address."""
+    if not values:
+        return None
+    found = []
+    for value in values:
+        try:
+            found.append(str(ipaddress.ip_network(value.strip(), strict=True)))
+        except ValueError as exc:
+            raise errors.Invalid(f"{value!r} is not an address or network (CIDR): {exc}") from None
+    return sorted(set(found), key=found.index)
+
+
+@port.plan
+def allow(db: port.Db, code: str, values: list[str] | None) -> Plan[list[str] | None]:
+    """The networks partner ``code``'s live tokens may be used from (None: any); returns them."""
+    allowed = networks(values)
+    yield from _row(code)
+    yield port.count(Q["allow"], {"code": code, "networks": allowed})
+    return allowed
 
 
 @port.plan

@@ -95,14 +95,18 @@ def accept(
     req: PaymentRequest,
     now: dt.datetime,
     sealer: Sealer | None = None,
+    sandbox: bool = False,
 ) -> Plan[Accepted]:
     """Record ``req`` and enqueue its posting, or say precisely why not (contract order).
     A callback's token and the request's authorization are stored sealed by ``sealer``
-    (required when the request has a callback)."""
+    (required when the request has a callback). ``sandbox``: the partner's sandbox (its
+    inquiries and payments only, a sandbox nob, its own bill periods)."""
     periods = sorted(req.periods)
+    side = {"sandbox": sandbox, "scope": partner_code if sandbox else ""}
     check = yield port.one(
         Q["checks"],
         {
+            **side,
             "partner": partner_code,
             "pid": req.reference,
             "inq": req.inquiry_token,
@@ -115,7 +119,7 @@ def accept(
     # 1. The partner's reference: an idempotent replay or a conflict, before any inquiry check.
     if check.existing_id is not None:
         existing = Payment.from_row(
-            (yield port.one(Q["by_pid"], {"partner": partner_code, "pid": req.reference}))
+            (yield port.one(Q["by_pid"], {"partner": partner_code, "sandbox": sandbox, "pid": req.reference}))
         )
         if same_request(existing, req):
             return Accepted(existing, replayed=True)
@@ -156,6 +160,7 @@ def accept(
     recorded = yield port.one(
         Q["record"],
         {
+            **side,
             "partner": partner_code,
             "day": day,
             "pid": req.reference,
@@ -189,6 +194,7 @@ def accept_inquiry(
     merchant: str,
     now: dt.datetime,
     ledger: Callable[[], object] | None = None,
+    sandbox: bool = False,
 ) -> Plan[Accepted]:
     """Pay every bill of the partner's live inquiry bound to ``reference``, recorded with
     ``reference`` as the payment's own (one transaction with its posting job, as ``accept``).
@@ -200,16 +206,20 @@ def accept_inquiry(
     UnknownCustomer when the customer does not exist at all. The answer carries what the
     inquiry showed (``shown``).
     """
-    existing = yield port.one(Q["by_pid_shown"], {"partner": partner_code, "pid": reference})
+    existing = yield port.one(
+        Q["by_pid_shown"], {"partner": partner_code, "sandbox": sandbox, "pid": reference}
+    )
     if existing is not None:
         payment = Payment.from_row(existing)
         if payment.customer_id == customer_id and payment.amount == amount:
             return Accepted(payment, replayed=True, shown=Shown.from_snapshot(existing.shown))
         raise errors.ReferenceReused(f"reference {reference} was already used for another payment")
-    bound = yield from inquiry.by_reference.plan(db, partner_code, reference)
+    bound = yield from inquiry.by_reference.plan(db, partner_code, reference, sandbox)
     if bound is None or bound.expires_at <= now:
-        if ledger is not None and not (yield from inquiry.knows_customer(ledger(), customer_id)):
-            raise errors.UnknownCustomer("customer not found")
+        if sandbox or ledger is not None:  # the sandbox's test customers live with us
+            where = None if sandbox or ledger is None else ledger()
+            if not (yield from inquiry.knows_customer(where, customer_id, sandbox)):
+                raise errors.UnknownCustomer("customer not found")
         raise errors.InquiryNotFound(f"no live inquiry with reference {reference}")
     if bound.customer_id != customer_id:
         raise errors.ReferenceReused(f"reference {reference} was used for an inquiry of another customer")
@@ -221,7 +231,7 @@ def accept_inquiry(
         merchant=merchant,
         reference=reference,
     )
-    result = yield from accept.plan(db, partner_code, req, now)
+    result = yield from accept.plan(db, partner_code, req, now, sandbox=sandbox)
     return Accepted(result.payment, result.replayed, shown=Shown.from_snapshot(bound.snapshot))
 
 
@@ -235,6 +245,7 @@ def find(
     reference: str | None = None,
     pat: str | None = None,
     inquiry_token: str | None = None,
+    sandbox: bool = False,
 ) -> Plan[Payment]:
     """One payment of this partner and customer, by nob or reference (+pat or +inquiry
     token); else NotFound.
@@ -243,7 +254,15 @@ def find(
     """
     row = yield port.one(
         Q["find"],
-        {"partner": partner_code, "cid": cid, "nob": nob, "pid": reference, "pat": pat, "inq": inquiry_token},
+        {
+            "partner": partner_code,
+            "sandbox": sandbox,
+            "cid": cid,
+            "nob": nob,
+            "pid": reference,
+            "pat": pat,
+            "inq": inquiry_token,
+        },
     )
     if row is None:
         raise errors.NotFound("payment not found")
@@ -252,11 +271,12 @@ def find(
 
 @port.plan
 def find_shown(
-    db: port.Db, partner_code: str, cid: str, reference: str
+    db: port.Db, partner_code: str, cid: str, reference: str, sandbox: bool = False
 ) -> Plan[tuple[Payment, Shown | None]]:
     """This partner's payment ``reference`` of this customer, and what its inquiry showed
     (None when that snapshot is gone); else NotFound, as ``find``."""
-    row = yield port.one(Q["find_shown"], {"partner": partner_code, "cid": cid, "pid": reference})
+    params = {"partner": partner_code, "sandbox": sandbox, "cid": cid, "pid": reference}
+    row = yield port.one(Q["find_shown"], params)
     if row is None:
         raise errors.NotFound("payment not found")
     return Payment.from_row(row), Shown.from_snapshot(row.shown)

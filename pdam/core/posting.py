@@ -57,7 +57,7 @@ class Posted:
 
 
 @port.plan
-def post(db: port.Db, ledger, payment_id: int, now: dt.datetime) -> Plan[Posted]:
+def post(db: port.Db, ledger, payment_id: int, now: dt.datetime, attempt: int = 1) -> Plan[Posted]:
     """Apply payment ``payment_id``; ``ledger``: the billing ledger's connection (None, or
     the same connection: the ledger is in this database). With a separate ledger the
     caller commits ``ledger`` before ``db``.
@@ -66,25 +66,29 @@ def post(db: port.Db, ledger, payment_id: int, now: dt.datetime) -> Plan[Posted]
     with its outcome: it is posted by one statement that commits by itself (``post_alone``,
     one round trip instead of three, when no transaction is open yet). Any other payment is
     posted in the caller's transaction, which the caller commits with the callback it
-    records (``finish``)."""
-    params = {"id": payment_id, "now": now}
+    records (``finish``).
+
+    A sandbox payment is posted against the sandbox's test customers, never the ledger
+    (``post_payment_v2``); ``attempt`` (the job's, from 1) is what its "ledger unreachable"
+    customer counts."""
+    params = {"id": payment_id, "now": now, "attempt": attempt}
     if db.same(ledger):
         row = yield port.one(Q["post_alone"], params, alone=True)
         if row is None:
             row = yield port.one(Q["post"], params)
     else:
-        row = yield from _post_to_separate_ledger(ledger, payment_id, now)
+        row = yield from _post_to_separate_ledger(ledger, payment_id, now, attempt)
     if row is not None:
         return Posted(states.CREATED, Payment.from_row(row))
     return _unchanged(payment_id, (yield port.scalar(Q["status"], {"id": payment_id})))
 
 
 @port.plan
-def settle(db: port.Db, ledger, payment_id: int, now: dt.datetime) -> Plan[Posted]:
+def settle(db: port.Db, ledger, payment_id: int, now: dt.datetime, attempt: int = 1) -> Plan[Posted]:
     """``post``, and the final callback of a payment this run finished, recorded in the
     posting's transaction (the job server's attempt; the caller commits, a separate
     ``ledger`` first)."""
-    result = yield from post.plan(db, ledger, payment_id, now)
+    result = yield from post.plan(db, ledger, payment_id, now, attempt)
     if result.payment is not None:
         yield from webhooks.record.plan(db, result.payment, result.status, now)
     return result
@@ -100,15 +104,15 @@ def _unchanged(payment_id: int, was: str | None) -> Posted:
     return Posted(was, None)  # final already: a job that runs twice changes nothing
 
 
-def _post_to_separate_ledger(ledger, payment_id: int, now: dt.datetime) -> Plan:
+def _post_to_separate_ledger(ledger, payment_id: int, now: dt.datetime, attempt: int) -> Plan:
     payment = yield port.one(Q["lock"], {"id": payment_id})
     if payment is None or payment.status != states.CREATED:
         return None
-    bills = yield port.fetch(
-        Q["pay_bills"],
-        {"nob": payment.nob, "customer_id": payment.customer_id, "periods": payment.periods, "now": now},
-        on=ledger,
-    )
+    params = {"nob": payment.nob, "customer_id": payment.customer_id, "periods": payment.periods, "now": now}
+    if payment.sandbox:  # the test customers, on ours: never the ledger
+        bills = yield port.fetch(Q["sandbox_pay_bills"], params | {"attempt": attempt})
+    else:
+        bills = yield port.fetch(Q["pay_bills"], params, on=ledger)
     paid = {name: [getattr(bill, name) for bill in bills] for name in BILL_COLUMNS}
     return (yield port.one(Q["finish"], {"id": payment_id, "now": now, "bill_id": paid.pop("id"), **paid}))
 

@@ -29,39 +29,58 @@ def default_day(now: dt.datetime) -> dt.date:
     return now.astimezone(WIB).date() - dt.timedelta(days=1)
 
 
+def _name(sandbox: bool, name: str) -> str:
+    """The sandbox reads its own view (``sandbox_reconciliation``), never the live one."""
+    return f"sandbox_{name}" if sandbox else name
+
+
 def _params(partner_code: str, day: dt.date, page: int, limit: int) -> dict:
     """``limit`` 0 means every row (SQL ``limit null``); pages start at 1."""
     return {"partner": partner_code, "day": day, "limit": limit or None, "offset": (page - 1) * limit}
 
 
 @port.plan
-def count(db: port.Db, partner_code: str, day: dt.date) -> Plan[int]:
-    return (yield port.scalar(Q["count"], {"partner": partner_code, "day": day}))
+def count(db: port.Db, partner_code: str, day: dt.date, sandbox: bool = False) -> Plan[int]:
+    return (yield port.scalar(Q[_name(sandbox, "count")], {"partner": partner_code, "day": day}))
 
 
 @port.plan
 def rows(
-    db: port.Db, partner_code: str, day: dt.date, page: int, limit: int
+    db: port.Db, partner_code: str, day: dt.date, page: int, limit: int, sandbox: bool = False
 ) -> Plan[list[ReconciliationLine]]:
-    """One page of the partner's lines of ``day`` (every line when ``limit`` is 0)."""
-    found = yield port.fetch(Q["rows"], _params(partner_code, day, page, limit))
+    """One page of the partner's lines of ``day`` (every line when ``limit`` is 0; the
+    sandbox's lines with ``sandbox``)."""
+    found = yield port.fetch(Q[_name(sandbox, "rows")], _params(partner_code, day, page, limit))
     return [ReconciliationLine.from_row(row) for row in found]
 
 
 @port.plan
 def lines(
-    db: port.Db, partner_code: str, day: dt.date, page: int, limit: int, batch: int | None = None
+    db: port.Db,
+    partner_code: str,
+    day: dt.date,
+    page: int,
+    limit: int,
+    batch: int | None = None,
+    sandbox: bool = False,
 ) -> Plan[Iterator[ReconciliationLine]]:
     """The same lines as ``rows``, read ``batch`` at a time from a server-side cursor while
     the caller iterates (on the plan's connection, which it holds meanwhile)."""
     params = _params(partner_code, day, page, limit)
-    return (yield port.stream(Q["rows"], params, ReconciliationLine.from_row, batch or STREAM_BATCH))
+    query = Q[_name(sandbox, "rows")]
+    return (yield port.stream(query, params, ReconciliationLine.from_row, batch or STREAM_BATCH))
 
 
 def stream(
-    engine: sa.Engine, partner_code: str, day: dt.date, page: int, limit: int, batch: int | None = None
+    engine: sa.Engine,
+    partner_code: str,
+    day: dt.date,
+    page: int,
+    limit: int,
+    batch: int | None = None,
+    sandbox: bool = False,
 ) -> Iterator[ReconciliationLine]:
     """``lines`` on a connection of their own (held only while the consumer iterates;
     closing the generator returns it), so a large report never sits in memory at once."""
     with engine.connect() as conn:
-        yield from lines(conn, partner_code, day, page, limit, batch)
+        yield from lines(conn, partner_code, day, page, limit, batch, sandbox)

@@ -15,10 +15,11 @@ from typing import Any
 
 
 def _from_row(cls, row) -> Any:
-    """``cls`` from a row (a named tuple, or a mapping) that has at least its fields; other
-    columns (secrets among them) are left out."""
+    """``cls`` from a row (a named tuple, or a mapping) that has at least its fields without a
+    default (a field with one takes it when the row has no such column); other columns
+    (secrets among them) are left out."""
     values = row if isinstance(row, dict) else row._asdict()
-    return cls(**{name: values[name] for name in cls.FIELDS})
+    return cls(**{name: values[name] for name in cls.FIELDS if name in values})
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,8 @@ class Payment:
     reversed_at: dt.datetime | None
     callback_url: str | None
     callback_protocol: str | None
+    #: Made with a sandbox credential: posted against the test customers, never the ledger.
+    sandbox: bool
 
     FIELDS = ()  # set below: the names of the fields, in order
 
@@ -68,6 +71,9 @@ class Partner:
     name: str
     active: bool
     created_at: dt.datetime
+    #: Set on the partner a request authenticated as when its credential is a sandbox one
+    #: (``token issue --sandbox``): the request then works on the partner's sandbox only.
+    sandbox: bool = False
 
     FIELDS = ()
 
@@ -78,13 +84,15 @@ class Partner:
 
 @dataclass(frozen=True, slots=True)
 class PartnerListing:
-    """A partner as operators list them, with its live API tokens."""
+    """A partner as operators list them, with its live API tokens and the networks its live
+    tokens may be used from (None: any address)."""
 
     code: str
     name: str
     active: bool
     created_at: dt.datetime
     live_tokens: int
+    allowed_addresses: list[str] | None
 
     FIELDS = ()
 
@@ -103,10 +111,14 @@ class PartnerCheck:
     known: bool
     revoked: bool
     rate_wait: float
+    #: A sandbox token (``token issue --sandbox``): it sees the partner's sandbox only.
+    sandbox: bool = False
+    #: The request's address is one the partner's live tokens may be used from (contract 14.3).
+    address_ok: bool = True
 
     @classmethod
     def from_row(cls, row) -> PartnerCheck:
-        return cls(Partner.from_row(row), row.known, row.revoked, row.rate_wait)
+        return cls(Partner.from_row(row), row.known, row.revoked, row.rate_wait, row.sandbox, row.address_ok)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +154,7 @@ class Token:
     expires_at: dt.datetime
     revoked_at: dt.datetime | None
     revoke_reason: str | None
+    sandbox: bool = False
 
     FIELDS = ()
 
@@ -161,6 +174,9 @@ class SnapClientKey:
     service_id: str
     active: bool
     rate_wait: float
+    sandbox: bool = False
+    #: The request's address is one this client may be used from (contract 14.3).
+    address_ok: bool = True
 
     FIELDS = ()
 

@@ -43,6 +43,7 @@ class SnapClient:
     active: bool
     service_id: str
     created_at: dt.datetime
+    sandbox: bool = False
 
     @classmethod
     def from_row(cls, row) -> SnapClient:
@@ -53,6 +54,7 @@ class SnapClient:
             active=row.active,
             service_id=row.service_id,
             created_at=row.created_at,
+            sandbox=row.sandbox,
         )
 
 
@@ -83,8 +85,10 @@ def register(
     public_key: str,
     service_id: str,
     now: dt.datetime,
+    sandbox: bool = False,
 ) -> Plan[str]:
-    """Give partner ``code`` SNAP credentials; return the new client secret (stored sealed)."""
+    """Give partner ``code`` SNAP credentials (its sandbox's with ``sandbox``: a client of its
+    own, with its own key and secret); return the new client secret (stored sealed)."""
     yield from partners.get.plan(db, code)
     if not CLIENT_ID.fullmatch(client_id):
         raise errors.Invalid(
@@ -100,26 +104,39 @@ def register(
         "secret": sealer.seal(secret),
         "service_id": service_id,
         "now": now,
+        "sandbox": sandbox,
     }
     if (yield port.one(Q["register"], params)) is None:
-        existing = yield port.one(Q["by_partner"], {"partner": code})
+        existing = yield port.one(Q["by_partner"], {"partner": code, "sandbox": sandbox})
         if existing is not None:
-            raise errors.Conflict(f"partner {code} already has SNAP client {existing.client_id}")
+            side = "sandbox " if sandbox else ""
+            raise errors.Conflict(f"partner {code} already has {side}SNAP client {existing.client_id}")
         raise errors.Conflict(f"client id {client_id} is already registered to another partner")
     return secret
 
 
 @port.plan
-def secret(db: port.Db, sealer: Sealer, code: str, rotate: bool = False) -> Plan[str]:
-    """The client secret of partner ``code`` (a new one with ``rotate``), opened."""
+def secret(db: port.Db, sealer: Sealer, code: str, rotate: bool = False, sandbox: bool = False) -> Plan[str]:
+    """The client secret of partner ``code`` (its sandbox client's with ``sandbox``; a new one
+    with ``rotate``), opened."""
     yield from partners.get.plan(db, code)
+    side = {"partner": code, "sandbox": sandbox}
     if rotate:
-        row = yield port.one(Q["set_secret"], {"partner": code, "secret": sealer.seal(partners.new_secret())})
+        row = yield port.one(Q["set_secret"], side | {"secret": sealer.seal(partners.new_secret())})
     else:
-        row = yield port.one(Q["by_partner"], {"partner": code})
+        row = yield port.one(Q["by_partner"], side)
     if row is None:
         raise errors.NotFound(f"partner {code} has no SNAP credentials (snap register)")
     return sealer.open(row.client_secret)
+
+
+@port.plan
+def allow(db: port.Db, client_id: str, values: list[str] | None) -> Plan[list[str] | None]:
+    """The networks SNAP client ``client_id`` may be used from (None: any); returns them."""
+    allowed = partners.networks(values)
+    if (yield port.one(Q["allow"], {"client_id": client_id, "networks": allowed})) is None:
+        raise errors.NotFound(f"no SNAP client {client_id}")
+    return allowed
 
 
 @port.plan
@@ -128,12 +145,13 @@ def all_clients(db: port.Db) -> Plan[list[SnapClient]]:
 
 
 @port.plan
-def client(db: port.Db, client_id: str, rate: int) -> Plan[SnapClientKey | None]:
+def client(db: port.Db, client_id: str, rate: int, address: str | None = None) -> Plan[SnapClientKey | None]:
     """A client with its public key, its partner's state and one token of the partner's
     rate limit of ``rate`` requests a second (``rate_wait``; 0: taken), None when unknown.
     A statement of its own, as the PeTi edge's check: the rate bucket is locked for that
     statement only, and a request that fails later does not give its token back."""
-    row = yield port.one(Q["client"], {"client_id": client_id, "rate": rate}, alone=True)
+    params = {"client_id": client_id, "rate": rate, "address": address}
+    row = yield port.one(Q["client"], params, alone=True)
     return None if row is None else SnapClientKey.from_row(row)
 
 
@@ -152,6 +170,8 @@ class Caller:
     service_id: str
     active: bool
     rate_wait: float
+    sandbox: bool = False
+    address_ok: bool = True
 
     @classmethod
     def from_row(cls, row) -> Caller:
@@ -161,15 +181,21 @@ class Caller:
             service_id=row.service_id,
             active=row.active,
             rate_wait=row.rate_wait,
+            sandbox=row.sandbox,
+            address_ok=row.address_ok,
         )
 
 
 @port.plan
-def caller(db: port.Db, token: str, now: dt.datetime, rate: int) -> Plan[Caller | None]:
+def caller(
+    db: port.Db, token: str, now: dt.datetime, rate: int, address: str | None = None
+) -> Plan[Caller | None]:
     """The client of a live access token (None: unknown or expired), with one token of its
     partner's rate limit (as ``client``): a statement of its own."""
     row = yield port.one(
-        Q["token_client"], {"token_hash": token_hash(token), "now": now, "rate": rate}, alone=True
+        Q["token_client"],
+        {"token_hash": token_hash(token), "now": now, "rate": rate, "address": address},
+        alone=True,
     )
     return None if row is None else Caller.from_row(row)
 

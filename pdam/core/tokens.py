@@ -55,8 +55,11 @@ Signer = Callable[[Grant], str]
 
 
 @port.plan
-def issue(db: port.Db, *, code: str, now: dt.datetime, expires: dt.datetime, sign: Signer) -> Plan[str]:
-    """Sign a token for an active partner (``sign``) and record its ``jti``."""
+def issue(
+    db: port.Db, *, code: str, now: dt.datetime, expires: dt.datetime, sign: Signer, sandbox: bool = False
+) -> Plan[str]:
+    """Sign a token for an active partner (``sign``) and record its ``jti`` (a sandbox token with
+    ``sandbox``: its record says so, and the record is what the service reads)."""
     partner = yield from partners.get.plan(db, code)
     if not partner.active:
         raise errors.NotAllowed(f"partner {code} is deactivated")
@@ -64,7 +67,8 @@ def issue(db: port.Db, *, code: str, now: dt.datetime, expires: dt.datetime, sig
         raise errors.Invalid("the token would already be expired")
     grant = Grant(code=code, name=partner.name, jti=secrets.token_hex(16), issued_at=now, expires_at=expires)
     token = sign(grant)
-    yield port.count(Q["record"], {"jti": grant.jti, "code": code, "iat": now, "exp": expires})
+    record = {"jti": grant.jti, "code": code, "iat": now, "exp": expires, "sandbox": sandbox}
+    yield port.count(Q["record"], record)
     return token
 
 
@@ -99,11 +103,16 @@ def revoke(db: port.Db, token_or_jti: str, reason: str, now: dt.datetime) -> Pla
 
 
 @port.plan
-def partner_check(db: port.Db, code: str, jti: str, rate: int) -> Plan[PartnerCheck | None]:
+def partner_check(
+    db: port.Db, code: str, jti: str, rate: int, address: str | None = None
+) -> Plan[PartnerCheck | None]:
     """The partner of a token, whether the CLI issued that token to it, whether it is
     revoked, and one token of the partner's rate limit of ``rate`` requests a second
     (``rate_wait``: 0 taken, else seconds until the next; ``rate`` 0: no limit), in one
     statement of its own: the rate bucket is locked for that statement only, and a
-    request that fails later does not give its token back."""
-    row = yield port.one(Q["partner_check"], {"code": code, "jti": jti, "rate": rate}, alone=True)
+    request that fails later does not give its token back. ``address``: the request's, checked
+    against the partner's allowed addresses (``address_ok``; a request from elsewhere takes no
+    rate token)."""
+    params = {"code": code, "jti": jti, "rate": rate, "address": address}
+    row = yield port.one(Q["partner_check"], params, alone=True)
     return None if row is None else PartnerCheck.from_row(row)

@@ -105,19 +105,31 @@ class Resent:
 
 
 @port.plan
-def resend(db: port.Db, nob: str, now: dt.datetime) -> Plan[Resent]:
-    """Send a payment's last callback again: a new delivery of the same event (same
-    body, same event id), queued behind the payment's other callbacks."""
+def resend(db: port.Db, nob: str, now: dt.datetime, event_id: str | None = None) -> Plan[Resent]:
+    """Send a payment's last callback again (or its event ``event_id``, a UUID: the latest
+    delivery of that event): a new delivery of the same event (same body, same event id),
+    queued behind the payment's other callbacks."""
     pay = yield port.one(Q["payment_by_nob"], {"nob": nob})
     if pay is None:
         raise errors.NotFound(f"no payment with nob {nob}")
     if not pay.callback_url:
         raise errors.Conflict(f"payment {nob} has no X-Async callback URL; there is nothing to resend")
-    last = yield port.one(Q["last_delivery"], {"id": pay.id})
-    if last is None:
-        raise errors.Conflict(f"payment {nob} has no callback yet; there is nothing to resend")
+    if event_id is None:
+        last = yield port.one(Q["last_delivery"], {"id": pay.id})
+        if last is None:
+            raise errors.Conflict(f"payment {nob} has no callback yet; there is nothing to resend")
+    else:
+        last = yield port.one(Q["last_delivery_of_event"], {"id": pay.id, "event_id": event_id})
+        if last is None:
+            raise errors.NotFound(f"payment {nob} has no callback with event id {event_id}")
+    return (yield from resend_delivery(last, now))
+
+
+def resend_delivery(last, now: dt.datetime) -> Plan[Resent]:
+    """A new delivery copying delivery ``last`` (its ``id``, ``payment_id``, ``event``,
+    ``event_id``, ``url``), deferred behind the payment's other callbacks (a plan's step)."""
     new = yield port.scalar(Q["copy_delivery"], {"id": last.id, "now": now})
-    job_id = yield _defer(pay.id, pay.callback_url, new)
+    job_id = yield _defer(last.payment_id, last.url, new)
     return Resent(new, last.id, last.event, str(last.event_id), job_id)
 
 
@@ -137,6 +149,8 @@ class Delivery:
     first_attempt_at: dt.datetime | None
     nob: str
     protocol: str | None
+    #: A sandbox payment's callback: sent with ``X-Sandbox: true``.
+    sandbox: bool
     webhook_secret: str = field(repr=False)
     callback_token: str | None = field(repr=False)
     request_authorization: str | None = field(repr=False)

@@ -131,6 +131,9 @@ def load(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "STALLED_MAX_RETRIES": _int(env, "STALLED_MAX_RETRIES", 5),
         # Posting's slots (and maintenance's); callbacks have their own (WEBHOOK_CONCURRENCY)
         "WORKER_CONCURRENCY": _int(env, "WORKER_CONCURRENCY", 4),
+        # Sandbox (contract 14.1): the "ledger unreachable" customer's retries, rows kept
+        "SANDBOX_RETRY_SECONDS": _int(env, "SANDBOX_RETRY_SECONDS", 3),
+        "SANDBOX_RETENTION_DAYS": _int(env, "SANDBOX_RETENTION_DAYS", 30),
         # Webhooks
         "WEBHOOK_RETRY_SECONDS": _int(env, "WEBHOOK_RETRY_SECONDS", 10),
         "WEBHOOK_MAX_ATTEMPTS": _int(env, "WEBHOOK_MAX_ATTEMPTS", 50),
@@ -139,7 +142,9 @@ def load(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "WEBHOOK_ALLOW_PRIVATE_NETWORKS": _flag(env, "WEBHOOK_ALLOW_PRIVATE_NETWORKS"),
         # Callback attempts in flight at once (slots of their own, never posting's)
         "WEBHOOK_CONCURRENCY": _int(env, "WEBHOOK_CONCURRENCY", 8),
-        # Web server (read by gunicorn.conf.py too)
+        # Web server (read by gunicorn.conf.py too). FORWARDED_ALLOW_IPS: the proxies whose
+        # X-Forwarded-For entry is the client's address (allowed addresses, contract 14.3).
+        "FORWARDED_ALLOW_IPS": env.get("FORWARDED_ALLOW_IPS") or "127.0.0.1,::1",
         "PORT": _int(env, "PORT", 5000),
         "WEB_CONCURRENCY": _int(env, "WEB_CONCURRENCY", 4),
         # A request not read whole within this time is cut (pdam/web/server.py)

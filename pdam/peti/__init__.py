@@ -10,8 +10,8 @@ if TYPE_CHECKING:
 
 def init_app(app: Flask) -> None:
     # Imported here: the job server imports ``callbacks`` (PeTi's events) without Flask.
-    from . import audit, auth, bills, status
+    from . import audit, auth, bills, deliveries, sandbox, status
 
     auth.init_app(app)
-    for blueprint in (bills.bp, status.bp, audit.bp):
+    for blueprint in (bills.bp, status.bp, audit.bp, deliveries.bp, sandbox.bp):
         app.register_blueprint(blueprint)

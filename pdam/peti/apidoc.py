@@ -34,6 +34,11 @@ def error(code: int, description: str | None = None) -> dict:
     return apidoc.error(code, description or ERROR_TEXT[code])
 
 
+def web_headers() -> dict:
+    """The headers every answer has (``X-Request-Id``)."""
+    return apidoc.headers()
+
+
 def auth_errors() -> dict:
     return {401: error(401), 403: error(403), 429: error(429)}
 
@@ -55,6 +60,16 @@ STATUS = {
     "operationRef": "#/paths/~1status~1{cid}/get",
     "description": "The payment's status, by `nob`.",
     "parameters": {"path.cid": "$response.body#/data/cid", "query.nob": "$response.body#/data/nob"},
+}
+CALLBACKS = {
+    "operationRef": "#/paths/~1callbacks/get",
+    "description": "The payment's callbacks: what was sent, and how each delivery ended.",
+    "parameters": {"query.nob": "$response.body#/data/nob"},
+}
+RESEND = {
+    "operationRef": "#/paths/~1callbacks~1{event_id}~1resend/post",
+    "description": "Send the newest callback of this page again.",
+    "parameters": {"path.event_id": "$response.body#/callbacks/0/event_id"},
 }
 REVERSE = {
     "operationRef": "#/paths/~1tagihan~1{cid}/delete",

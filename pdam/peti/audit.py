@@ -80,14 +80,18 @@ def csv_response(rows: Iterable[ReconciliationLine], filename: str, total: int) 
 @partner_required
 @arguments(schemas.AuditQuery, location="query", name="query")
 def get_audit(query):
-    partner, day = current_partner().code, query["tgl"] or reconciliation.default_day(runtime.now())
+    partner, sandbox, day = (
+        current_partner().code,
+        current_partner().sandbox,
+        query["tgl"] or reconciliation.default_day(runtime.now()),
+    )
     page, limit, as_csv = query["page"], query["limit"], wants_csv(query["format"])
     with runtime.transaction() as conn:
-        total = reconciliation.count(conn, partner, day)
-        rows = None if as_csv else reconciliation.rows(conn, partner, day, page, limit)
+        total = reconciliation.count(conn, partner, day, sandbox)
+        rows = None if as_csv else reconciliation.rows(conn, partner, day, page, limit, sandbox)
     if not as_csv:
         meta = {"page": page, "limit": limit, "total": total, "tanggal": day}
         return schemas.AuditResponse().dump({"meta": meta, "data": rows})
     # Read as the response is sent, on a connection of its own.
-    rows = reconciliation.stream(runtime.database().engine, partner, day, page, limit)
+    rows = reconciliation.stream(runtime.database().engine, partner, day, page, limit, sandbox=sandbox)
     return csv_response(rows, f"audit-{partner}-{day:%Y-%m-%d}.csv", total)

@@ -17,6 +17,7 @@ in the database, every time.
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import threading
 import time
@@ -29,8 +30,10 @@ from jwt import exceptions as jwt_exceptions
 
 from ..core import errors, ids, tokens
 from ..core.records import Partner
-from ..web import partner_tokens, ratelimit, runtime
+from ..web import addresses, partner_tokens, ratelimit, runtime
 from ..web.errors import Unauthorized
+
+log = logging.getLogger(__name__)
 
 
 class VerifiedTokens:
@@ -126,10 +129,12 @@ def authenticate(
     cache: VerifiedTokens,
     conn: sa.Connection,
     rate: int,
+    address: str | None,
 ) -> Partner:
-    """The active partner whose token ``header`` carries, within its rate limit of ``rate``
-    requests a second, checked against the clock's ``now`` (seconds) and the
-    database on ``conn``; raises ``Unauthorized``, ``NotAllowed``, ``TooManyRequests`` (or
+    """The active partner whose token ``header`` carries, used from ``address`` (one of the
+    partner's allowed addresses), within its rate limit of ``rate`` requests a second, checked
+    against the clock's ``now`` (seconds) and the database on ``conn``; ``sandbox`` set when the
+    token is a sandbox one (it then works on the partner's sandbox only). Raises ``Unauthorized``, ``NotAllowed``, ``TooManyRequests`` (or
     ``Unavailable`` when no key can verify tokens: ``key_ready`` false)."""
     if not key_ready:
         raise errors.Unavailable("token verification key is not configured or not usable")
@@ -138,9 +143,12 @@ def authenticate(
     if not cached:
         claims = verified_claims(bearer_token(header))
     check_times(claims, now)
-    check = tokens.partner_check(conn, claims["sub"], claims["jti"], rate)
+    check = tokens.partner_check(conn, claims["sub"], claims["jti"], rate, address)
     if check is None:
         raise Unauthorized("Unknown partner")
+    if not check.address_ok:  # the partner's allowed addresses (contract 14.3), before the rest
+        log.warning("address not allowed", extra={"partner": check.partner.code, "address": address})
+        raise errors.NotAllowed("address not allowed")
     if not check.known:
         raise Unauthorized("Unknown token")
     if check.revoked:
@@ -155,6 +163,14 @@ def authenticate(
 
 def init_app(app: Flask) -> None:
     app.extensions["pdam.verified_tokens"] = VerifiedTokens(VERIFIED_TOKENS)
+    app.after_request(sandbox_header)
+
+
+def sandbox_header(response):
+    """Every answer to a sandbox credential (PeTi or SNAP, errors included) says so."""
+    if g.get("pdam_sandbox"):
+        response.headers["X-Sandbox"] = "true"
+    return response
 
 
 def partner_required(view):
@@ -170,7 +186,9 @@ def partner_required(view):
             cache=app.extensions["pdam.verified_tokens"],
             conn=runtime.connection(),
             rate=app.config["PARTNER_RATE_LIMIT"],
+            address=addresses.of_request(),
         )
+        g.pdam_sandbox = g.pdam_partner.sandbox  # X-Sandbox on the answer, whatever it is
         return view(*args, **kwargs)
 
     return wrapper

@@ -64,14 +64,15 @@ def get_bills(cid):
         cid,
         runtime.now(),
         cfg["INQUIRY_TTL_SECONDS"],
+        sandbox=current_partner().sandbox,
     )
     headers = {"X-Cross-Site": result.token, "X-Message": cfg["INQUIRY_MESSAGE"]}
     return INQUIRY_RESPONSE.dump(result), 200, headers
 
 
-def _accept(conn, partner_code: str, req: PaymentRequest, now):
+def _accept(conn, partner_code: str, req: PaymentRequest, now, sandbox: bool = False):
     """Record the payment and, with ``X-Async``, its ``created`` callback: one transaction."""
-    result = payments.accept(conn, partner_code, req, now, runtime.sealer())
+    result = payments.accept(conn, partner_code, req, now, runtime.sealer(), sandbox=sandbox)
     if not result.replayed:
         webhooks.record(conn, result.payment, states.CREATED, now)
     return result
@@ -157,7 +158,7 @@ def _accept(conn, partner_code: str, req: PaymentRequest, now):
         },
     ],
     callbacks={"paymentEvents": {"{$request.header.X-Async}": {"post": callbacks.callback_operation()}}},
-    links={202: {"status": apidoc.STATUS, "reverse": apidoc.REVERSE}},
+    links={202: {"status": apidoc.STATUS, "reverse": apidoc.REVERSE, "callbacks": apidoc.CALLBACKS}},
 )
 @partner_required
 @cid_path
@@ -174,7 +175,8 @@ def pay(cid, body):
             request.headers, allow_private=current_app.config["WEBHOOK_ALLOW_PRIVATE_NETWORKS"]
         ),
     )
-    result = runtime.run(_accept, current_partner().code, req, runtime.now())
+    partner = current_partner()
+    result = runtime.run(_accept, partner.code, req, runtime.now(), partner.sandbox)
     logs.bind(nob=result.payment.nob)
     answer = PAYMENT_ACCEPTED.dump(
         schemas.Seen(result.payment, message=current_app.config["PAYMENT_MESSAGE"])
@@ -185,10 +187,10 @@ def pay(cid, body):
     return answer, 202, headers
 
 
-def _reverse(partner_code: str, cid: str, reference: str, pat: str, now):
+def _reverse(partner_code: str, cid: str, reference: str, pat: str, now, sandbox: bool = False):
     """The reversal and its ``reversed`` callback; the ledger commits first, then ours."""
     with runtime.transaction() as conn, runtime.ledger_transaction() as ledger:
-        result = reversal.reverse(conn, ledger, partner_code, cid, reference, pat, now)
+        result = reversal.reverse(conn, ledger, partner_code, cid, reference, pat, now, sandbox)
         if not result.replayed:
             webhooks.record(conn, result.payment, states.REVERSED, now)
         return result.payment
@@ -219,7 +221,8 @@ def _reverse(partner_code: str, cid: str, reference: str, pat: str, now):
 @cid_path
 @arguments(schemas.ReversalQuery, location="query", name="query")
 def reverse(cid, query):
-    payment = _reverse(current_partner().code, cid, query["pid"], query["pat"], runtime.now())
+    partner = current_partner()
+    payment = _reverse(partner.code, cid, query["pid"], query["pat"], runtime.now(), partner.sandbox)
     logs.bind(nob=payment.nob)
     wire = WIRE[states.REVERSED]
     return PAYMENT_STATUS.dump(

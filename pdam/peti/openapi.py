@@ -18,19 +18,31 @@ from apispec.ext.marshmallow.common import resolve_schema_cls
 from flask import Flask
 from marshmallow import Schema
 
+from ..core.sandbox import CUSTOMERS as SANDBOX_CUSTOMERS
 from ..infra.settings import VERSION
 from ..web import apidoc, components, docs, health
-from . import audit, bills, status
+from . import audit, bills, deliveries, sandbox, status
 from .schemas import COMPACT_DATE_PATTERN  # noqa: F401 (the pattern the tests check)
 
 OPENAPI_VERSION = "3.0.3"
+#: The sandbox (contract 14.1), in the document: its test customers and what each does.
+SANDBOX_TAG = (
+    "A sandbox token (`flask --app wsgi token issue <code> --sandbox`) uses every route with no "
+    "money moving: the same answers, codes, callbacks and reports as live, each marked "
+    "`X-Sandbox: true`, on the partner's own sandbox (never live data; a live token never sees "
+    "sandbox data). Sandbox receipt numbers carry the month + 50. Its fixed test customers (SNAP: "
+    "`customerNo`, so `virtualAccountNo` = partnerServiceId + cid); their bills come back after "
+    "each final payment, and any other cid is an unknown customer:\n\n"
+    "| cid | bills | what posting does |\n|---|---|---|\n"
+    + "".join(f"| `{c.cid}` | {c.bills} | {c.outcome} |\n" for c in SANDBOX_CUSTOMERS)
+)
 
 
 def routes() -> Flask:
     """An app with the routes of this document: the web layer's and PeTi's. ``/metrics`` is
     left out: a partner cannot call it (Prometheus does, with ``METRICS_TOKEN``)."""
     app = Flask(__name__)
-    for blueprint in (health.bp, bills.bp, status.bp, audit.bp, docs.bp):
+    for blueprint in (health.bp, bills.bp, status.bp, audit.bp, deliveries.bp, sandbox.bp, docs.bp):
         app.register_blueprint(blueprint)
     return app
 
@@ -63,6 +75,8 @@ def build() -> dict:
         tags=[
             {"name": "payments", "description": "inquiry, payment, status, reversal"},
             {"name": "reconciliation", "description": "the daily report"},
+            {"name": "callbacks", "description": "the partner's callbacks log and resends"},
+            {"name": "sandbox", "description": SANDBOX_TAG},
             {"name": "health", "description": "for load balancers and operators"},
             {"name": "docs", "description": "this documentation"},
         ],

@@ -58,6 +58,7 @@ def get_status(cid, query):
             reference=query.get("pid"),
             pat=query.get("pat"),
             inquiry_token=query.get("inq"),
+            sandbox=current_partner().sandbox,
         )
     logs.bind(nob=payment.nob)
     body = status_body(payment)

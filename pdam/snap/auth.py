@@ -21,14 +21,17 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 import re
 from dataclasses import dataclass
 
-from flask import current_app, request
+from flask import current_app, g, request
 
 from ..core import snap_clients
-from ..web import ratelimit, runtime
+from ..web import addresses, ratelimit, runtime
 from . import codes, signatures
+
+log = logging.getLogger(__name__)
 
 BEARER = re.compile(r"Bearer ([A-Za-z0-9._~+/=-]{1,512})", re.IGNORECASE)
 #: Printable ASCII, no spaces.
@@ -49,6 +52,8 @@ class Caller:
     service_id: str
     external_id: str
     channel_id: str
+    #: A sandbox client (``snap register --sandbox``): its partner's sandbox only.
+    sandbox: bool = False
 
 
 @functools.lru_cache(maxsize=256)
@@ -71,6 +76,18 @@ def _within_window(timestamp: dt.datetime, now: dt.datetime) -> bool:
     return abs((now - timestamp).total_seconds()) <= skew
 
 
+#: ASPI's reason for an unauthorized client (its 401xx00 row: "General unauthorized error (...,
+#: Client Forbidden Access API, Unknown Client, ...)"): a client used from an address it may not.
+FORBIDDEN_ADDRESS = "Client Forbidden Access API"
+
+
+def _address_allowed(client, address: str | None) -> None:
+    """The client's allowed addresses (contract 14.3), checked before anything else of it."""
+    if not client.address_ok:
+        log.warning("address not allowed", extra={"client_id": client.client_id, "address": address})
+        raise codes.unauthorized(FORBIDDEN_ADDRESS)
+
+
 def token_request(now: dt.datetime) -> str:
     """Check a token request's headers and RSA signature; return the client id."""
     client_id, stamp, signature = _header("X-CLIENT-KEY"), _header("X-TIMESTAMP"), _header("X-SIGNATURE")
@@ -81,9 +98,12 @@ def token_request(now: dt.datetime) -> str:
     if timestamp is None:
         raise codes.invalid_format("X-TIMESTAMP")
     known = len(client_id) <= CLIENT_ID_MAX and VISIBLE.fullmatch(client_id)
-    client = snap_clients.client(runtime.connection(), client_id, _rate()) if known else None
+    address = addresses.of_request()
+    client = snap_clients.client(runtime.connection(), client_id, _rate(), address) if known else None
     if client is None or not client.active:
         raise codes.unauthorized("Unknown client")
+    _address_allowed(client, address)
+    g.pdam_sandbox = client.sandbox  # X-Sandbox on the answer, whatever it is
     ratelimit.admit(client.partner_code, client.rate_wait)
     if not _within_window(timestamp, now):
         raise codes.unauthorized("X-TIMESTAMP")
@@ -96,9 +116,14 @@ def token_request(now: dt.datetime) -> str:
 def transactional_request(body: bytes, now: dt.datetime) -> Caller:
     """Check a transactional request's token, headers and HMAC signature over ``body``."""
     match = BEARER.fullmatch(_header("Authorization"))
-    client = snap_clients.caller(runtime.connection(), match.group(1), now, _rate()) if match else None
+    address = addresses.of_request()
+    client = (
+        snap_clients.caller(runtime.connection(), match.group(1), now, _rate(), address) if match else None
+    )
     if client is None or not client.active:
         raise codes.invalid_token()
+    _address_allowed(client, address)
+    g.pdam_sandbox = client.sandbox
     ratelimit.admit(client.partner_code, client.rate_wait)
     values = {name: _header(name) for name in TRANSACTIONAL_HEADERS}
     for name, value in values.items():
@@ -122,7 +147,9 @@ def transactional_request(body: bytes, now: dt.datetime) -> Caller:
     signed_with = functools.partial(signatures.verify_hmac, message=message, signature=values["X-SIGNATURE"])
     if not snap_clients.verify(runtime.connection(), runtime.sealer(), client.client_id, signed_with):
         raise codes.unauthorized("Signature")
-    return Caller(client.client_id, client.partner_code, client.service_id, external_id, channel_id)
+    return Caller(
+        client.client_id, client.partner_code, client.service_id, external_id, channel_id, client.sandbox
+    )
 
 
 def signed_path() -> str:

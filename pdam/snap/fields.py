@@ -46,7 +46,10 @@ MAX_LENGTH = {
     "reason.english": 64,
     "reason.indonesia": 64,
     "virtualAccountTrxType": 1,
-    "trxDateTime": 25,
+    # ASPI's tables say 25 (seconds and an offset); banks' libraries send fractional seconds
+    # too (contract 14.4: ``2026-12-07T08:26:48.282+07:00``, 29), echoed as sent: the longest
+    # timestamp the pattern takes (microseconds) is the limit.
+    "trxDateTime": 32,
     # The payment request's table allows 64, its answer's and the status answer's say 15:
     # the answer echoes the bank's own value, so the request's limit is the one that holds.
     "referenceNo": 64,

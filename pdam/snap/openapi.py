@@ -28,7 +28,12 @@ TAG = {
     "description": "Banks' virtual accounts over SNAP (Bank Indonesia's national open API, ASPI "
     '"Standar Teknis dan Keamanan" v1.0.2): access token (service 73), VA inquiry (24), payment '
     '(25) and status (26). camelCase bodies, amounts as `{"value": "177600.00", "currency": '
-    '"IDR"}`, and a `responseCode` in every body whose first three digits are the HTTP status.',
+    '"IDR"}`, and a `responseCode` in every body whose first three digits are the HTTP status. '
+    "A sandbox client (`snap register ... --sandbox`) uses the same routes with no money moving, "
+    "on the sandbox's test customers (tag `sandbox`; `customerNo` = the cid, `virtualAccountNo` = "
+    "partnerServiceId + cid; an inquiry shows at most the oldest 24 bills, as live); its every "
+    "answer carries `X-Sandbox: true`. A client may be bound to allowed addresses: from elsewhere "
+    "`401xx00` `Unauthorized. [Client Forbidden Access API]`.",
 }
 
 

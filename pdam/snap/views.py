@@ -262,6 +262,7 @@ def _inquire(conn: sa.Connection, caller: auth.Caller, data: dict, now: dt.datet
             cfg["INQUIRY_TTL_SECONDS"],
             reference=body["reference"],
             max_bills=schemas.MAX_BILLS,
+            sandbox=caller.sandbox,
         ),
     )
     customer = result.customer
@@ -332,6 +333,7 @@ def _pay(conn: sa.Connection, caller: auth.Caller, data: dict, now: dt.datetime)
             merchant,
             now,
             runtime.ledger_connection,  # asked only when there is no inquiry to pay
+            sandbox=caller.sandbox,
         ),
     )
     payment = result.payment
@@ -360,7 +362,9 @@ def _status(conn: sa.Connection, caller: auth.Caller, data: dict, now: dt.dateti
     if len(references) != 1:
         raise codes.transaction_not_found()
     (reference,) = references
-    payment, shown = payments.find_shown(conn, caller.partner_code, body["customer_no"], reference)
+    payment, shown = payments.find_shown(
+        conn, caller.partner_code, body["customer_no"], reference, caller.sandbox
+    )
     logs.bind(nob=payment.nob)
     refs = store.payment_refs(conn, payment.id)
     return STATUS_RESPONSE.dump(

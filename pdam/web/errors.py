@@ -14,7 +14,7 @@ import math
 from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from ..core import errors
+from ..core import callbacks, errors
 from ..infra.port import is_transient
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ STATUS = {
     errors.Conflict: 409,
     errors.Mismatch: 410,
     TooManyRequests: 429,
+    callbacks.TooManyResends: 429,
     errors.Unavailable: 503,
 }
 RETRY_AFTER = "5"
@@ -78,8 +79,8 @@ def answer(exc: BaseException) -> tuple[int, str, dict | None, dict]:
         if status == 500:
             log.error("unhandled domain error: %s", exc)
             return 500, "Internal Server Error", None, {}
-        if isinstance(exc, TooManyRequests):
-            return status, exc.message, exc.errors, {"Retry-After": str(exc.retry_after)}
+        if status == 429:  # the rate limit, or a limit of the core's (resends of one callback)
+            return status, exc.message, exc.errors, {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
         return status, exc.message, exc.errors, {"Retry-After": RETRY_AFTER} if status == 503 else {}
     if isinstance(exc, HTTPException):
         default = type(exc).description

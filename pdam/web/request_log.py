@@ -72,16 +72,18 @@ class RequestLog:
             route = rule.rule if rule is not None else None
             code = int(status[:3])
             method = environ["REQUEST_METHOD"]
-            log.info(
-                "request",
-                extra={
-                    "method": method,
-                    "route": route,
-                    "status": code,
-                    "duration_ms": round(seconds * 1000, 1),
-                },
-            )
-            metrics.observe(route, method, code, seconds)
+            # A sandbox credential's answer (contract 14.1): logged as such, and left out of
+            # the live metrics.
+            sandbox = ("X-Sandbox", "true") in headers
+            extra = {
+                "method": method,
+                "route": route,
+                "status": code,
+                "duration_ms": round(seconds * 1000, 1),
+            }
+            log.info("request", extra={**extra, "sandbox": True} if sandbox else extra)
+            if not sandbox:
+                metrics.observe(route, method, code, seconds)
             return start_response(status, headers, exc_info)
 
         try:

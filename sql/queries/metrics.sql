@@ -23,5 +23,9 @@ select status, sum(n)::bigint as n from payment_status_count group by status
 select reason, count(*) as n from payment_attention group by reason
 
 -- webhooks --
--- Deliveries not delivered (delivered ones only grow, like succeeded jobs).
-select status, count(*) as n from webhook_delivery where status <> 'delivered' group by status
+-- Deliveries not delivered (delivered ones only grow, like succeeded jobs), of live payments
+-- (the sandbox is left out of the live metrics).
+select d.status, count(*) as n
+from webhook_delivery d join payment p on p.id = d.payment_id
+where d.status <> 'delivered' and not p.sandbox
+group by d.status

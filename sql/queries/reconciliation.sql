@@ -17,3 +17,19 @@ limit :limit offset :offset
 
 -- count --
 select count(*) from reconciliation where pop = :partner and tanggal = :day
+
+-- sandbox_rows --
+-- ``rows`` of the sandbox (sandbox_reconciliation), under the same names.
+select no as line_no, id as bill_no, nob, nopel as customer_id, periode as period, rid as bill_id,
+       pid, mer as merchant, rev as reversed, air as water, administrasi as admin_fee,
+       administrasi_angsuran as admin_installment, ppn_administrasi as admin_vat,
+       denda as late_fee, angsuran as installment, materai as stamp_duty, registrasi as registration,
+       biaya_pemasangan as installation_fee, ppn_pemasangan as installation_vat,
+       biaya_jarak as distance_fee
+from sandbox_reconciliation
+where pop = :partner and tanggal = :day
+order by no
+limit :limit offset :offset
+
+-- sandbox_count --
+select count(*) from sandbox_reconciliation where pop = :partner and tanggal = :day

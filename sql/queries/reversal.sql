@@ -3,9 +3,9 @@
 -- lock --
 select id, partner_code, pid, customer_id, inquiry_token, amount, periods, merchant, pat, nob,
        accepted_at, status, posted_at, paid_total, paid_periods, problem_periods,
-       posting_attempts, stuck_at, stuck_reason, reversed_at, callback_url, callback_protocol
+       posting_attempts, stuck_at, stuck_reason, reversed_at, callback_url, callback_protocol, sandbox
 from payment
-where partner_code = :partner and customer_id = :cid and pid = :pid and pat = :pat
+where partner_code = :partner and sandbox = :sandbox and customer_id = :cid and pid = :pid and pat = :pat
 for update
 
 -- free_bills --
@@ -17,7 +17,7 @@ update payment set reversed_at = :now
 where id = :id and reversed_at is null and status in ('accepted', 'changed')
 returning id, partner_code, pid, customer_id, inquiry_token, amount, periods, merchant, pat, nob,
           accepted_at, status, posted_at, paid_total, paid_periods, problem_periods,
-          posting_attempts, stuck_at, stuck_reason, reversed_at, callback_url, callback_protocol
+          posting_attempts, stuck_at, stuck_reason, reversed_at, callback_url, callback_protocol, sandbox
 
 -- release_periods --
 update payment_period set live = false where payment_id = :id and live

@@ -2,30 +2,41 @@
 
 -- register --
 -- No row when the partner already has SNAP credentials or the client id is taken.
-insert into snap_client (client_id, partner_code, public_key, client_secret, service_id, created_at)
-values (:client_id, :partner, :public_key, :secret, :service_id, :now)
+insert into snap_client (client_id, partner_code, public_key, client_secret, service_id, created_at, sandbox)
+values (:client_id, :partner, :public_key, :secret, :service_id, :now, :sandbox)
 on conflict do nothing
 returning client_id
 
 -- by_partner --
 select c.client_id, c.partner_code, c.service_id, c.client_secret, c.created_at
-from snap_client c where c.partner_code = :partner
+from snap_client c where c.partner_code = :partner and c.sandbox = :sandbox
 
 -- set_secret --
-update snap_client set client_secret = :secret where partner_code = :partner returning client_secret
+update snap_client set client_secret = :secret where partner_code = :partner and sandbox = :sandbox
+returning client_secret
 
 -- all --
-select c.client_id, c.partner_code, p.name as partner_name, p.active, c.service_id, c.created_at
+select c.client_id, c.partner_code, p.name as partner_name, p.active, c.service_id, c.created_at, c.sandbox
 from snap_client c join partner p on p.code = c.partner_code
-order by c.partner_code
+order by c.partner_code, c.sandbox
 
 -- client --
 -- A client with its partner's state (the token request), and one token of the
 -- partner's rate limit (rate_wait 0: taken, else the seconds until the next; section 13).
+-- address_ok: the request's :address is one the client may be used from (a request from
+-- elsewhere takes no rate token).
 select c.client_id, c.partner_code, c.public_key, c.service_id, p.active,
-       take_rate_token_v1(c.partner_code, :rate) as rate_wait
+       case when a.ok then take_rate_token_v1(c.partner_code || case when c.sandbox then '+sandbox' else '' end, :rate)
+            else 0 end as rate_wait,
+       c.sandbox, a.ok as address_ok
 from snap_client c join partner p on p.code = c.partner_code
+cross join lateral (select address_allowed_v1(c.allowed_addresses, :address) as ok) a
 where c.client_id = :client_id
+
+-- allow --
+-- snap allow: the networks (null: any); no row when the client does not exist.
+update snap_client set allowed_addresses = cast(:networks as cidr[]) where client_id = :client_id
+returning client_id
 
 -- issue_token --
 -- A new access token; the client's expired tokens and its X-EXTERNAL-ID answers older
@@ -43,10 +54,13 @@ values (:token_hash, :client_id, :now, :expires)
 -- The client of a live access token (no row: unknown or expired), with its partner's state
 -- and one token of the partner's rate limit (as in "client").
 select c.client_id, c.partner_code, c.service_id, p.active,
-       take_rate_token_v1(c.partner_code, :rate) as rate_wait
+       case when a.ok then take_rate_token_v1(c.partner_code || case when c.sandbox then '+sandbox' else '' end, :rate)
+            else 0 end as rate_wait,
+       c.sandbox, a.ok as address_ok
 from snap_access_token t
 join snap_client c on c.client_id = t.client_id
 join partner p on p.code = c.partner_code
+cross join lateral (select address_allowed_v1(c.allowed_addresses, :address) as ok) a
 where t.token_hash = :token_hash and t.expires_at > :now
 
 -- sealed_secret --

@@ -9,7 +9,12 @@ returning id
 select id, callback_url from payment where nob = :nob
 
 -- last_delivery --
-select id, event, event_id from webhook_delivery where payment_id = :id order by id desc limit 1
+select id, payment_id, event, event_id, url from webhook_delivery where payment_id = :id order by id desc limit 1
+
+-- last_delivery_of_event --
+select id, payment_id, event, event_id, url from webhook_delivery
+where payment_id = :id and event_id = cast(:event_id as uuid)
+order by id desc limit 1
 
 -- copy_delivery --
 -- An operator's resend: the same event, body and event id, as a new delivery.
@@ -21,7 +26,7 @@ returning id
 -- A delivery with what sending it needs: the payment's callback credentials and the
 -- partner's signing secret.
 select d.id, d.payment_id, d.event, d.event_id, d.url, d.body, d.status, d.attempts,
-       d.first_attempt_at, p.nob, p.callback_protocol as protocol, p.callback_token, p.request_authorization, pa.webhook_secret
+       d.first_attempt_at, p.nob, p.callback_protocol as protocol, p.sandbox, p.callback_token, p.request_authorization, pa.webhook_secret
 from webhook_delivery d join payment p on p.id = d.payment_id
 join partner pa on pa.code = p.partner_code
 where d.id = :id

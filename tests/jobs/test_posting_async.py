@@ -105,7 +105,7 @@ def test_a_payment_with_a_callback_is_never_posted_alone(partner_headers, exampl
     is recorded in the posting's transaction."""
     pay(partner_headers, per=[201903], x_async=HOOK)
     (payment_id,) = payment_ids(run_sql)
-    params = {"id": payment_id, "now": dt.datetime.now(dt.UTC)}
+    params = {"id": payment_id, "now": dt.datetime.now(dt.UTC), "attempt": 1}
     assert run_sql(pyformat(posting.Q["post_alone"]), params) == []
     assert run_sql("select status from payment") == [("created",)]
     assert run_sql("select paid_by from bill") == [(None,)]

@@ -324,7 +324,13 @@ def test_authenticate_takes_its_inputs_and_returns_the_cores_partner(app, keys, 
     # A request's log context, as the request log gives each request (authenticate names
     # the partner in it).
     with app.app_context(), logs.bound(request_id="test"):
-        args = {"key_ready": True, "cache": cache, "conn": runtime.connection(), "rate": 0}
+        args = {
+            "key_ready": True,
+            "cache": cache,
+            "conn": runtime.connection(),
+            "rate": 0,
+            "address": "192.0.2.1",
+        }
         partner = authenticate(header, now_ts(), **args)
         assert isinstance(partner, Partner)
         assert (partner.code, partner.name, partner.active) == ("00", "BANK1", True)

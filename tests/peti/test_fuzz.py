@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from pdam.core.payments import WIB
 from pdam.peti import openapi
 from tests import world as world_module
-from tests.factories import fuzz_cases, fuzz_coverage, only_failed
+from tests.factories import fuzz_cases, fuzz_coverage, issue, only_failed
 
 # One process runs the whole module under `make test` (pytest-xdist, --dist loadgroup):
 # test_valid_requests_also_succeeded reads what test_operation recorded in this process.
@@ -54,6 +54,22 @@ def fuzz(module_app, keys):
     """One migrated database and app for the whole module, populated by tests/world.py."""
     app = module_app
     world = world_module.build(app, keys["ES256"]["private"], pool=400)
+    # Callbacks of A to resend (10 events: at most 10 resends of one an hour), and A's sandbox
+    # token for POST /sandbox/reset (a live token has no sandbox: 404).
+    client, events = app.test_client(), []
+    for n in range(10):
+        cid = world.fresh_customer()
+        shown = client.get(f"/tagihan/{cid}", headers=world.headers[world_module.A])
+        bills = shown.json["tagihan"]
+        body = {"inq": shown.headers["X-Cross-Site"], "pid": f"fuzz-hook-{n}", "mer": "1",
+                "per": [int(b["periode"]) for b in bills], "amo": sum(b["biaya"]["jumlah"] for b in bills)}  # fmt: skip
+        hooked = {**world.headers[world_module.A], "X-Async": "http://127.0.0.1:9/hook"}
+        assert client.post(f"/tagihan/{cid}", json=body, headers=hooked).status_code == 202
+    events += [row[0] for row in world.run_sql("select event_id::text from webhook_delivery")]
+    world.events = events
+    world.sandbox_headers = {
+        "Authorization": f"Bearer {issue(app, keys['ES256']['private'], world_module.A, sandbox=True)}"
+    }
     schema = schemathesis.openapi.from_wsgi(
         "/openapi.json", app, config=schemathesis.Config.from_dict(CONFIG)
     )
@@ -125,6 +141,10 @@ def _steer(case, data, world, client) -> None:
         from pdam.web.docs import ASSETS
 
         case.path_parameters["filename"] = data.draw(st.sampled_from(sorted(ASSETS)))
+    elif (method, path) == ("post", "/callbacks/{event_id}/resend"):
+        case.path_parameters["event_id"] = data.draw(st.sampled_from(world.events))
+    elif (method, path) == ("get", "/callbacks") and data.draw(st.booleans(), label="whole log"):
+        case.query = {}
     elif (method, path) == ("get", "/audit"):
         today = dt.datetime.now(WIB).date()
         case.query = {
@@ -146,7 +166,7 @@ def test_operation(fuzz, path, method):
         _repair(case)
         _steer(case, data, world, client)
 
-    headers = world.headers[world_module.A]
+    headers = world.sandbox_headers if path == "/sandbox/reset" else world.headers[world_module.A]
     count = fuzz_cases(schema[path][method], MIN_CASES, steer, lambda case: headers, statuses[label])
     assert count >= MIN_CASES, f"{label}: only {count} cases"
     assert statuses[label], label
@@ -159,7 +179,8 @@ def test_operation(fuzz, path, method):
 @pytest.mark.parametrize(("path", "method"), OPERATIONS, ids=[f"{m.upper()} {p}" for p, m in OPERATIONS])
 def test_coverage_phase(fuzz, path, method):
     _, world, schema, _ = fuzz
-    count = fuzz_coverage(schema[path][method], _repair, lambda case: world.headers[world_module.A])
+    headers = world.sandbox_headers if path == "/sandbox/reset" else world.headers[world_module.A]
+    count = fuzz_coverage(schema[path][method], _repair, lambda case: headers)
     assert count > 0
     print(method.upper(), path, "coverage cases:", count)
 

@@ -81,6 +81,15 @@ def protected_requests(w: world_module.World, partner: str = A) -> dict[tuple[st
             "query_string": {"nob": accepted.nob},
         },
         ("/audit", "get"): {"method": "GET", "path": "/audit", "query_string": {"tgl": today()}},
+        # With a live token: 404 (no sandbox); tests/peti/test_sandbox.py drills it with sandbox tokens.
+        ("/sandbox/reset", "post"): {"method": "POST", "path": "/sandbox/reset"},
+        ("/callbacks", "get"): {"method": "GET", "path": "/callbacks"},
+        # The world's payments have no callbacks: an unknown event (404); its owner's own and
+        # another's: tests/peti/test_callbacks_log.py, tests/peti/test_sandbox_isolation.py.
+        ("/callbacks/{event_id}/resend", "post"): {
+            "method": "POST",
+            "path": "/callbacks/00000000-0000-4000-8000-000000000000/resend",
+        },
     }
 
 

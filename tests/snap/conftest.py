@@ -168,9 +168,16 @@ class Bank:
 
 
 def register(
-    app, key, code: str = "00", client_id: str = "bank-one", service_id: str = SERVICE_ID, tmp_path=None
+    app,
+    key,
+    code: str = "00",
+    client_id: str = "bank-one",
+    service_id: str = SERVICE_ID,
+    tmp_path=None,
+    sandbox: bool = False,
 ) -> str:
-    """``flask snap register`` for real; return the secret (the last line)."""
+    """``flask snap register`` for real (``--sandbox`` with ``sandbox``); return the secret
+    (the last line)."""
     import tempfile
     from pathlib import Path
 
@@ -188,6 +195,7 @@ def register(
             str(pem),
             "--service-id",
             service_id,
+            *(["--sandbox"] if sandbox else []),
         ]
     )
     assert res.exit_code == 0, res.output

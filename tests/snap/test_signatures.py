@@ -159,7 +159,7 @@ def test_a_caller_carries_no_secret_and_verify_opens_it_in_the_core(app, bank):
         found = snap_clients.caller(conn, token, runtime.now(), 0)
         assert found is not None
         assert [f.name for f in dataclasses.fields(found)] == [
-            "client_id", "partner_code", "service_id", "active", "rate_wait"
+            "client_id", "partner_code", "service_id", "active", "rate_wait", "sandbox", "address_ok"
         ]  # fmt: skip
         assert not hasattr(found, "_sealed") and not hasattr(found, "client_secret")
         seen = []
