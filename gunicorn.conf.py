@@ -60,7 +60,7 @@ def on_starting(server):
     """Refuse to start when SECRET_KEYS cannot open the database's secrets (missing, or
     not the keys that sealed them): gunicorn prints the reason and exits 1. A database
     that cannot be reached now does not stop it: the check runs again on first use."""
-    from pdam.infra.db import is_transient
+    from pdam.infra.port import is_transient
     from pdam.infra.sealing import SealingError
 
     runtime = _runtime(server)

@@ -31,6 +31,7 @@ import psycopg  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from pdam import create_app  # noqa: E402
+from pdam.cli.token import signer  # noqa: E402
 from pdam.core import billing, partners, tokens  # noqa: E402
 from pdam.infra import embedded, migrations, sealing  # noqa: E402
 from pdam.infra import settings as config  # noqa: E402
@@ -126,15 +127,9 @@ def service_setup(url: str, partner_codes: list[str]) -> Iterator[Setup]:
         with app.app_context(), runtime.transaction() as conn:
             for code in partner_codes:
                 partners.add(conn, code, f"BENCH{code}", SEALER)
-                issued[code] = tokens.issue(
-                    conn,
-                    code=code,
-                    private_key=private.read_text(),
-                    algorithm=algorithm,
-                    issuer=app.config["JWT_ISSUER"],
-                    now=now,
-                    expires=now + dt.timedelta(days=1),
-                )
+                expires = now + dt.timedelta(days=1)
+                sign = signer(private.read_text())
+                issued[code] = tokens.issue(conn, code=code, now=now, expires=expires, sign=sign)
         try:
             yield Setup(url, app, public_key, issued)
         finally:

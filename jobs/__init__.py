@@ -2,8 +2,8 @@
 orchestration around the core (transactions, retry decisions, delivery).
 
 Nothing here builds a web app: the worker has a ``Runtime`` of its own (settings,
-database, clock), made when it starts (``configure``; ``current()`` makes one from the
-environment for a tool that imports the tasks without starting a worker). Importing this
+database, clock), made when it starts (``configure``); ``current()`` is that one, and an
+error before ``configure`` ran (never a runtime quietly made from the environment). Importing this
 package reads no setting and reaches no database: the database is reached when the
 worker opens the App (``pool_factory`` below) or a task runs. Start a worker with
 ``python -m jobs`` (supervised, as the Procfile does) or ``python -m jobs.worker``.
@@ -11,9 +11,10 @@ worker opens the App (``pool_factory`` below) or a task runs. Start a worker wit
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 
 import procrastinate
+import psycopg
 import psycopg_pool
 
 import pdam
@@ -34,9 +35,15 @@ def configure(conf: Mapping | None = None) -> Runtime:
     return _runtime
 
 
+class NotConfigured(RuntimeError):
+    """The job server is not configured: ``jobs.configure()`` (the worker's start) makes its runtime."""
+
+
 def current() -> Runtime:
-    """The runtime ``configure`` made (made from the environment on first use if none)."""
-    return _runtime or configure()
+    """The runtime ``configure`` made; ``NotConfigured`` before it ran."""
+    if _runtime is None:
+        raise NotConfigured(NotConfigured.__doc__)
+    return _runtime
 
 
 def worker_options(conf: Mapping) -> dict:
@@ -64,6 +71,18 @@ def make_pool(url: str, conf, **kwargs) -> psycopg_pool.AsyncConnectionPool:
     session = {"options": db.session_options(conf)}
     kwargs.setdefault("check", db.check_async)
     return psycopg_pool.AsyncConnectionPool(conninfo=url, timeout=timeout, kwargs=session, **kwargs)
+
+
+def ledger_connection(rt: Runtime) -> Awaitable[psycopg.AsyncConnection]:
+    """A connection of its own to a separate billing ledger (``BILLING_DATABASE_URL``), with
+    the session of the pool's; ``async with await ledger_connection(rt)`` commits at the end
+    of the block, rolls back on error."""
+    conf = rt.settings
+    return psycopg.AsyncConnection.connect(
+        rt.database.ledger_url,
+        connect_timeout=conf["DB_CONNECT_TIMEOUT"],
+        options=db.session_options(conf),
+    )
 
 
 def _pool(**kwargs) -> psycopg_pool.AsyncConnectionPool:

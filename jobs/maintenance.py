@@ -3,7 +3,6 @@ no-op for queue checks."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from procrastinate.jobs import Status
@@ -19,11 +18,11 @@ log = logging.getLogger(__name__)
 
 @app.periodic(cron="*/5 * * * *")
 @app.task(name="maintenance.purge_inquiries", queue=queue.MAINTENANCE_QUEUE, queueing_lock="purge_inquiries")
-def purge_inquiries(timestamp: int) -> int:
-    """Delete expired inquiry snapshots (requests never do it)."""
+async def purge_inquiries(timestamp: int) -> int:
+    """Delete expired inquiry snapshots (requests never do it), on the worker's pool."""
     rt = current()
-    with rt.database.engine.begin() as conn:
-        return inquiry.purge_expired(conn, rt.now())
+    async with app.connector.pool.connection() as conn:
+        return await inquiry.purge_expired.aio(conn, rt.now())
 
 
 @app.periodic(cron="17 * * * *")
@@ -55,7 +54,7 @@ async def recover_stalled(timestamp: int) -> int:
             continue
         log.error("stalled job %s failed after %s attempts", job.id, job.attempts)
         await manager.finish_job(job, status=Status.FAILED, delete_job=False)
-        await asyncio.to_thread(give_up, rt, job.task_name, job.task_kwargs, job.attempts)
+        await give_up(rt, job.task_name, job.task_kwargs, job.attempts)
     return len(stalled)
 
 
@@ -74,11 +73,11 @@ async def noop() -> None:
     by the domain work only."""
 
 
-def give_up(rt: Runtime, task_name: str, kwargs: dict, attempts: int) -> None:
-    """Leave a visible trace of a job given up by stalled-job recovery."""
+async def give_up(rt: Runtime, task_name: str, kwargs: dict, attempts: int) -> None:
+    """Leave a visible trace of a job given up by stalled-job recovery (on the worker's pool)."""
     reason = f"its worker died {attempts} times during the job"
-    with rt.database.engine.begin() as conn:
+    async with app.connector.pool.connection() as conn:
         if task_name == queue.POST_PAYMENT:
-            posting.flag_stuck(conn, kwargs["payment_id"], reason, attempts, rt.now())
+            await posting.flag_stuck.aio(conn, kwargs["payment_id"], reason, attempts, rt.now())
         elif task_name == queue.DELIVER_WEBHOOK:
-            webhooks.give_up(conn, kwargs["delivery_id"], reason, rt.now())
+            await webhooks.give_up.aio(conn, kwargs["delivery_id"], reason, rt.now())

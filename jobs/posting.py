@@ -1,17 +1,15 @@
 """Posting: apply recorded payments to the billing ledger and record the final callback
 (the core's ``posting.settle``), commit, log the outcome, decide retry or give up.
 
-The task is async: with the ledger in this database (the default) an attempt runs on a
-connection of the worker's own Procrastinate pool (``run_async``: no thread, no second
-pool, no SQLAlchemy on the hot path); with a separate ledger it runs the sync ``run`` in a
-thread. Both are thin drivers of the same core function (written once, on the port);
-they own the transactions and share the retry decision, the stuck flag and the log lines.
+The task is async and exists once (``run``): an attempt runs on a connection of the
+worker's own Procrastinate pool (no thread, no second pool, no SQLAlchemy), a separate
+billing ledger on an async connection of its own; it owns the transactions, the retry
+decision, the stuck flag and the log lines.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -21,62 +19,33 @@ import psycopg
 
 from pdam.core import errors, posting
 from pdam.infra import deadline, logs, queue
-from pdam.infra.db import NOTICES, rollback_quietly
 from pdam.infra.runtime import Runtime
 
-from . import RetryOnType, app, current
+from . import RetryOnType, app, current, ledger_connection
 
 log = logging.getLogger(__name__)
-
-
-def run(rt: Runtime, payment_id: int, attempt: int) -> str:
-    """One posting attempt in its own transaction(s); return the payment's status.
-
-    A failure raises ``Retry`` while it can pass and attempts remain, else ``GiveUp``;
-    giving up flags the payment stuck for operators (it stays ``created`` and visible,
-    ``payment requeue`` puts it back), except for a payment that does not exist.
-    """
-    db = rt.database
-    with deadline.bounded(rt.settings["REQUEST_DEADLINE_SECONDS"]), contextlib.ExitStack() as stack:
-        conn = ledger = None
-        try:
-            # Inside the try: a database that cannot be reached is a failure that can pass.
-            conn = stack.enter_context(db.engine.connect())
-            ledger = stack.enter_context(db.ledger_engine.connect()) if db.separate_ledger else conn
-            now = rt.now()
-            result = posting.settle(conn, ledger, payment_id, now, attempt)
-            if ledger is not conn:
-                # first the ledger: a crash before ours is recognised on retry
-                with deadline.confirm_commit(ledger.connection.info.get(NOTICES)):
-                    ledger.commit()
-            deadline.check()
-            with deadline.confirm_commit(conn.connection.info.get(NOTICES)):
-                conn.commit()
-        except Exception as exc:
-            if conn is not None:
-                rollback_quietly(conn)
-            if ledger is not None and ledger is not conn:
-                rollback_quietly(ledger)
-            raise _failed(exc, rt, payment_id, attempt) from exc
-    _log_posted(result, payment_id, attempt)
-    return result.status
 
 
 Connect = Callable[[], AbstractAsyncContextManager[psycopg.AsyncConnection]]
 
 
-async def run_async(rt: Runtime, connect: Connect, payment_id: int, attempt: int) -> str:
-    """``run`` with the ledger in this database, on an async connection from ``connect``
-    (the worker's pool: ``app.connector.pool.connection``, which commits the block's work at
-    its end and rolls it back on error): the posting and its final callback commit together.
-    A payment without a callback is posted by one statement committed on its own
-    (``posting.post``'s ``post_alone``): there is nothing else to commit with it.
+async def run(rt: Runtime, connect: Connect, payment_id: int, attempt: int) -> str:
+    """One posting attempt on a connection from ``connect`` (the worker's pool:
+    ``app.connector.pool.connection``, which rolls the block's work back on error); return
+    the payment's status. The posting and its final callback commit together; a payment
+    without a callback is posted by one statement committed on its own (``posting.post``'s
+    ``post_alone``). With a separate billing ledger the ledger has a connection of its own,
+    committed first: a crash before ours is recognised on retry.
 
     Bounded by ``REQUEST_DEADLINE_SECONDS``: past it the attempt is cancelled (psycopg sends
     the server a cancel when the task is cancelled) and ends as one that can pass; a commit
     that received a WARNING (a synchronous standby's wait cancelled: committed here, perhaps
     not replicated) is not confirmed either, and the attempt is made again (posting is
     idempotent: a payment posted already is left as it is).
+
+    A failure raises ``Retry`` while it can pass and attempts remain, else ``GiveUp``;
+    giving up flags the payment stuck for operators (it stays ``created`` and visible,
+    ``payment requeue`` puts it back), except for a payment that does not exist.
     """
     notices = deadline.Notices()
     try:
@@ -86,19 +55,37 @@ async def run_async(rt: Runtime, connect: Connect, payment_id: int, attempt: int
                 try:
                     # a statement committed alone (``post_alone``) commits inside settle
                     with deadline.confirm_commit(notices):
-                        result = await posting.settle(conn, None, payment_id, rt.now(), attempt)
+                        result = await _settle(rt, conn, payment_id, attempt)
                         await conn.commit()
                 finally:
                     conn.remove_notice_handler(notices)
     except TimeoutError as exc:
-        raise await asyncio.to_thread(_failed, deadline.DeadlineExceeded(), rt, payment_id, attempt) from exc
+        raise await _failed(deadline.DeadlineExceeded(), rt, connect, payment_id, attempt) from exc
     except Exception as exc:
-        raise await asyncio.to_thread(_failed, exc, rt, payment_id, attempt) from exc
+        raise await _failed(exc, rt, connect, payment_id, attempt) from exc
     _log_posted(result, payment_id, attempt)
     return result.status
 
 
-def _failed(exc: Exception, rt: Runtime, payment_id: int, attempt: int) -> errors.Retry | errors.GiveUp:
+async def _settle(
+    rt: Runtime, conn: psycopg.AsyncConnection, payment_id: int, attempt: int
+) -> posting.Posted:
+    """``posting.settle`` on ``conn``; a separate ledger's work on its own connection,
+    committed (and confirmed) before ``conn``'s."""
+    if not rt.database.separate_ledger:
+        return await posting.settle.aio(conn, None, payment_id, rt.now(), attempt)
+    ledger_notices = deadline.Notices()
+    async with await ledger_connection(rt) as ledger:
+        ledger.add_notice_handler(ledger_notices)
+        result = await posting.settle.aio(conn, ledger, payment_id, rt.now(), attempt)
+        with deadline.confirm_commit(ledger_notices):
+            await ledger.commit()
+    return result
+
+
+async def _failed(
+    exc: Exception, rt: Runtime, connect: Connect, payment_id: int, attempt: int
+) -> errors.Retry | errors.GiveUp:
     """The retry decision of a failed attempt, logged; giving up flags the payment stuck
     (except one that does not exist)."""
     decision = errors.retry_decision(exc, attempt, rt.settings["POSTING_MAX_ATTEMPTS"])
@@ -109,7 +96,7 @@ def _failed(exc: Exception, rt: Runtime, payment_id: int, attempt: int) -> error
         extra={"payment_id": payment_id, "outcome": type(decision).__name__.lower()},
     )
     if isinstance(decision, errors.GiveUp) and not isinstance(exc, posting.PaymentMissing):
-        _flag_stuck(rt, payment_id, decision.message, attempt)
+        await _flag_stuck(rt, connect, payment_id, decision.message, attempt)
     return decision
 
 
@@ -120,10 +107,10 @@ def _log_posted(result: posting.Posted, payment_id: int, attempt: int) -> None:
             log.info("posted", extra={"payment_id": payment_id, "outcome": result.status, "attempt": attempt})
 
 
-def _flag_stuck(rt: Runtime, payment_id: int, reason: str, attempt: int) -> None:
+async def _flag_stuck(rt: Runtime, connect: Connect, payment_id: int, reason: str, attempt: int) -> None:
     try:
-        with rt.database.engine.begin() as fresh:
-            posting.flag_stuck(fresh, payment_id, reason, attempt, rt.now())
+        async with connect() as fresh:
+            await posting.flag_stuck.aio(fresh, payment_id, reason, attempt, rt.now())
     except Exception:
         log.exception("could not flag payment %s as stuck", payment_id)
 
@@ -135,8 +122,4 @@ def _flag_stuck(rt: Runtime, payment_id: int, reason: str, attempt: int) -> None
     retry=RetryOnType("POSTING_RETRY_SECONDS"),
 )
 async def post_payment(context: procrastinate.JobContext, payment_id: int) -> str:
-    attempt = context.job.attempts + 1
-    rt = current()
-    if rt.database.separate_ledger:
-        return await asyncio.to_thread(run, rt, payment_id, attempt)
-    return await run_async(rt, app.connector.pool.connection, payment_id, attempt)
+    return await run(current(), app.connector.pool.connection, payment_id, context.job.attempts + 1)

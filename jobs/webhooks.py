@@ -11,7 +11,8 @@ import procrastinate
 
 from pdam.core import errors, events, webhooks
 from pdam.infra import deadline, http, queue
-from pdam.infra.db import begin, is_transient
+from pdam.infra.db import begin
+from pdam.infra.port import is_transient
 from pdam.infra.runtime import Runtime
 
 from . import RetryOnType, app, current

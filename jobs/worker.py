@@ -20,7 +20,7 @@ import os
 import signal
 import sys
 
-from pdam.infra import db, logs
+from pdam.infra import logs, port
 from pdam.infra.queue import MAINTENANCE_QUEUE, POSTING_QUEUE, WEBHOOK_QUEUE
 from pdam.infra.sealing import SealingError
 
@@ -80,7 +80,9 @@ async def serve(stop: asyncio.Event, *loops: dict, **options) -> int:
                             await run
                 for run in done - {halt}:
                     run.result()  # its error, if it ended with one
-        except db.TRANSIENT as exc:
+        except Exception as exc:
+            if not port.is_transient(exc):
+                raise
             log.warning("worker run loop lost the database: %r", exc)
         if stop.is_set():
             break

@@ -134,11 +134,31 @@ def make_payment(
     return row
 
 
-def run_posting(app, payment_id: int, attempt: int = 1):
-    """One posting attempt as the job server runs it, on the app's runtime."""
+def run_posting(app, payment_id: int, attempt: int = 1) -> str:
+    """One posting attempt as the job server runs it (``jobs.posting.run``), on the app's
+    runtime and a pool configured like the worker's."""
+    import asyncio
+
+    import psycopg_pool
+
+    import jobs
     from jobs import posting
 
-    return posting.run(app.extensions["pdam.runtime"], payment_id, attempt)
+    rt = app.extensions["pdam.runtime"]
+
+    async def attempt_once() -> str:
+        pool = jobs.make_pool(
+            rt.database.url,
+            rt.settings,
+            open=False,
+            min_size=1,
+            max_size=2,
+            check=psycopg_pool.AsyncConnectionPool.check_connection,
+        )
+        async with pool:
+            return await posting.run(rt, pool.connection, payment_id, attempt)
+
+    return asyncio.run(attempt_once())
 
 
 def issue(
@@ -146,20 +166,14 @@ def issue(
 ) -> str:
     """A token of partner ``code`` (a sandbox token with ``sandbox``), issued through the
     domain code the CLI uses (recorded jti)."""
+    from pdam.cli.token import signer
     from pdam.web import runtime
 
     now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     with app.app_context(), runtime.transaction() as conn:
-        return tokens.issue(
-            conn,
-            code=code,
-            private_key=private_key,
-            algorithm="ES256",
-            issuer=ISSUER,
-            now=now,
-            expires=now + dt.timedelta(days=days),
-            sandbox=sandbox,
-        )
+        expires = now + dt.timedelta(days=days)
+        sign = signer(private_key)
+        return tokens.issue(conn, code=code, now=now, expires=expires, sign=sign, sandbox=sandbox)
 
 
 def deliver_pending(app, run_sql) -> list[str]:
@@ -407,3 +421,12 @@ def url_for_database(server_url: str, name: str) -> str:
 
 #: The path of the webhook receivers (tests/fixtures/network.py).
 HOOK = "/hook"
+
+
+def driver_error(exc: BaseException) -> BaseException | None:
+    """The driver's failure under a job's ``Retry``/``GiveUp``: its cause, through the
+    port's translation (``port.Transient``/``Permanent``, whose cause it is)."""
+    from pdam.infra import port
+
+    cause = exc.__cause__
+    return cause.__cause__ if isinstance(cause, (port.Transient, port.Permanent)) else cause

@@ -8,7 +8,7 @@ import click
 
 from ..core import errors
 from ..infra import sealing
-from ..infra.db import is_transient
+from ..infra.port import is_transient
 from ..web import runtime
 
 

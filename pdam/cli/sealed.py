@@ -14,7 +14,6 @@ import click
 from flask.cli import AppGroup
 
 from ..infra import sealing
-from ..infra.db import driver_connection
 from ..web import runtime
 from .common import reports_errors
 
@@ -53,7 +52,7 @@ def secrets_rotate():
     """Seal every secret under the newest key of SECRET_KEYS (the older keys still open)."""
     sealer = runtime.sealer()
     with runtime.database().engine.connect() as conn:
-        done = sealing.reseal(driver_connection(conn), sealer, plaintext_only=False)
+        done = sealing.reseal(conn, sealer, plaintext_only=False)
     for r in done:
         click.echo(f"{r.column}: {r.values} resealed")
     click.echo(f"every secret is sealed under key id {sealer.newest}")
@@ -65,7 +64,7 @@ def secrets_status():
     """Count the sealed values under each key id; say which ids SECRET_KEYS holds."""
     sealer = runtime.sealer()
     with runtime.database().engine.connect() as conn:
-        counts = sealing.count_by_key(driver_connection(conn))
+        counts = sealing.count_by_key(conn)
     click.echo(f"SECRET_KEYS: {', '.join(sealer.key_ids)} (newest {sealer.newest})")
     for column, by_key in counts.items():
         parts = []

@@ -8,9 +8,11 @@ from pathlib import Path
 import click
 from flask import current_app
 from flask.cli import AppGroup
+from flask_jwt_extended import create_access_token
 
 from ..core import tokens
 from ..web import runtime
+from ..web.partner_tokens import Signing
 from .common import reports_errors, run_in_transaction
 
 group = AppGroup("token", help="Partner tokens (JWT).")
@@ -35,6 +37,12 @@ def _private_key() -> str:
     return path.read_text()
 
 
+def signer(private_key: str) -> tokens.Signer:
+    """Sign a grant with flask-jwt-extended's ``create_access_token`` under the app's pinned
+    algorithm and issuer (``pdam.web.partner_tokens``) and ``private_key``."""
+    return lambda grant: create_access_token(Signing(grant, private_key))
+
+
 def issue_token(
     code: str, days: int | None = None, until: dt.datetime | None = None, sandbox: bool = False
 ) -> str:
@@ -43,17 +51,9 @@ def issue_token(
         expires = until.replace(tzinfo=dt.UTC) + dt.timedelta(days=1)
     else:
         expires = now + dt.timedelta(days=days or current_app.config["TOKEN_DEFAULT_DAYS"])
-    cfg = current_app.config
     with runtime.transaction() as conn:
         return tokens.issue(
-            conn,
-            code=code,
-            private_key=_private_key(),
-            algorithm=cfg["PDAM_JWT_ALGORITHM"],
-            issuer=cfg["JWT_ISSUER"],
-            now=now,
-            expires=expires,
-            sandbox=sandbox,
+            conn, code=code, now=now, expires=expires, sign=signer(_private_key()), sandbox=sandbox
         )
 
 

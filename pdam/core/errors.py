@@ -4,12 +4,15 @@ The core says *what* went wrong; each edge says how that reads on its wire
 (``pdam/web/errors.py`` for the JSON error body and HTTP status, the SNAP
 edge for its response codes). Two more types carry the one retry decision of
 the job server: ``Retry`` (a failure that can pass) and ``GiveUp``; a task's
-retry strategy reads only that type.
+retry strategy reads only that type. A database failure reaches the core as the port's
+``Transient`` or ``Permanent`` (``IntegrityViolation``: a constraint, a unique one when a
+concurrent writer won), translated once, at the port.
 """
 
 from __future__ import annotations
 
-from ..infra.db import is_transient
+# The port's translation of database failures: the core's words for them.
+from ..infra.port import IntegrityViolation, Permanent, Transient, is_transient  # noqa: F401
 
 
 class PdamError(Exception):
@@ -82,8 +85,10 @@ SANDBOX_UNREACHABLE = "PDS01"
 
 
 def _sqlstate(exc: BaseException) -> str | None:
-    """The SQLSTATE of a driver error, raised straight or wrapped by SQLAlchemy."""
-    for candidate in (exc, getattr(exc, "orig", None)):
+    """The SQLSTATE of a driver error, raised straight, wrapped by SQLAlchemy, or as the cause
+    of the port's translation (``Transient``/``Permanent``)."""
+    cause = exc.__cause__
+    for candidate in (exc, getattr(exc, "orig", None), cause, getattr(cause, "orig", None)):
         state = getattr(candidate, "sqlstate", None)
         if isinstance(state, str):
             return state

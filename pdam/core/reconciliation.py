@@ -17,6 +17,7 @@ from ..infra import port
 from ..infra.port import Plan
 from ..infra.sql import queries
 from .payments import WIB
+from .records import ReconciliationLine
 
 Q = queries("reconciliation")
 #: Rows fetched per round trip when streaming (server-side cursor).
@@ -46,13 +47,28 @@ def count(db: port.Db, partner_code: str, day: dt.date, sandbox: bool = False) -
 @port.plan
 def rows(
     db: port.Db, partner_code: str, day: dt.date, page: int, limit: int, sandbox: bool = False
-) -> Plan[list[dict]]:
-    """One page of the partner's rows of ``day`` (every row when ``limit`` is 0): the
-    report's lines (the columns of ``reconciliation_v1``), as dicts."""
-    return [
-        row._asdict()
-        for row in (yield port.fetch(Q[_name(sandbox, "rows")], _params(partner_code, day, page, limit)))
-    ]
+) -> Plan[list[ReconciliationLine]]:
+    """One page of the partner's lines of ``day`` (every line when ``limit`` is 0; the
+    sandbox's lines with ``sandbox``)."""
+    found = yield port.fetch(Q[_name(sandbox, "rows")], _params(partner_code, day, page, limit))
+    return [ReconciliationLine.from_row(row) for row in found]
+
+
+@port.plan
+def lines(
+    db: port.Db,
+    partner_code: str,
+    day: dt.date,
+    page: int,
+    limit: int,
+    batch: int | None = None,
+    sandbox: bool = False,
+) -> Plan[Iterator[ReconciliationLine]]:
+    """The same lines as ``rows``, read ``batch`` at a time from a server-side cursor while
+    the caller iterates (on the plan's connection, which it holds meanwhile)."""
+    params = _params(partner_code, day, page, limit)
+    query = Q[_name(sandbox, "rows")]
+    return (yield port.stream(query, params, ReconciliationLine.from_row, batch or STREAM_BATCH))
 
 
 def stream(
@@ -63,13 +79,8 @@ def stream(
     limit: int,
     batch: int | None = None,
     sandbox: bool = False,
-) -> Iterator[dict]:
-    """The same rows as ``rows``, fetched ``batch`` at a time from a server-side cursor on a
-    connection of their own (held only while the consumer iterates; closing the generator
-    returns it), so a large report never sits in memory at once."""
+) -> Iterator[ReconciliationLine]:
+    """``lines`` on a connection of their own (held only while the consumer iterates;
+    closing the generator returns it), so a large report never sits in memory at once."""
     with engine.connect() as conn:
-        params = _params(partner_code, day, page, limit)
-        with conn.execution_options(stream_results=True).execute(Q[_name(sandbox, "rows")], params) as result:
-            for chunk in result.partitions(batch or STREAM_BATCH):
-                for row in chunk:
-                    yield row._asdict()
+        yield from lines(conn, partner_code, day, page, limit, batch, sandbox)

@@ -15,10 +15,11 @@ from typing import Any
 
 
 def _from_row(cls, row) -> Any:
-    """``cls`` from a row (a named tuple, or a mapping) that has at least its fields; other
-    columns (secrets among them) are left out."""
+    """``cls`` from a row (a named tuple, or a mapping) that has at least its fields without a
+    default (a field with one takes it when the row has no such column); other columns
+    (secrets among them) are left out."""
     values = row if isinstance(row, dict) else row._asdict()
-    return cls(**{name: values[name] for name in cls.FIELDS})
+    return cls(**{name: values[name] for name in cls.FIELDS if name in values})
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,9 @@ class Partner:
     name: str
     active: bool
     created_at: dt.datetime
+    #: Set on the partner a request authenticated as when its credential is a sandbox one
+    #: (``token issue --sandbox``): the request then works on the partner's sandbox only.
+    sandbox: bool = False
 
     FIELDS = ()
 
@@ -103,9 +107,7 @@ class PartnerCheck:
     CLI issued that token (``known``) and revoked it, and its rate limit's answer
     (``rate_wait``: 0, a request taken; else the seconds until the next)."""
 
-    code: str
-    name: str
-    active: bool
+    partner: Partner
     known: bool
     revoked: bool
     rate_wait: float
@@ -113,6 +115,33 @@ class PartnerCheck:
     sandbox: bool = False
     #: The request's address is one the partner's live tokens may be used from (contract 14.3).
     address_ok: bool = True
+
+    @classmethod
+    def from_row(cls, row) -> PartnerCheck:
+        return cls(Partner.from_row(row), row.known, row.revoked, row.rate_wait, row.sandbox, row.address_ok)
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A partner token about to be signed: the contract's claims (section 1) other than
+    the issuer, which the signer adds: ``sub`` (``code``), ``name``, ``jti``, ``iat``
+    (``issued_at``) and ``exp`` (``expires_at``)."""
+
+    code: str
+    name: str
+    jti: str
+    issued_at: dt.datetime
+    expires_at: dt.datetime
+
+    def claims(self) -> dict:
+        """The claims as the token carries them (times in whole seconds since the epoch)."""
+        return {
+            "name": self.name,
+            "sub": self.code,
+            "iat": int(self.issued_at.timestamp()),
+            "exp": int(self.expires_at.timestamp()),
+            "jti": self.jti,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +155,12 @@ class Token:
     revoked_at: dt.datetime | None
     revoke_reason: str | None
     sandbox: bool = False
+
+    FIELDS = ()
+
+    @classmethod
+    def from_row(cls, row) -> Token:
+        return _from_row(cls, row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +177,49 @@ class SnapClientKey:
     sandbox: bool = False
     #: The request's address is one this client may be used from (contract 14.3).
     address_ok: bool = True
+
+    FIELDS = ()
+
+    @classmethod
+    def from_row(cls, row) -> SnapClientKey:
+        return _from_row(cls, row)
+
+
+@dataclass(frozen=True, slots=True)
+class ReconciliationLine:
+    """One line of a partner's reconciliation report (the ``reconciliation`` view, where
+    operators read the same lines under PeTi's names): a bill a payment paid on that WIB
+    day. ``line_no`` counts the partner's lines of the day (continuous across pages);
+    ``reversed`` is 1 when the payment was reversed; amounts are the ones paid (the
+    ``stamp_duty``, ``registration``, ``installation_*``, ``distance_fee`` and
+    ``admin_installment`` columns of PeTi's report are always 0 here)."""
+
+    line_no: int
+    bill_no: str
+    nob: str
+    customer_id: str
+    period: str
+    bill_id: int
+    pid: str
+    merchant: str
+    reversed: int
+    water: int
+    admin_fee: int
+    admin_installment: int
+    admin_vat: int
+    late_fee: int
+    installment: int
+    stamp_duty: int
+    registration: int
+    installation_fee: int
+    installation_vat: int
+    distance_fee: int
+
+    FIELDS = ()
+
+    @classmethod
+    def from_row(cls, row) -> ReconciliationLine:
+        return _from_row(cls, row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,5 +279,5 @@ class Shown:
         return None if snapshot is None else cls.from_json(snapshot["customer"], snapshot["bills"])
 
 
-for _cls in (Payment, Partner, PartnerListing, Customer, Bill):
+for _cls in (Payment, Partner, PartnerListing, Token, SnapClientKey, ReconciliationLine, Customer, Bill):
     type.__setattr__(_cls, "FIELDS", tuple(f.name for f in fields(_cls)))

@@ -45,6 +45,18 @@ class SnapClient:
     created_at: dt.datetime
     sandbox: bool = False
 
+    @classmethod
+    def from_row(cls, row) -> SnapClient:
+        return cls(
+            client_id=row.client_id,
+            partner_code=row.partner_code,
+            partner_name=row.partner_name,
+            active=row.active,
+            service_id=row.service_id,
+            created_at=row.created_at,
+            sandbox=row.sandbox,
+        )
+
 
 def public_key_pem(data: bytes) -> str:
     """The RSA public key of a PEM file (a public key, PKCS#1 or SubjectPublicKeyInfo, or an
@@ -129,7 +141,7 @@ def allow(db: port.Db, client_id: str, values: list[str] | None) -> Plan[list[st
 
 @port.plan
 def all_clients(db: port.Db) -> Plan[list[SnapClient]]:
-    return [SnapClient(*row) for row in (yield port.fetch(Q["all"]))]
+    return [SnapClient.from_row(row) for row in (yield port.fetch(Q["all"]))]
 
 
 @port.plan
@@ -140,7 +152,7 @@ def client(db: port.Db, client_id: str, rate: int, address: str | None = None) -
     statement only, and a request that fails later does not give its token back."""
     params = {"client_id": client_id, "rate": rate, "address": address}
     row = yield port.one(Q["client"], params, alone=True)
-    return None if row is None else SnapClientKey(*row)
+    return None if row is None else SnapClientKey.from_row(row)
 
 
 def token_hash(token: str) -> str:
@@ -151,8 +163,7 @@ def token_hash(token: str) -> str:
 @dataclass(frozen=True)
 class Caller:
     """The client of a live access token, its partner's state and its rate limit's answer
-    (as ``client``). Its secret is not a field: ``signed`` opens it for a check the edge
-    gives, and it never leaves this object otherwise."""
+    (as ``client``). Never its secret: ``verify`` opens that for a check the edge gives."""
 
     client_id: str
     partner_code: str
@@ -162,9 +173,17 @@ class Caller:
     sandbox: bool = False
     address_ok: bool = True
 
-    def signed(self, sealer: Sealer, check: Callable[[str], bool]) -> bool:
-        """``check(secret)``: whether a request was signed with this client's secret."""
-        return check(sealer.open(self._sealed))  # type: ignore[attr-defined]
+    @classmethod
+    def from_row(cls, row) -> Caller:
+        return cls(
+            client_id=row.client_id,
+            partner_code=row.partner_code,
+            service_id=row.service_id,
+            active=row.active,
+            rate_wait=row.rate_wait,
+            sandbox=row.sandbox,
+            address_ok=row.address_ok,
+        )
 
 
 @port.plan
@@ -178,16 +197,12 @@ def caller(
         {"token_hash": token_hash(token), "now": now, "rate": rate, "address": address},
         alone=True,
     )
-    if row is None:
-        return None
-    found = Caller(
-        row.client_id,
-        row.partner_code,
-        row.service_id,
-        row.active,
-        row.rate_wait,
-        row.sandbox,
-        row.address_ok,
-    )
-    object.__setattr__(found, "_sealed", row.client_secret)
-    return found
+    return None if row is None else Caller.from_row(row)
+
+
+@port.plan
+def verify(db: port.Db, sealer: Sealer, client_id: str, check: Callable[[str], bool]) -> Plan[bool]:
+    """``check(secret)`` with client ``client_id``'s secret, opened here and nowhere else:
+    whether a request was signed with it (False: no such client any more)."""
+    sealed = yield port.scalar(Q["sealed_secret"], {"client_id": client_id})
+    return sealed is not None and check(sealer.open(sealed))

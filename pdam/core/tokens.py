@@ -1,13 +1,14 @@
 """Partner tokens: key pairs, issuing, listing and revocation.
 
-Only the administrator's CLI holds the private key; the web service verifies
-with the public key.
+Only the administrator's CLI holds the private key and signs (``issue`` is given its
+``sign``); the web service verifies with the public key.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import jwt
@@ -18,7 +19,7 @@ from ..infra import port
 from ..infra.port import Plan
 from ..infra.sql import queries
 from . import errors, partners
-from .records import PartnerCheck, Token
+from .records import Grant, PartnerCheck, Token
 
 Q = queries("tokens")
 
@@ -48,42 +49,32 @@ def keygen(directory: Path, algorithm: str = "ES256") -> tuple[Path, Path]:
     return private, public
 
 
+#: Signs a grant as a JWT (the token CLI's ``sign``: flask-jwt-extended's
+#: ``create_access_token`` under the configured algorithm, private key and issuer).
+Signer = Callable[[Grant], str]
+
+
 @port.plan
 def issue(
-    db: port.Db,
-    *,
-    code: str,
-    private_key: str,
-    algorithm: str,
-    issuer: str,
-    now: dt.datetime,
-    expires: dt.datetime,
-    sandbox: bool = False,
+    db: port.Db, *, code: str, now: dt.datetime, expires: dt.datetime, sign: Signer, sandbox: bool = False
 ) -> Plan[str]:
-    """Sign a token for an active partner and record its ``jti`` (a sandbox token with
+    """Sign a token for an active partner (``sign``) and record its ``jti`` (a sandbox token with
     ``sandbox``: its record says so, and the record is what the service reads)."""
     partner = yield from partners.get.plan(db, code)
     if not partner.active:
         raise errors.NotAllowed(f"partner {code} is deactivated")
     if expires <= now:
         raise errors.Invalid("the token would already be expired")
-    jti = secrets.token_hex(16)
-    claims = {
-        "name": partner.name,
-        "sub": code,
-        "iat": int(now.timestamp()),
-        "exp": int(expires.timestamp()),
-        "iss": issuer,
-        "jti": jti,
-    }
-    token = jwt.encode(claims, private_key, algorithm=algorithm)
-    yield port.count(Q["record"], {"jti": jti, "code": code, "iat": now, "exp": expires, "sandbox": sandbox})
+    grant = Grant(code=code, name=partner.name, jti=secrets.token_hex(16), issued_at=now, expires_at=expires)
+    token = sign(grant)
+    record = {"jti": grant.jti, "code": code, "iat": now, "exp": expires, "sandbox": sandbox}
+    yield port.count(Q["record"], record)
     return token
 
 
 @port.plan
 def list_tokens(db: port.Db, code: str | None = None) -> Plan[list[Token]]:
-    return [Token(*row) for row in (yield port.fetch(Q["list"], {"code": code}))]
+    return [Token.from_row(row) for row in (yield port.fetch(Q["list"], {"code": code}))]
 
 
 def jti_of(token_or_jti: str) -> str:
@@ -124,4 +115,4 @@ def partner_check(
     rate token)."""
     params = {"code": code, "jti": jti, "rate": rate, "address": address}
     row = yield port.one(Q["partner_check"], params, alone=True)
-    return None if row is None else PartnerCheck(*row)
+    return None if row is None else PartnerCheck.from_row(row)

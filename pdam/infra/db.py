@@ -2,7 +2,8 @@
 
 Core functions run on a SQLAlchemy ``Connection`` through the port (``port.py``, straight
 on the psycopg connection under it) and never commit; the request or the job owns the
-transaction (``committing``).
+transaction (``committing``). Which failures pass is the port's one rule
+(``port.translated``).
 """
 
 from __future__ import annotations
@@ -13,38 +14,12 @@ import select
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-import procrastinate.exceptions
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
 
 from . import deadline, embedded
 from .settings import libpq_url, sqlalchemy_url
-
-#: Driver, pool and queue failures that pass (connection lost, pool exhausted, deadlock,
-#: lock or statement timeout...): answered 503, retried by the job server.
-TRANSIENT = (
-    sa.exc.OperationalError,
-    sa.exc.InterfaceError,
-    sa.exc.TimeoutError,
-    psycopg.OperationalError,
-    # What SQLAlchemy wraps as InterfaceError, raised by a statement of the port (straight on
-    # psycopg): the same failure.
-    psycopg.InterfaceError,
-    procrastinate.exceptions.ConnectorException,
-    # Past the request's (or job's) deadline; a commit a synchronous standby did not confirm.
-    deadline.DeadlineExceeded,
-    deadline.CommitUnconfirmed,
-)
-
-
-#: A unique (or other integrity) violation, from SQLAlchemy or from a statement run
-#: straight on psycopg (the port): a concurrent request won a race.
-INTEGRITY = (sa.exc.IntegrityError, psycopg.errors.IntegrityError)
-
-
-def is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, TRANSIENT)
 
 
 def resolve_database_url(settings: Mapping) -> str:

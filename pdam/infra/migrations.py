@@ -20,10 +20,11 @@ from pathlib import Path
 
 import procrastinate
 import psycopg
+import sqlalchemy as sa
 from procrastinate.schema import SchemaManager
 
 from . import sealing, settings
-from .settings import ROOT
+from .settings import ROOT, sqlalchemy_url
 
 SQL_DIR = ROOT / "sql"
 ROLES_FILE = SQL_DIR / "roles.sql"
@@ -127,9 +128,14 @@ def upgrade(url: str, ledger_url: str | None = None, *, sealer: sealing.Sealer |
     if ledger_url != url:
         apply_roles(ledger_url)
     apply_roles(url)
-    with psycopg.connect(url) as conn:
-        sealing.ensure_canary(conn, sealer)
-        resealed = sealing.reseal(conn, sealer, plaintext_only=True)
-        sealing.validate_checks(conn)
+    # The secrets are sealed through the port (on a SQLAlchemy connection of its own).
+    engine = sa.create_engine(sqlalchemy_url(url), poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            sealing.ensure_canary(conn, sealer)
+            resealed = sealing.reseal(conn, sealer, plaintext_only=True)
+            sealing.validate_checks(conn)
+    finally:
+        engine.dispose()
     applied += [f"sealed {r.values} stored {r.column}" for r in resealed if r.values]
     return applied

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Generator, Mapping, Sequence
-from typing import Any, Literal, NamedTuple, TypeVar
+import itertools
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from typing import Any, Concatenate, Generic, Literal, NamedTuple, ParamSpec, TypeVar
 
 import procrastinate
+import procrastinate.exceptions
 import psycopg
 import sqlalchemy as sa
 from psycopg.rows import namedtuple_row
@@ -32,7 +34,67 @@ from . import deadline
 from .db import NOTICES, driver_connection, pyformat
 
 T = TypeVar("T")
+P = ParamSpec("P")
 Mode = Literal["all", "one", "scalar", "count"]
+
+
+class Transient(Exception):
+    """The database failed in a way that can pass (connection lost, pool exhausted,
+    deadlock, lock or statement timeout): answered 503, retried by the job server"""
+
+
+class Permanent(Exception):
+    """The database refused the statement, and would again"""
+
+
+class IntegrityViolation(Permanent):
+    """A unique, check or foreign-key violation (a unique one: a concurrent writer got
+    there first)"""
+
+
+def translated(exc: BaseException) -> Transient | Permanent | None:
+    """The core's error for a driver failure, however wrapped (SQLAlchemy's ``orig``), with
+    the failure as its cause; None for anything else. The one rule: psycopg's
+    ``OperationalError``/``InterfaceError``, a pool that gave no connection in time and a
+    job the queue did not take can pass, an integrity violation is its own kind, any other
+    driver error is permanent."""
+    if isinstance(exc, (Transient, Permanent)):
+        return exc
+    cause: BaseException | None = exc
+    if isinstance(cause, sa.exc.DBAPIError) and cause.orig is not None:
+        cause = cause.orig
+    if isinstance(
+        cause,
+        (
+            psycopg.OperationalError,
+            psycopg.InterfaceError,
+            sa.exc.TimeoutError,
+            # The queue refused the job (its insert failed): the payment waits for it.
+            procrastinate.exceptions.ConnectorException,
+        ),
+    ):
+        kind: type[Transient | Permanent] = Transient
+    elif isinstance(cause, psycopg.IntegrityError):
+        kind = IntegrityViolation
+    elif isinstance(cause, (psycopg.Error, sa.exc.SQLAlchemyError)):
+        kind = Permanent
+    else:
+        return None
+    error = kind(
+        f"{type(cause).__name__}: {str(cause).strip().splitlines()[0] if str(cause).strip() else ''}"
+    )
+    error.__cause__ = exc
+    return error
+
+
+#: The service's own failures that pass (not a driver's: they stay as they are): past the
+#: request's (or job's) deadline; a commit a synchronous standby did not confirm.
+PASSING = (deadline.DeadlineExceeded, deadline.CommitUnconfirmed)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` can pass: answered 503, retried by the job server."""
+    return isinstance(exc, PASSING) or isinstance(translated(exc), Transient)
 
 
 class Fetch(NamedTuple):
@@ -69,7 +131,18 @@ class Copy(NamedTuple):
     every: int = 10_000
 
 
-Op = Fetch | Defer | Copy
+class Stream(NamedTuple):
+    """Run ``statement`` with ``params`` through a server-side cursor in the plan's
+    transaction, fetching ``batch`` rows a round trip; the plan receives an iterator of
+    ``make(row)`` (an async iterator under ``AsyncDb``), read while the connection is held."""
+
+    statement: sa.TextClause
+    params: Mapping
+    make: Callable[[Any], Any]
+    batch: int = 1000
+
+
+Op = Fetch | Defer | Copy | Stream
 Plan = Generator[Op, Any, T]
 
 
@@ -91,6 +164,19 @@ def count(statement: sa.TextClause, params: Mapping | None = None, *, on: Any = 
 
 def copy(statement: sa.TextClause, rows: Sequence[tuple], progress=None, every: int = 10_000) -> Copy:
     return Copy(statement, rows, progress, every)
+
+
+def stream(
+    statement: sa.TextClause, params: Mapping, make: Callable[[Any], Any], batch: int = 1000
+) -> Stream:
+    return Stream(statement, params, make, batch)
+
+
+_cursors = itertools.count(1)
+
+
+def _cursor_name() -> str:
+    return f"pdam_stream_{next(_cursors)}"
 
 
 def _chunks(op: Copy):
@@ -138,10 +224,17 @@ class SyncDb:
         return other is None or other is self or other is self.conn
 
     def run(self, plan: Plan[T]) -> T:
+        """Run ``plan`` to its value: each step's answer is sent into it, a failed step's
+        error (a driver's translated: ``translated``) thrown into it at its ``yield``."""
         try:
             op = next(plan)
             while True:
-                op = plan.send(self.do(op))
+                try:
+                    answer = self.do(op)
+                except Exception as exc:
+                    op = plan.throw(translated(exc) or exc)
+                else:
+                    op = plan.send(answer)
         except StopIteration as stop:
             return stop.value
         finally:
@@ -152,6 +245,8 @@ class SyncDb:
             return self.defer(op)
         if type(op) is Copy:
             return self.copy(op)
+        if type(op) is Stream:
+            return self.stream(op)
         if op.on is not None and not self.same(op.on):
             return sync(op.on).do(op._replace(on=None))
         conn = self.conn
@@ -191,6 +286,20 @@ class SyncDb:
                 if op.progress:
                     op.progress(len(chunk))
 
+    def stream(self, op: Stream):
+        if not self.conn.in_transaction():
+            self.conn.begin()  # a server-side cursor lives in a transaction
+        raw = driver_connection(self.conn)
+
+        def rows():
+            with raw.cursor(name=_cursor_name(), row_factory=namedtuple_row) as cur:
+                cur.execute(pyformat(op.statement), op.params)
+                while chunk := cur.fetchmany(op.batch):
+                    for row in chunk:
+                        yield op.make(row)
+
+        return rows()
+
     def defer(self, op: Defer) -> int:
         if not self.conn.in_transaction():
             self.conn.begin()  # the job commits or rolls back with the caller's transaction
@@ -208,10 +317,16 @@ class AsyncDb:
         return other is None or other is self or other is self.conn
 
     async def run(self, plan: Plan[T]) -> T:
+        """``SyncDb.run``, awaiting each step."""
         try:
             op = next(plan)
             while True:
-                op = plan.send(await self.do(op))
+                try:
+                    answer = await self.do(op)
+                except Exception as exc:
+                    op = plan.throw(translated(exc) or exc)
+                else:
+                    op = plan.send(answer)
         except StopIteration as stop:
             return stop.value
         finally:
@@ -229,8 +344,10 @@ class AsyncDb:
                     if op.progress:
                         op.progress(len(chunk))
             return None
-        if not self.same(op.on):
-            raise ValueError("an async plan runs on one connection (the ledger in this database)")
+        if type(op) is Stream:
+            return self.stream(op)
+        if not self.same(op.on):  # the billing ledger's own connection
+            return await (op.on if isinstance(op.on, AsyncDb) else AsyncDb(op.on)).do(op._replace(on=None))
         conn = self.conn
         if (
             op.alone
@@ -246,6 +363,18 @@ class AsyncDb:
                 with contextlib.suppress(psycopg.Error):
                     await conn.set_autocommit(False)
         return await self._execute(op)
+
+    def stream(self, op: Stream):
+        conn = self.conn
+
+        async def rows():
+            async with conn.cursor(name=_cursor_name(), row_factory=namedtuple_row) as cur:
+                await cur.execute(pyformat(op.statement), op.params)
+                while chunk := await cur.fetchmany(op.batch):
+                    for row in chunk:
+                        yield op.make(row)
+
+        return rows()
 
     async def _execute(self, op: Fetch):
         async with self.conn.cursor(row_factory=namedtuple_row) as cur:
@@ -274,15 +403,32 @@ def port(conn) -> Db:
     return SyncDb(conn)
 
 
-def plan(fn: Callable[..., Plan[T]]) -> Callable[..., Any]:
-    """A core function written once as a plan (``fn(db, ...)``, a generator), callable
-    with a connection or a port: run now (sync) or awaitable (async). The bare generator
-    is ``.plan``, for composing plans (``yield from other.plan(db, ...)``)."""
+class Planned(Generic[P, T]):
+    """A core function written once as a plan (``fn(db, ...)``, a generator). Called with a
+    SQLAlchemy connection (or a ``SyncDb``) it runs now and returns its value; on an async
+    psycopg connection (or an ``AsyncDb``) it is awaited through ``aio``, which returns an
+    awaitable, never "either". The bare generator is ``.plan``, for composing plans
+    (``yield from other.plan(db, ...)``)."""
 
-    @functools.wraps(fn)
-    def call(conn, *args, **kwargs):
-        db = port(conn)
-        return db.run(fn(db, *args, **kwargs))
+    def __init__(self, fn: Callable[Concatenate[Any, P], Plan[T]]):
+        self.plan = fn
+        functools.update_wrapper(self, fn)
 
-    call.plan = fn  # type: ignore[attr-defined]
-    return call
+    def __call__(self, conn: sa.Connection | SyncDb, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        if isinstance(conn, (AsyncDb, psycopg.AsyncConnection)):
+            raise TypeError(
+                f"{self.plan.__name__}: an async connection; use await {self.plan.__name__}.aio(conn, ...)"
+            )
+        db = sync(conn)
+        return db.run(self.plan(db, *args, **kwargs))
+
+    def aio(
+        self, conn: psycopg.AsyncConnection | AsyncDb, /, *args: P.args, **kwargs: P.kwargs
+    ) -> Awaitable[T]:
+        db = conn if isinstance(conn, AsyncDb) else AsyncDb(conn)
+        return db.run(self.plan(db, *args, **kwargs))
+
+
+def plan(fn: Callable[Concatenate[Any, P], Plan[T]]) -> Planned[P, T]:
+    """``Planned(fn)``: a core function on the port (see ``Planned``)."""
+    return Planned(fn)

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Mapping
 
 from . import clock, probe, sealing
-from .db import Database, driver_connection
+from .db import Database
 
 
 class Runtime:
@@ -50,7 +50,7 @@ class Runtime:
         if not self._verified:
             sealer = self.sealer
             with database.engine.connect() as conn:
-                sealing.verify(driver_connection(conn), sealer)
+                sealing.verify(conn, sealer)
                 conn.rollback()
             self._verified = True
         return database

@@ -23,9 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken
 
-from .db import pyformat
+from . import port
+from .port import Plan
 from .sql import queries
 
 PREFIX = "pdam1"
@@ -134,29 +136,47 @@ def from_settings(settings: Mapping) -> Sealer:
     return Sealer(parse_keys(text))
 
 
-# -- the database ----------------------------------------------------------------------------
+# -- the database (through the port, on a SQLAlchemy connection; the callers commit) --------
 
 
-def verify(conn: psycopg.Connection, sealer: Sealer) -> None:
-    """Check that ``sealer`` opens the database's canary (``SealingError`` if not)."""
+@port.plan
+def _canary(db: port.Db) -> Plan[str | None]:
+    """The sealed canary; None when there is none, or no table for it yet (a statement of
+    its own: a missing table aborts no transaction)."""
     try:
-        row = conn.execute(pyformat(Q["canary"])).fetchone()
-    except psycopg.errors.UndefinedTable:
-        conn.rollback()
-        row = None
-    if row is None:
+        return (yield port.scalar(Q["canary"], alone=True))
+    except port.Permanent as exc:
+        if isinstance(exc.__cause__, psycopg.errors.UndefinedTable):
+            return None
+        raise
+
+
+@port.plan
+def _fetch(db: port.Db, name: str, params: Mapping | None = None) -> Plan[list]:
+    return (yield port.fetch(Q[name], params))
+
+
+@port.plan
+def _count(db: port.Db, name: str, params: Mapping | None = None) -> Plan[int]:
+    return (yield port.count(Q[name], params))
+
+
+def verify(conn: sa.Connection, sealer: Sealer) -> None:
+    """Check that ``sealer`` opens the database's canary (``SealingError`` if not)."""
+    sealed = _canary(conn)
+    if sealed is None:
         raise SealingError("the database has no secret canary yet: run flask --app wsgi db upgrade")
     try:
-        opened = sealer.open(row[0])
+        opened = sealer.open(sealed)
     except SealingError as exc:
         raise SealingError(f"SECRET_KEYS cannot open this database's secrets: {exc}") from None
     if opened != CANARY:
         raise SealingError("SECRET_KEYS cannot open this database's secrets: the canary is not ours")
 
 
-def ensure_canary(conn: psycopg.Connection, sealer: Sealer) -> None:
+def ensure_canary(conn: sa.Connection, sealer: Sealer) -> None:
     """Seal the canary when the database has none (first upgrade), else verify it."""
-    conn.execute(pyformat(Q["add_canary"]), {"sealed": sealer.seal(CANARY)})
+    _count(conn, "add_canary", {"sealed": sealer.seal(CANARY)})
     conn.commit()
     verify(conn, sealer)
 
@@ -167,7 +187,7 @@ class Resealed:
     values: int
 
 
-def reseal(conn: psycopg.Connection, sealer: Sealer, *, plaintext_only: bool) -> list[Resealed]:
+def reseal(conn: sa.Connection, sealer: Sealer, *, plaintext_only: bool) -> list[Resealed]:
     """Seal every value under the newest key, in committed batches, and the canary last.
 
     ``plaintext_only``: only values stored before sealing existed (``db upgrade``); else
@@ -180,9 +200,7 @@ def reseal(conn: psycopg.Connection, sealer: Sealer, *, plaintext_only: bool) ->
     for table, columns in SEALED_COLUMNS.items():
         counts, after = [0] * len(columns), None
         while True:
-            rows = conn.execute(
-                pyformat(Q[f"{table}_sealed"]), {"keep": keep, "after": after, "batch": BATCH}
-            ).fetchall()
+            rows = _fetch(conn, f"{table}_sealed", {"keep": keep, "after": after, "batch": BATCH})
             for row_key, *values in rows:
                 params = {"key": row_key}
                 for n, value in enumerate(values):
@@ -190,7 +208,7 @@ def reseal(conn: psycopg.Connection, sealer: Sealer, *, plaintext_only: bool) ->
                         value if value is None or SEALED_RE.fullmatch(value) is None else sealer.open(value)
                     )
                     params[f"old{n}"], params[f"new{n}"] = value, sealer.seal_optional(plain)
-                if conn.execute(pyformat(Q[f"set_{table}_sealed"]), params).rowcount:
+                if _count(conn, f"set_{table}_sealed", params):
                     counts = [c + (v is not None) for c, v in zip(counts, values, strict=True)]
             conn.commit()
             if len(rows) < BATCH:
@@ -199,7 +217,7 @@ def reseal(conn: psycopg.Connection, sealer: Sealer, *, plaintext_only: bool) ->
         done += [Resealed(f"{table}.{column}", n) for column, n in zip(columns, counts, strict=True)]
     if not plaintext_only:
         verify(conn, sealer)
-        conn.execute(pyformat(Q["set_canary"]), {"sealed": sealer.seal(CANARY)})
+        _count(conn, "set_canary", {"sealed": sealer.seal(CANARY)})
         conn.commit()
     return done
 
@@ -212,17 +230,17 @@ VALIDATE = (
 )
 
 
-def validate_checks(conn: psycopg.Connection) -> None:
+def validate_checks(conn: sa.Connection) -> None:
     """Validate migration 009's "sealed" checks (by the owner, after ``reseal`` of the
     plain values): from then on no row, old or new, holds a plain secret."""
     for name in VALIDATE:
-        conn.execute(pyformat(Q[name]))
+        _count(conn, name)
     conn.commit()
 
 
-def count_by_key(conn: psycopg.Connection) -> dict[str, dict[str, int]]:
+def count_by_key(conn: sa.Connection) -> dict[str, dict[str, int]]:
     """``{column: {key id or "plaintext": values}}`` of every sealed column, and the canary's."""
     out: dict[str, dict[str, int]] = {}
-    for kid_column, kid, n in conn.execute(pyformat(Q["count_by_key"])).fetchall():
+    for kid_column, kid, n in _fetch(conn, "count_by_key"):
         out.setdefault(kid_column, {})[kid] = n
     return out

@@ -9,10 +9,12 @@ from collections.abc import Iterable, Iterator
 from flask import Blueprint, Response, request
 
 from ..core import reconciliation
+from ..core.records import ReconciliationLine
 from ..web import apidoc as web_apidoc
 from ..web import runtime
 from ..web.apidoc import doc
 from . import apidoc, schemas
+from .arguments import arguments
 from .auth import current_partner, partner_required
 
 bp = Blueprint("audit", __name__)
@@ -25,7 +27,7 @@ def wants_csv(fmt: str | None) -> bool:
     return request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv"
 
 
-def csv_lines(rows: Iterable[dict]) -> Iterator[str]:
+def csv_lines(rows: Iterable[ReconciliationLine]) -> Iterator[str]:
     """A header row, then one line per row (the JSON report's fields, in its order)."""
     schema, buffer = schemas.AuditRow(), io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(schema.fields), lineterminator="\r\n")
@@ -39,7 +41,7 @@ def csv_lines(rows: Iterable[dict]) -> Iterator[str]:
     yield buffer.getvalue()
 
 
-def csv_response(rows: Iterable[dict], filename: str, total: int) -> Response:
+def csv_response(rows: Iterable[ReconciliationLine], filename: str, total: int) -> Response:
     headers = {"Content-Disposition": f'attachment; filename="{filename}"', "X-Total-Count": str(total)}
     return Response(csv_lines(rows), mimetype="text/csv", headers=headers)
 
@@ -74,11 +76,10 @@ def csv_response(rows: Iterable[dict], filename: str, total: int) -> Response:
         503: apidoc.error(503),
     },
     tag="reconciliation",
-    parameters=[{"in": "query", "schema": schemas.AuditQuery}],
 )
 @partner_required
-def get_audit():
-    query = schemas.load(schemas.AuditQuery(), request.args.to_dict())
+@arguments(schemas.AuditQuery, location="query", name="query")
+def get_audit(query):
     partner, sandbox, day = (
         current_partner().code,
         current_partner().sandbox,

@@ -1,10 +1,11 @@
 """Partner authentication: ES256/RS256 JWTs verified with public keys only.
 
-``authenticate(header, now)`` is the whole check, in order: the ``Authorization``
-header, the token's signature, algorithm (the one configured, never ``none`` or
-HS*), ``iss``, ``exp``, ``nbf`` and ``iat`` (PyJWT, leeway 0), the contract's
-claims, then in one statement the token's record, revocation, the partner's
-state and its rate limit. It returns the ``Partner`` or raises the answer.
+``authenticate(header, now, ...)`` is the whole check, in order: the ``Authorization``
+header, then flask-jwt-extended's ``decode_token`` (the signature, the one configured
+algorithm, never ``none`` or HS*, ``iss``, ``exp``, ``nbf`` and ``iat``, leeway 0, under
+what ``pdam.web.partner_tokens`` pins), the contract's claims, the token's times against
+the clock it is given (``now``), then in one statement the token's record, revocation, the partner's
+state and its rate limit. It returns the core's ``Partner`` or raises the answer.
 
 A token's signature is verified once per process: the claims of a token that
 passed every check are kept (``VerifiedTokens``, bounded), and a request with the
@@ -20,52 +21,19 @@ import logging
 import re
 import threading
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
-import jwt
+import sqlalchemy as sa
 from flask import Flask, current_app, g, request
-from jwt import algorithms as jwt_algorithms
+from flask_jwt_extended import decode_token
+from flask_jwt_extended.exceptions import JWTDecodeError
 from jwt import exceptions as jwt_exceptions
 
 from ..core import errors, ids, tokens
-from ..web import addresses, ratelimit, runtime
+from ..core.records import Partner
+from ..web import addresses, partner_tokens, ratelimit, runtime
 from ..web.errors import Unauthorized
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Partner:
-    code: str
-    name: str
-    active: bool
-    #: The token is a sandbox token (``token issue --sandbox``, its ``api_token`` row): every
-    #: route then works on the partner's sandbox only, and answers ``X-Sandbox: true``.
-    sandbox: bool = False
-
-
-def load_public_key(cfg) -> str | None:
-    if cfg.get("PDAM_JWT_PUBLIC_KEY"):
-        return cfg["PDAM_JWT_PUBLIC_KEY"]
-    path = Path(cfg["PDAM_JWT_PUBLIC_KEY_FILE"])
-    return path.read_text() if path.exists() else None
-
-
-def _parsed(algorithm: str, public_key: str | None):
-    """The public key as the algorithm's key object (parsed once: parsing the PEM text
-    costs more than verifying a signature), or None when it is missing or unusable."""
-    if not public_key:
-        return None
-    try:
-        return jwt_algorithms.get_default_algorithms()[algorithm].prepare_key(public_key)
-    except (ValueError, TypeError, jwt_exceptions.InvalidKeyError) as exc:
-        log.error(
-            "the JWT public key is not a usable %s key (%s): every request needing a token gets 503",
-            algorithm,
-            exc,
-        )
-        return None
 
 
 class VerifiedTokens:
@@ -94,7 +62,12 @@ class VerifiedTokens:
 
 
 VERIFIED_TOKENS = 4096
-#: The clock the cached claims are checked against: PyJWT's (the wall clock, in seconds).
+
+
+#: What a token's times are checked against: the machine's clock, in seconds. It is the
+#: clock ``decode_token`` checks with (PyJWT's; it takes no other), so a cached token gets
+#: the same answers as an uncached one. The service's clock (``CLOCK``, which tests move to
+#: a payment's day) is for the payments; a token is valid or not in real time.
 wall_clock = time.time
 
 
@@ -114,41 +87,25 @@ REQUIRED_CLAIMS = ("exp", "iat", "iss", "jti", "sub", "name")
 BEARER_FORMAT = "Bad Authorization header. Expected 'Authorization: Bearer <JWT>'"
 
 
-@dataclass(frozen=True)
-class Verifier:
-    """What checks a token's signature and registered claims: the one algorithm, its
-    parsed public key (None: missing or unusable) and the required issuer."""
-
-    algorithm: str
-    key: object | None
-    issuer: str
-
-    def claims(self, token: str) -> dict:
-        try:
-            claims = jwt.decode(
-                token,
-                self.key,
-                algorithms=[self.algorithm],
-                issuer=self.issuer,
-                leeway=0,
-                options={"verify_aud": False, "verify_sub": False},
-            )
-        except jwt_exceptions.ExpiredSignatureError:
-            raise Unauthorized("Token has expired") from None
-        except jwt_exceptions.InvalidTokenError as exc:
-            raise Unauthorized(f"Invalid token: {exc}") from None
-        if "sub" not in claims:
-            raise Unauthorized("Invalid token: Missing claim: sub")
-        if claims.get("type", "access") == "refresh":
-            raise Unauthorized("Invalid token: Only non-refresh tokens are allowed")
-        for claim in REQUIRED_CLAIMS:
-            if claims.get(claim) is None:
-                raise Unauthorized(f"Missing claim: {claim}")
-        if not ids.matches(ids.JTI, claims["jti"]):
-            raise Unauthorized("Invalid claim: jti")
-        if not ids.matches(ids.PARTNER_CODE, claims["sub"]):
-            raise Unauthorized("Invalid claim: sub")
-        return claims
+def verified_claims(token: str) -> dict:
+    """The claims of ``token`` once flask-jwt-extended's ``decode_token`` and the contract's
+    claim rules passed it; else ``Unauthorized`` with the exact answer."""
+    try:
+        claims = decode_token(token)
+    except jwt_exceptions.ExpiredSignatureError:
+        raise Unauthorized("Token has expired") from None
+    except (jwt_exceptions.InvalidTokenError, JWTDecodeError) as exc:
+        raise Unauthorized(f"Invalid token: {exc}") from None
+    if claims["type"] == "refresh":
+        raise Unauthorized("Invalid token: Only non-refresh tokens are allowed")
+    for claim in REQUIRED_CLAIMS:
+        if claims.get(claim) is None:
+            raise Unauthorized(f"Missing claim: {claim}")
+    if not ids.matches(ids.JTI, claims["jti"]):
+        raise Unauthorized("Invalid claim: jti")
+    if not ids.matches(ids.PARTNER_CODE, claims["sub"]):
+        raise Unauthorized("Invalid claim: sub")
+    return claims
 
 
 def bearer_token(header: str | None) -> str:
@@ -164,48 +121,47 @@ def bearer_token(header: str | None) -> str:
     return parts[1]
 
 
-def authenticate(header: str | None, now: float) -> Partner:
-    """The active partner whose token ``header`` carries, within its rate limit, checked
-    against the wall clock ``now``; raises ``Unauthorized``, ``NotAllowed``,
-    ``TooManyRequests`` (or ``Unavailable`` when no key can verify tokens)."""
-    app = current_app
-    verifier: Verifier = app.extensions["pdam.jwt_verifier"]
-    if verifier.key is None:
+def authenticate(
+    header: str | None,
+    now: float,
+    *,
+    key_ready: bool,
+    cache: VerifiedTokens,
+    conn: sa.Connection,
+    rate: int,
+    address: str | None,
+) -> Partner:
+    """The active partner whose token ``header`` carries, used from ``address`` (one of the
+    partner's allowed addresses), within its rate limit of ``rate`` requests a second, checked
+    against the clock's ``now`` (seconds) and the database on ``conn``; ``sandbox`` set when the
+    token is a sandbox one (it then works on the partner's sandbox only). Raises ``Unauthorized``, ``NotAllowed``, ``TooManyRequests`` (or
+    ``Unavailable`` when no key can verify tokens: ``key_ready`` false)."""
+    if not key_ready:
         raise errors.Unavailable("token verification key is not configured or not usable")
-    cache: VerifiedTokens = app.extensions["pdam.verified_tokens"]
     claims = cache.get(header)
     cached = claims is not None
     if not cached:
-        claims = verifier.claims(bearer_token(header))
+        claims = verified_claims(bearer_token(header))
     check_times(claims, now)
-    address = addresses.of_request()
-    row = tokens.partner_check(
-        runtime.connection(), claims["sub"], claims["jti"], app.config["PARTNER_RATE_LIMIT"], address
-    )
-    if row is None:
+    check = tokens.partner_check(conn, claims["sub"], claims["jti"], rate, address)
+    if check is None:
         raise Unauthorized("Unknown partner")
-    if not row.address_ok:  # the partner's allowed addresses (contract 14.3), before the rest
-        log.warning("address not allowed", extra={"partner": row.code, "address": address})
+    if not check.address_ok:  # the partner's allowed addresses (contract 14.3), before the rest
+        log.warning("address not allowed", extra={"partner": check.partner.code, "address": address})
         raise errors.NotAllowed("address not allowed")
-    if not row.known:
+    if not check.known:
         raise Unauthorized("Unknown token")
-    if row.revoked:
+    if check.revoked:
         raise Unauthorized("Token has been revoked")
     if not cached:
         cache.put(header, claims)
-    partner = Partner(row.code, row.name, row.active, row.sandbox)
-    g.pdam_sandbox = partner.sandbox  # X-Sandbox on the answer, whatever it is
-    ratelimit.admit(partner.code, row.rate_wait)
-    if not partner.active:
+    ratelimit.admit(check.partner.code, check.rate_wait)
+    if not check.partner.active:
         raise errors.NotAllowed("Partner is deactivated")
-    return partner
+    return check.partner
 
 
 def init_app(app: Flask) -> None:
-    cfg = app.config
-    algorithm = cfg["PDAM_JWT_ALGORITHM"]
-    key = _parsed(algorithm, load_public_key(cfg))
-    app.extensions["pdam.jwt_verifier"] = Verifier(algorithm, key, cfg["JWT_ISSUER"])
     app.extensions["pdam.verified_tokens"] = VerifiedTokens(VERIFIED_TOKENS)
     app.after_request(sandbox_header)
 
@@ -222,7 +178,17 @@ def partner_required(view):
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        g.pdam_partner = authenticate(request.headers.get("Authorization"), wall_clock())
+        app = current_app
+        g.pdam_partner = authenticate(
+            request.headers.get("Authorization"),
+            wall_clock(),
+            key_ready=partner_tokens.verifying_key(app) is not None,
+            cache=app.extensions["pdam.verified_tokens"],
+            conn=runtime.connection(),
+            rate=app.config["PARTNER_RATE_LIMIT"],
+            address=addresses.of_request(),
+        )
+        g.pdam_sandbox = g.pdam_partner.sandbox  # X-Sandbox on the answer, whatever it is
         return view(*args, **kwargs)
 
     return wrapper

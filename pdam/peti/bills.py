@@ -10,16 +10,15 @@ from ..infra import logs
 from ..web import runtime
 from ..web.apidoc import doc, ok
 from . import apidoc, callbacks, schemas
+from .arguments import arguments, cid_path
 from .auth import current_partner, partner_required
 from .states import WIRE
 
 bp = Blueprint("tagihan", __name__)
 # Schemas are built once: building one costs more than using it.
 INQUIRY_RESPONSE = schemas.InquiryResponse()
-PAYMENT_REQUEST = schemas.PaymentRequest()
 PAYMENT_ACCEPTED = schemas.PaymentAccepted()
 PAYMENT_STATUS = schemas.PaymentStatus()
-REVERSAL_QUERY = schemas.ReversalQuery()
 
 
 @bp.get("/tagihan/<cid>")
@@ -52,17 +51,17 @@ REVERSAL_QUERY = schemas.ReversalQuery()
         503: apidoc.error(503),
     },
     tag="payments",
-    parameters=[apidoc.CID],
     links={200: {"pay": apidoc.PAY}},
 )
 @partner_required
+@cid_path
 def get_bills(cid):
     cfg = current_app.config
     result = inquiry.inquire(  # statements that are each atomic: no transaction to hold open
         runtime.connection(),
         runtime.ledger_connection(),
         current_partner().code,
-        schemas.check_cid(cid),
+        cid,
         runtime.now(),
         cfg["INQUIRY_TTL_SECONDS"],
         sandbox=current_partner().sandbox,
@@ -130,7 +129,6 @@ def _accept(conn, partner_code: str, req: PaymentRequest, now, sandbox: bool = F
     },
     tag="payments",
     parameters=[
-        apidoc.CID,
         {
             "name": "X-Async",
             "in": "header",
@@ -159,17 +157,13 @@ def _accept(conn, partner_code: str, req: PaymentRequest, now, sandbox: bool = F
             "schema": {"type": "string", "pattern": f"^[\\t ]*{apidoc.HEADER_TEXT}*[\\t ]*$"},
         },
     ],
-    requestBody={
-        "required": True,
-        "content": {"application/json": {"schema": schemas.PaymentRequest}},
-    },
     callbacks={"paymentEvents": {"{$request.header.X-Async}": {"post": callbacks.callback_operation()}}},
     links={202: {"status": apidoc.STATUS, "reverse": apidoc.REVERSE, "callbacks": apidoc.CALLBACKS}},
 )
 @partner_required
-def pay(cid):
-    cid = schemas.check_cid(cid)
-    body = schemas.load(PAYMENT_REQUEST, schemas.json_body(request))
+@cid_path
+@arguments(schemas.PaymentRequest, location="json", name="body")
+def pay(cid, body):
     req = PaymentRequest(
         customer_id=cid,
         inquiry_token=body["inq"],
@@ -222,12 +216,11 @@ def _reverse(partner_code: str, cid: str, reference: str, pat: str, now, sandbox
         503: apidoc.error(503),
     },
     tag="payments",
-    parameters=[apidoc.CID, {"in": "query", "schema": schemas.ReversalQuery}],
 )
 @partner_required
-def reverse(cid):
-    cid = schemas.check_cid(cid)
-    query = schemas.load(REVERSAL_QUERY, request.args.to_dict())
+@cid_path
+@arguments(schemas.ReversalQuery, location="query", name="query")
+def reverse(cid, query):
     partner = current_partner()
     payment = _reverse(partner.code, cid, query["pid"], query["pat"], runtime.now(), partner.sandbox)
     logs.bind(nob=payment.nob)

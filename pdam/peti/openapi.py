@@ -157,36 +157,6 @@ def _status_query_object(op: dict) -> None:
     ]
 
 
-def _status_query_object(op: dict) -> None:
-    """``GET /status``: ``nob``, or ``pid``, or ``pid`` + ``pat``, or ``pid`` + ``inq`` (extra
-    keys narrow the match; ``pat``/``inq`` without ``pid``: 400). OpenAPI 3.0 cannot tie
-    separate parameters together, so they are one exploded form object (the same query
-    string) whose schema says it."""
-    keys = [p for p in op["parameters"] if isinstance(p, dict) and p.get("in") == "query"]
-    others = [p for p in op["parameters"] if not (isinstance(p, dict) and p.get("in") == "query")]
-    op["parameters"] = [
-        *others,
-        {
-            "name": "query",
-            "in": "query",
-            "required": True,
-            "style": "form",
-            "explode": True,
-            "description": "`nob`, or `pid`, or `pid` + `pat`, or `pid` + `inq` (as separate query "
-            "parameters: `?nob=...`, `?pid=...&pat=...`)",
-            "schema": {
-                "type": "object",
-                "properties": {p["name"]: p["schema"] for p in keys},
-                "anyOf": [
-                    {"required": ["pid"]},
-                    {"required": ["nob"], "not": {"anyOf": [{"required": ["pat"]}, {"required": ["inq"]}]}},
-                ],
-            },
-            "example": {"nob": "000200827001"},
-        },
-    ]
-
-
 #: Component schemas that are loaded (input) or have optional fields; every other one is a
 #: dumped response shape whose fields are always present.
 NOT_ALL_REQUIRED = {"PaymentRequest", "ErrorBody"}

@@ -402,31 +402,32 @@ class AuditQuery(Schema):
 
 
 class AuditRow(Schema):
-    """One reconciliation row: a bill paid on that day (the ``reconciliation`` view's columns)."""
+    """One reconciliation row: a bill paid on that day (the ``reconciliation`` view's columns,
+    from the core's ``ReconciliationLine``)."""
 
     class Meta:
         ordered = True
 
-    no = fields.Integer()
-    id = fields.String()
+    no = fields.Integer(attribute="line_no")
+    id = fields.String(attribute="bill_no")
     nob = fields.String()
-    nopel = fields.String()
-    periode = fields.String()
-    rid = fields.Integer()
+    nopel = fields.String(attribute="customer_id")
+    periode = fields.String(attribute="period")
+    rid = fields.Integer(attribute="bill_id")
     pid = fields.String()
-    mer = fields.String()
-    rev = fields.Integer()
-    air = fields.Integer()
-    administrasi = fields.Integer()
-    administrasi_angsuran = fields.Integer()
-    ppn_administrasi = fields.Integer()
-    denda = fields.Integer()
-    angsuran = fields.Integer()
-    materai = fields.Integer()
-    registrasi = fields.Integer()
-    biaya_pemasangan = fields.Integer()
-    ppn_pemasangan = fields.Integer()
-    biaya_jarak = fields.Integer()
+    mer = fields.String(attribute="merchant")
+    rev = fields.Integer(attribute="reversed")
+    air = fields.Integer(attribute="water")
+    administrasi = fields.Integer(attribute="admin_fee")
+    administrasi_angsuran = fields.Integer(attribute="admin_installment")
+    ppn_administrasi = fields.Integer(attribute="admin_vat")
+    denda = fields.Integer(attribute="late_fee")
+    angsuran = fields.Integer(attribute="installment")
+    materai = fields.Integer(attribute="stamp_duty")
+    registrasi = fields.Integer(attribute="registration")
+    biaya_pemasangan = fields.Integer(attribute="installation_fee")
+    ppn_pemasangan = fields.Integer(attribute="installation_vat")
+    biaya_jarak = fields.Integer(attribute="distance_fee")
 
 
 class AuditMeta(Schema):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint
 
 from ..core import payments
 from ..core.records import Payment
@@ -10,11 +10,11 @@ from ..infra import logs
 from ..web import runtime
 from ..web.apidoc import doc, ok
 from . import apidoc, schemas
+from .arguments import arguments, cid_path
 from .auth import current_partner, partner_required
 from .states import WIRE
 
 bp = Blueprint("status", __name__)
-STATUS_QUERY = schemas.StatusQuery()
 PAYMENT_STATUS = schemas.PaymentStatus()
 
 
@@ -43,13 +43,12 @@ def status_body(payment: Payment) -> dict:
         503: apidoc.error(503),
     },
     tag="payments",
-    parameters=[apidoc.CID, {"in": "query", "schema": schemas.StatusQuery}],
     links={code: {"reverse": apidoc.REVERSE} for code in (201, 202, 206, 409)},
 )
 @partner_required
-def get_status(cid):
-    cid = schemas.check_cid(cid)
-    query = schemas.load(STATUS_QUERY, request.args.to_dict())
+@cid_path
+@arguments(schemas.StatusQuery, location="query", name="query")
+def get_status(cid, query):
     with runtime.transaction() as conn:
         payment = payments.find(
             conn,

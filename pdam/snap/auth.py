@@ -144,9 +144,8 @@ def transactional_request(body: bytes, now: dt.datetime) -> Caller:
     message = signatures.request_string(
         request.method, signed_path(), match.group(1), body, values["X-TIMESTAMP"]
     )
-    if not client.signed(
-        runtime.sealer(), lambda secret: signatures.verify_hmac(secret, message, values["X-SIGNATURE"])
-    ):
+    signed_with = functools.partial(signatures.verify_hmac, message=message, signature=values["X-SIGNATURE"])
+    if not snap_clients.verify(runtime.connection(), runtime.sealer(), client.client_id, signed_with):
         raise codes.unauthorized("Signature")
     return Caller(
         client.client_id, client.partner_code, client.service_id, external_id, channel_id, client.sandbox

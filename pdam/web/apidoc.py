@@ -25,6 +25,9 @@ from .fields import Text
 
 #: Where ``@doc`` keeps a view's operation.
 ATTRIBUTE = "openapi_operation"
+#: Where a decorator that validates a view's input (an edge's ``@arguments``, below ``@doc``)
+#: leaves what it validates, for ``@doc`` to document: declared once, at the view.
+DECLARED = "openapi_declared"
 IGNORED_METHODS = frozenset({"HEAD", "OPTIONS"})
 ERROR_BODY = {"$ref": "#/components/schemas/ErrorBody"}
 
@@ -82,14 +85,38 @@ def operation(
     return op
 
 
+def declare(view, *, parameters: list | tuple = (), request_body: dict | None = None) -> None:
+    """Record on ``view`` (a decorator's wrapper) the ``parameters`` and request body the
+    decorator validates; an outer decorator's parameters come first, as they run first."""
+    declared = getattr(view, DECLARED, {"parameters": [], "requestBody": None})
+    setattr(
+        view,
+        DECLARED,
+        {
+            "parameters": [*parameters, *declared["parameters"]],
+            "requestBody": request_body or declared["requestBody"],
+        },
+    )
+
+
 def doc(*args, **kwargs):
-    """Decorate a view with its operation: an operation dict, or ``operation()``'s arguments."""
+    """Decorate a view with its operation: an operation dict, or ``operation()``'s arguments.
+    What the decorators below it validate (``declare``) joins it: their parameters first,
+    and their request body."""
     op = (
         args[0] if len(args) == 1 and isinstance(args[0], dict) and not kwargs else operation(*args, **kwargs)
     )
 
     def attach(view):
-        setattr(view, ATTRIBUTE, op)
+        declared = getattr(view, DECLARED, None)
+        documented = op
+        if declared:
+            params = op["parameters"]
+            head = params[:1] if params[:1] == ["X-Request-Id"] else []
+            documented = {**op, "parameters": [*head, *declared["parameters"], *params[len(head) :]]}
+            if declared["requestBody"] is not None:
+                documented["requestBody"] = declared["requestBody"]
+        setattr(view, ATTRIBUTE, documented)
         return view
 
     return attach

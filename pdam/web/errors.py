@@ -15,7 +15,7 @@ from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ..core import callbacks, errors
-from ..infra.db import is_transient
+from ..infra.port import is_transient
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from werkzeug.exceptions import NotFound
 
 from ..core import states
-from ..infra import queue
+from ..infra import port, queue
+from ..infra.port import Plan
 from ..infra.sql import queries
 from . import runtime
 from .errors import Unauthorized
@@ -69,6 +70,12 @@ def observe(route: str | None, method: str, status: int, seconds: float) -> None
     series[1].observe(seconds)
 
 
+@port.plan
+def _fetch(db: port.Db, name: str) -> Plan[list]:
+    """The rows of statement ``name`` of sql/queries/metrics.sql (through the port)."""
+    return (yield port.fetch(Q[name]))
+
+
 class DatabaseCollector:
     """Gauges read from PostgreSQL when collected."""
 
@@ -76,7 +83,7 @@ class DatabaseCollector:
         self.conn = conn
 
     def _rows(self, name: str):
-        return self.conn.execute(Q[name]).all()
+        return _fetch(self.conn, name)
 
     def collect(self):
         jobs = GaugeMetricFamily("pdam_jobs", "Unfinished jobs of the queue", labels=["queue", "status"])

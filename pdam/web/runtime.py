@@ -18,7 +18,8 @@ from flask import Flask, current_app, g
 
 from ..core import errors
 from ..infra import deadline, sealing
-from ..infra.db import INTEGRITY, Database, committing
+from ..infra.db import Database, committing
+from ..infra.port import IntegrityViolation, translated
 from ..infra.runtime import Runtime
 from . import health_lane
 
@@ -125,7 +126,9 @@ def once_more_after_a_race(
         try:
             with block() as x:
                 return fn(x)
-        except INTEGRITY:
+        except Exception as exc:
+            if not isinstance(translated(exc), IntegrityViolation):
+                raise
             if attempt == 2:
                 raise errors.Conflict("a concurrent request changed the same data") from None
     raise AssertionError("unreachable")

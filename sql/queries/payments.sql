@@ -1,7 +1,10 @@
 -- Payment acceptance and look-ups.
 
 -- by_pid --
-select * from payment where partner_code = :partner and sandbox = :sandbox and pid = :pid
+select id, partner_code, pid, customer_id, inquiry_token, amount, periods, merchant, pat, nob,
+       accepted_at, status, posted_at, paid_total, paid_periods, problem_periods,
+       posting_attempts, stuck_at, stuck_reason, reversed_at, callback_url, callback_protocol, sandbox
+from payment where partner_code = :partner and sandbox = :sandbox and pid = :pid
 
 -- checks --
 -- Everything the checks need, in one round trip: a payment already made with this
@@ -28,17 +31,26 @@ p as (
     select :partner, :pid, :cid, :inq, :amount, :periods, :merchant, :pat, nob.nob, :now,
            :callback_url, :callback_protocol, :callback_token, :authorization, :sandbox
     from nob where nob.nob is not null
-    returning *
+    returning id, partner_code, pid, customer_id, inquiry_token, amount, periods, merchant, pat,
+              nob, accepted_at, status, posted_at, paid_total, paid_periods, problem_periods,
+              posting_attempts, stuck_at, stuck_reason, reversed_at, callback_url,
+              callback_protocol, sandbox
 ),
 pp as (
     insert into payment_period (payment_id, customer_id, period, scope)
     select p.id, :cid, unnest(cast(:periods as text[])), :scope from p
 )
-select * from p
+select id, partner_code, pid, customer_id, inquiry_token, amount, periods, merchant, pat, nob,
+       accepted_at, status, posted_at, paid_total, paid_periods, problem_periods,
+       posting_attempts, stuck_at, stuck_reason, reversed_at, callback_url, callback_protocol, sandbox
+from p
 
 -- find --
 -- One payment of a partner and customer by nob or pid (+pat or +inq).
-select * from payment
+select id, partner_code, pid, customer_id, inquiry_token, amount, periods, merchant, pat, nob,
+       accepted_at, status, posted_at, paid_total, paid_periods, problem_periods,
+       posting_attempts, stuck_at, stuck_reason, reversed_at, callback_url, callback_protocol, sandbox
+from payment
 where partner_code = :partner and sandbox = :sandbox and customer_id = :cid
   and (cast(:nob as text) is null or nob = :nob)
   and (cast(:pid as text) is null or pid = :pid)
@@ -47,10 +59,20 @@ where partner_code = :partner and sandbox = :sandbox and customer_id = :cid
 
 -- by_pid_shown --
 -- A payment of a partner by pid, with the snapshot of the inquiry it paid.
-select p.*, i.snapshot as shown from payment p left join inquiry i on i.token = p.inquiry_token
+select p.id, p.partner_code, p.pid, p.customer_id, p.inquiry_token, p.amount, p.periods,
+       p.merchant, p.pat, p.nob, p.accepted_at, p.status, p.posted_at, p.paid_total,
+       p.paid_periods, p.problem_periods, p.posting_attempts, p.stuck_at, p.stuck_reason,
+       p.reversed_at, p.callback_url, p.callback_protocol, p.sandbox,
+       i.snapshot as shown
+from payment p left join inquiry i on i.token = p.inquiry_token
 where p.partner_code = :partner and p.sandbox = :sandbox and p.pid = :pid
 
 -- find_shown --
 -- A payment of a partner and customer by pid, with the snapshot of the inquiry it paid.
-select p.*, i.snapshot as shown from payment p left join inquiry i on i.token = p.inquiry_token
+select p.id, p.partner_code, p.pid, p.customer_id, p.inquiry_token, p.amount, p.periods,
+       p.merchant, p.pat, p.nob, p.accepted_at, p.status, p.posted_at, p.paid_total,
+       p.paid_periods, p.problem_periods, p.posting_attempts, p.stuck_at, p.stuck_reason,
+       p.reversed_at, p.callback_url, p.callback_protocol, p.sandbox,
+       i.snapshot as shown
+from payment p left join inquiry i on i.token = p.inquiry_token
 where p.partner_code = :partner and p.sandbox = :sandbox and p.customer_id = :cid and p.pid = :pid

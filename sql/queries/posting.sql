@@ -3,7 +3,10 @@
 
 -- post --
 -- Ledger in this database: lock, pay and finish in one statement.
-select * from post_payment_v2(:id, :now, :attempt)
+select id, partner_code, pid, customer_id, inquiry_token, amount, periods, merchant, pat, nob,
+       accepted_at, status, posted_at, paid_total, paid_periods, problem_periods,
+       posting_attempts, stuck_at, stuck_reason, reversed_at, callback_url, callback_protocol, sandbox
+from post_payment_v2(:id, :now, :attempt)
 
 -- post_alone --
 -- Ledger in this database, a payment without X-Async (no callback to record with its
@@ -11,7 +14,10 @@ select * from post_payment_v2(:id, :now, :attempt)
 -- the payment has a callback (its id is not passed on), is final already or does not
 -- exist: the caller then runs ``post`` in its transaction. callback_url never changes
 -- after the payment is recorded, so reading it before the function's lock is safe.
-select * from post_payment_v2(
+select id, partner_code, pid, customer_id, inquiry_token, amount, periods, merchant, pat, nob,
+       accepted_at, status, posted_at, paid_total, paid_periods, problem_periods,
+       posting_attempts, stuck_at, stuck_reason, reversed_at, callback_url, callback_protocol, sandbox
+from post_payment_v2(
     (select id from payment where id = :id and coalesce(callback_url, '') = ''), :now, :attempt)
 
 -- status --
@@ -23,15 +29,20 @@ select id, customer_id, periods, nob, status, sandbox from payment where id = :i
 
 -- pay_bills --
 -- Separate ledger, step 2 (in the ledger database).
-select * from pay_bills_v1(:nob, :customer_id, :periods, :now)
+select id, bill_no, period, water, admin_fee, admin_vat, late_fee, installment, total
+from pay_bills_v1(:nob, :customer_id, :periods, :now)
 
 -- sandbox_pay_bills --
 -- Separate ledger, step 2 of a sandbox payment: its test customers, on ours (never the ledger).
-select * from sandbox_pay_bills_v1(:customer_id, :periods, :attempt)
+select id, bill_no, period, water, admin_fee, admin_vat, late_fee, installment, total
+from sandbox_pay_bills_v1(:customer_id, :periods, :attempt)
 
 -- finish --
 -- Separate ledger, step 3: the outcome, with the bills the ledger paid.
-select * from finish_posting_v2(:id, :now, :bill_id, :bill_no, :period, :water, :admin_fee,
+select id, partner_code, pid, customer_id, inquiry_token, amount, periods, merchant, pat, nob,
+       accepted_at, status, posted_at, paid_total, paid_periods, problem_periods,
+       posting_attempts, stuck_at, stuck_reason, reversed_at, callback_url, callback_protocol, sandbox
+from finish_posting_v2(:id, :now, :bill_id, :bill_no, :period, :water, :admin_fee,
                                 :admin_vat, :late_fee, :installment, :total)
 
 -- flag_stuck --

@@ -16,7 +16,7 @@ update snap_client set client_secret = :secret where partner_code = :partner and
 returning client_secret
 
 -- all --
-select c.client_id, c.partner_code, p.name, p.active, c.service_id, c.created_at, c.sandbox
+select c.client_id, c.partner_code, p.name as partner_name, p.active, c.service_id, c.created_at, c.sandbox
 from snap_client c join partner p on p.code = c.partner_code
 order by c.partner_code, c.sandbox
 
@@ -53,7 +53,7 @@ values (:token_hash, :client_id, :now, :expires)
 -- token_client --
 -- The client of a live access token (no row: unknown or expired), with its partner's state
 -- and one token of the partner's rate limit (as in "client").
-select c.client_id, c.partner_code, c.client_secret, c.service_id, p.active,
+select c.client_id, c.partner_code, c.service_id, p.active,
        case when a.ok then take_rate_token_v1(c.partner_code || case when c.sandbox then '+sandbox' else '' end, :rate)
             else 0 end as rate_wait,
        c.sandbox, a.ok as address_ok
@@ -62,6 +62,10 @@ join snap_client c on c.client_id = t.client_id
 join partner p on p.code = c.partner_code
 cross join lateral (select address_allowed_v1(c.allowed_addresses, :address) as ok) a
 where t.token_hash = :token_hash and t.expires_at > :now
+
+-- sealed_secret --
+-- A client's secret, sealed: opened by the core only (snap_clients.verify).
+select client_secret from snap_client where client_id = :client_id
 
 -- claim_external_id --
 -- Claim an X-EXTERNAL-ID for this request. No row when it is taken: the insert waits

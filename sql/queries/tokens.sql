@@ -15,11 +15,12 @@ where jti = :jti
 -- partner_check --
 -- The partner of a token, whether the CLI issued that token to it, whether it is
 -- revoked, and one token of the partner's rate limit (rate_wait 0: taken, else the
--- seconds until the next), in one round trip. A sandbox token's requests have a bucket of
--- their own ("<code>+sandbox"): a sandbox test never slows the partner's live traffic.
+-- seconds until the next), in one round trip. sandbox: the token is a sandbox one (the
+-- partner it authenticates is its sandbox side: records.Partner.sandbox); its requests have
+-- a bucket of their own ("<code>+sandbox"): a sandbox test never slows the live traffic.
 -- address_ok: the request's :address is one the partner's live tokens may be used from
 -- (a sandbox token: any); a request from elsewhere takes no rate token.
-select p.code, p.name, p.active, t.jti is not null as known, t.revoked_at is not null as revoked,
+select p.code, p.name, p.active, p.created_at, t.jti is not null as known, t.revoked_at is not null as revoked,
        case when a.ok then take_rate_token_v1(p.code || case when t.sandbox then '+sandbox' else '' end, :rate)
             else 0 end as rate_wait,
        coalesce(t.sandbox, false) as sandbox, a.ok as address_ok

@@ -49,3 +49,37 @@ def test_token_for_deactivated_partner_is_refused(cli):
     cli("partner", "deactivate", "00")
     res = cli("token", "issue", "00")
     assert res.exit_code == 1 and "deactivated" in res.output
+
+
+def test_an_issued_token_carries_the_contracts_claims(cli, app, keys, clock):
+    """``token issue`` signs with flask-jwt-extended's ``create_access_token``: the contract's
+    claims (section 1) from the service's clock and the database, the configured issuer, no
+    ``nbf`` or ``csrf``; ``type`` and ``fresh`` are the library's own (4.7 writes them into
+    every token it makes, and no option turns them off)."""
+    import datetime as dt
+
+    import jwt
+
+    cli("partner", "add", "00", "BANK1")
+    token = cli("token", "issue", "00", "--days", "2").output.strip()
+    assert jwt.get_unverified_header(token) == {"alg": "ES256", "typ": "JWT"}
+    claims = jwt.decode(
+        token,
+        keys["ES256"]["public"],
+        algorithms=["ES256"],
+        options={"verify_exp": False, "verify_iat": False},
+    )
+    issued = int(clock.at.timestamp())
+    assert claims == {
+        "name": "BANK1",
+        "sub": "00",
+        "iat": issued,
+        "exp": issued + 2 * 86400,
+        "iss": app.config["JWT_ISSUER"],
+        "jti": claims["jti"],
+        "type": "access",
+        "fresh": False,
+    }
+    assert len(claims["jti"]) == 32 and int(claims["jti"], 16) >= 0
+    listing = cli("token", "list", "00").output
+    assert claims["jti"] in listing and f"issued {clock.at.astimezone(dt.UTC):%Y-%m-%d}" in listing

@@ -13,6 +13,7 @@ import json
 
 import psycopg
 import pytest
+import sqlalchemy as sa
 
 import pdam
 from pdam.core import events, inquiry, partners, payments, posting, records, reversal, webhooks
@@ -85,13 +86,13 @@ def test_the_core_on_a_sqlalchemy_connection(rt):
 def test_the_same_functions_on_an_async_psycopg_connection(rt):
     async def scenario():
         async with await psycopg.AsyncConnection.connect(rt.database.url) as conn:
-            shown = await inquiry.inquire(conn, conn, "00", CID, NOW, 900)  # a statement alone
+            shown = await inquiry.inquire.aio(conn, conn, "00", CID, NOW, 900)  # a statement alone
             async with conn.transaction():  # recorded and queued in one transaction
-                accepted = await payments.accept(conn, "00", request_for(shown), NOW, SEALER)
-                await webhooks.record(conn, accepted.payment, "created", NOW)
-            posted = await posting.settle(conn, None, accepted.payment.id, NOW)
+                accepted = await payments.accept.aio(conn, "00", request_for(shown), NOW, SEALER)
+                await webhooks.record.aio(conn, accepted.payment, "created", NOW)
+            posted = await posting.settle.aio(conn, None, accepted.payment.id, NOW)
             await conn.commit()
-            again = await posting.settle(conn, None, accepted.payment.id, NOW)  # changes nothing
+            again = await posting.settle.aio(conn, None, accepted.payment.id, NOW)  # changes nothing
             await conn.commit()
             return accepted, posted, again
 
@@ -152,8 +153,8 @@ def test_bills_are_imported_with_copy_on_either_driver(rt):
     async def scenario():
         async with await psycopg.AsyncConnection.connect(rt.database.url) as conn:
             async with conn.transaction():
-                await billing.stage_rows(conn, rows, progress=told.append)
-                return await billing.apply_staged(conn, len(rows))
+                await billing.stage_rows.aio(conn, rows, progress=told.append)
+                return await billing.apply_staged.aio(conn, len(rows))
 
     result = asyncio.run(scenario())
     assert (result.bills, result.inserted, sum(told)) == (5, 5, 5)
@@ -161,3 +162,55 @@ def test_bills_are_imported_with_copy_on_either_driver(rt):
         again = billing.import_rows(conn, rows)
         conn.commit()
     assert (again.inserted, again.updated) == (0, 5)
+
+
+# -- a failed step goes back into the plan, as the core's error; typed entry points ----------
+
+
+@port.plan
+def _guarded(db, statement: str):
+    """A plan with a ``try`` around a ``yield``: it sees the failed step's error there."""
+    try:
+        yield port.one(sa.text(statement))
+    except port.Transient as exc:
+        return ("transient", type(exc.__cause__).__name__)
+    except port.Permanent as exc:
+        return ("permanent", type(exc.__cause__).__name__)
+    return ("done", None)
+
+
+def test_a_failed_step_is_thrown_into_the_plan_translated(rt):
+    with rt.database.engine.connect() as conn:
+        assert _guarded(conn, "select 1 / 0") == ("permanent", "DivisionByZero")
+        conn.rollback()
+        conn.exec_driver_sql("set local statement_timeout = 50")
+        assert _guarded(conn, "select pg_sleep(1)") == ("transient", "QueryCanceled")
+        conn.rollback()
+        assert _guarded(conn, "select 1") == ("done", None)
+
+
+def test_an_uncaught_failed_step_leaves_the_plan_as_the_cores_error(rt):
+    from pdam.core import errors
+
+    @port.plan
+    def unguarded(db):
+        statement = sa.text("insert into partner (code, name, webhook_secret) values ('00', 'X', :secret)")
+        yield port.one(statement, {"secret": SEALER.seal("x")})
+
+    with rt.database.engine.connect() as conn:
+        with pytest.raises(errors.IntegrityViolation) as raised:
+            unguarded(conn)
+        assert isinstance(raised.value.__cause__, psycopg.errors.UniqueViolation)
+        conn.rollback()
+
+
+def test_the_async_entry_point_is_awaited_and_the_sync_one_refuses_an_async_connection(rt):
+    async def scenario():
+        async with await psycopg.AsyncConnection.connect(rt.database.url) as conn:
+            with pytest.raises(TypeError, match=r"await _guarded\.aio"):
+                _guarded(conn, "select 1")
+            failed = await _guarded.aio(conn, "select 1 / 0")
+            await conn.rollback()
+            return failed, await _guarded.aio(conn, "select 1")
+
+    assert asyncio.run(scenario()) == (("permanent", "DivisionByZero"), ("done", None))

@@ -87,11 +87,12 @@ def test_no_row_is_none_and_the_connection_stays_usable(engine):
 def test_a_unique_violation_is_an_integrity_error_and_leaves_the_connection_usable(engine):
     with engine.connect() as conn:
         execute_alone(conn, ADD, {"code": "05", "name": "E"})
-        with pytest.raises(db.INTEGRITY) as raised:
+        with pytest.raises(psycopg.errors.IntegrityError) as raised:
             execute_alone(conn, ADD, {"code": "05", "name": "E"})
         assert isinstance(raised.value, psycopg.errors.UniqueViolation)
+        assert isinstance(port.translated(raised.value), port.IntegrityViolation)
         assert execute_alone(conn, COUNT, {"code": "05"}).n == 1
-        with pytest.raises(db.INTEGRITY):
+        with pytest.raises(psycopg.errors.IntegrityError):
             rows(conn, ADD, {"code": "05", "name": "E"})
         conn.rollback()
         assert rows(conn, COUNT, {"code": "05"})[0].n == 1
@@ -103,7 +104,7 @@ def test_a_lost_connection_is_transient_and_the_pool_replaces_it_quietly(engine,
         run_sql("select pg_terminate_backend(%s)", (pid,))
         with pytest.raises(psycopg.OperationalError) as raised:
             rows(conn, COUNT, {"code": "06"})
-        assert db.is_transient(raised.value)
+        assert port.is_transient(raised.value)
         conn.rollback()
     with engine.connect() as conn:  # a working connection again
         assert execute_alone(conn, COUNT, {"code": "06"}).n == 0

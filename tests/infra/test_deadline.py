@@ -21,7 +21,8 @@ import sqlalchemy as sa
 
 from pdam.core import partners
 from pdam.infra import deadline, migrations
-from pdam.infra.db import committing, is_transient
+from pdam.infra.db import committing
+from pdam.infra.port import is_transient
 from pdam.web import runtime
 from tests.factories import CID, SEALER, bill_line, body, import_bills, issue
 from tests.fixtures.databases import _a_private_server

@@ -295,3 +295,27 @@ def test_no_secret_in_logs_metrics_or_answers(
     seen = logged + metrics.get_data(as_text=True) + status.get_data(as_text=True)
     for value in ("callback-secret-456", secret, token, SECRET_KEYS):
         assert value not in seen
+
+
+def test_a_database_without_a_canary_is_a_clear_error_through_the_port(fresh_url):
+    """No canary table yet (a database never upgraded): the port throws the driver's
+    ``UndefinedTable`` into the check's plan, which says what to do; a canary sealed under
+    another key is refused."""
+    import sqlalchemy as sa
+
+    from pdam.infra import settings
+
+    engine = sa.create_engine(settings.sqlalchemy_url(fresh_url), poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            with pytest.raises(sealing.SealingError, match="no secret canary yet"):
+                sealing.verify(conn, SEALER)
+            conn.rollback()
+        migrations.upgrade(fresh_url, sealer=SEALER)
+        with engine.connect() as conn:
+            sealing.verify(conn, SEALER)  # the canary under the tests' key
+            other = sealing.Sealer(sealing.parse_keys(sealing.generate_key()))
+            with pytest.raises(sealing.SealingError, match="cannot open"):
+                sealing.verify(conn, other)
+    finally:
+        engine.dispose()

@@ -27,3 +27,29 @@ def test_stalled_job_past_its_maximum_is_failed_and_flagged(
     wait_for(lambda: run_sql("select stuck_at is not null from payment") == [(True,)])
     status, reason = run_sql("select status, stuck_reason from payment")[0]
     assert status == "created" and "worker died 3 times" in reason
+
+
+def test_expired_inquiries_are_purged_on_the_workers_pool(
+    app, partner_headers, seed_bills, inquire, start_worker, run_sql, tmp_path
+):
+    from pdam.infra import queue
+    from pdam.web import runtime
+
+    seed_bills.simple(CID, ["202001"])
+    _, old = inquire(CID, partner_headers)
+    _, live = inquire(CID, partner_headers)
+    run_sql(
+        "update inquiry set created_at = now() - interval '1 hour', expires_at = now() - interval '1 minute'"
+        " where token = %s",
+        (old,),
+    )
+    with app.app_context(), runtime.transaction() as conn:
+        queue.defer(conn, "maintenance.purge_inquiries", queue=queue.MAINTENANCE_QUEUE, timestamp=0)
+    start_worker(log=tmp_path / "worker.log")
+    # The job deferred above (the worker's periodic ones may come too).
+    done = "select status from procrastinate_jobs where task_name = 'maintenance.purge_inquiries' order by id limit 1"
+    try:
+        wait_for(lambda: run_sql(done) == [("succeeded",)])
+    except AssertionError:
+        raise AssertionError(f"{run_sql(done)}\n{(tmp_path / 'worker.log').read_text()}") from None
+    assert run_sql("select token from inquiry") == [(live,)]

@@ -8,7 +8,7 @@ import pytest
 
 from pdam.core import errors, posting
 from pdam.web import runtime
-from tests.factories import run_posting, wait_for
+from tests.factories import driver_error, run_posting, wait_for
 
 
 def ledger_rows(url):
@@ -82,12 +82,12 @@ def test_transient_failure_is_retried_then_flagged_stuck(app, partner_headers, e
     # A failure that can pass: re-raised for the queue's retry, no flag yet.
     with pytest.raises(errors.Retry) as raised:
         run_posting(app, payment_id, 1)
-    assert isinstance(raised.value.__cause__, psycopg.OperationalError)  # the port runs on psycopg
+    assert isinstance(driver_error(raised.value), psycopg.OperationalError)  # the port runs on psycopg
     assert run_sql("select status, stuck_at from payment") == [("created", None)]
     # At the last attempt: flagged for operators, still in progress.
     with pytest.raises(errors.GiveUp) as raised:
         run_posting(app, payment_id, app.config["POSTING_MAX_ATTEMPTS"])
-    assert isinstance(raised.value.__cause__, psycopg.OperationalError)  # the port runs on psycopg
+    assert isinstance(driver_error(raised.value), psycopg.OperationalError)  # the port runs on psycopg
     rows = run_sql("select status, stuck_at is not null, stuck_reason, posting_attempts from payment")
     assert (
         rows[0][:2] == ("created", True)

@@ -1,4 +1,4 @@
-"""The async posting path (jobs/posting.py ``run_async``, what the worker runs with the
+"""The async posting path (jobs/posting.py ``run``, the posting task, with the
 ledger in this database) on a pool made as the worker makes its own (``jobs.make_pool``):
 the same outcomes and callbacks as the sync path, the callback in the posting's
 transaction, idempotence, the retry decision and the stuck flag."""
@@ -10,7 +10,6 @@ import datetime as dt
 import json
 
 import psycopg
-import psycopg_pool
 import pytest
 import sqlalchemy as sa
 
@@ -18,32 +17,14 @@ from pdam.core import errors, posting, webhooks
 from pdam.core.records import Payment
 from pdam.infra.db import pyformat
 from pdam.peti import callbacks
-from tests.factories import CID, run_posting
+from tests.factories import CID, driver_error, run_posting
 
 CID2 = "020202020202"
 HOOK = "http://127.0.0.1:9/hook"
 
 
-def run_posting_async(app, payment_id: int, attempt: int = 1) -> str:
-    """One attempt of the async path, on a pool configured like the worker's."""
-    import jobs
-    from jobs import posting as job
-
-    rt = app.extensions["pdam.runtime"]
-
-    async def attempt_once() -> str:
-        pool = jobs.make_pool(
-            rt.database.url,
-            rt.settings,
-            open=False,
-            min_size=1,
-            max_size=2,
-            check=psycopg_pool.AsyncConnectionPool.check_connection,
-        )
-        async with pool:
-            return await job.run_async(rt, pool.connection, payment_id, attempt)
-
-    return asyncio.run(attempt_once())
+#: One attempt of the posting task, on a pool configured like the worker's.
+run_posting_async = run_posting
 
 
 def payment_ids(run_sql) -> list[int]:
@@ -151,7 +132,7 @@ def test_the_connection_goes_back_to_the_pool_as_it_came(partner_headers, exampl
         async with pool:
             for pid in (payment_id, 987654321, payment_id):
                 try:
-                    seen.append(await job.run_async(rt, pool.connection, pid, 1))
+                    seen.append(await job.run(rt, pool.connection, pid, 1))
                 except (errors.Retry, errors.GiveUp) as exc:
                     seen.append(type(exc).__name__)
                     if pid == payment_id:
@@ -204,7 +185,7 @@ def test_the_callback_commits_with_the_posting(partner_headers, example_bill, pa
     )
     with pytest.raises(errors.Retry) as raised:
         run_posting_async(app, payment_id, 1)
-    assert isinstance(raised.value.__cause__, psycopg.errors.DeadlockDetected)
+    assert isinstance(driver_error(raised.value), psycopg.errors.DeadlockDetected)
     # ... so nothing of the posting stays: no paid bill, no final status, no delivery job.
     assert run_sql("select status, posted_at, stuck_at from payment") == [("created", None, None)]
     assert run_sql("select paid_by from bill") == [(None,)]
@@ -226,12 +207,12 @@ def test_transient_failure_is_retried_then_flagged_stuck(app, partner_headers, e
     )
     with pytest.raises(errors.Retry) as raised:
         run_posting_async(app, payment_id, 1)
-    assert isinstance(raised.value.__cause__, psycopg.OperationalError)
+    assert isinstance(driver_error(raised.value), psycopg.OperationalError)
     assert run_sql("select status, stuck_at from payment") == [("created", None)]
     last = app.config["POSTING_MAX_ATTEMPTS"]
     with pytest.raises(errors.GiveUp) as raised:
         run_posting_async(app, payment_id, last)
-    assert isinstance(raised.value.__cause__, psycopg.OperationalError)
+    assert isinstance(driver_error(raised.value), psycopg.OperationalError)
     rows = run_sql("select status, stuck_at is not null, stuck_reason, posting_attempts from payment")
     assert rows[0][:2] == ("created", True) and "deadlock" in rows[0][2] and rows[0][3] == last
     run_sql("drop trigger slow_bill on bill")
@@ -251,7 +232,7 @@ def test_a_lock_held_too_long_is_retried(make_app, partner_headers, example_bill
             run_posting_async(app, payment_id, 1)
         # The statement or the lock timeout, whichever fires first (both are 300 ms).
         timed_out = (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable)
-        assert isinstance(raised.value.__cause__, timed_out)
+        assert isinstance(driver_error(raised.value), timed_out)
     assert run_posting_async(app, payment_id, 2) == "accepted"
 
 

@@ -19,7 +19,7 @@ def test_importing_the_tasks_reads_no_setting():
     (``configure``), with the setting's own message."""
     code = (
         "import jobs, jobs.posting, jobs.webhooks, jobs.maintenance, jobs.worker\n"
-        "try:\n    jobs.current()\nexcept RuntimeError as exc:\n    print(exc)\n"
+        "try:\n    jobs.configure()\nexcept RuntimeError as exc:\n    print(exc)\n"
     )
     env = {**os.environ, "POSTING_RETRY_SECONDS": "soon"}
     res = subprocess.run(
@@ -27,6 +27,18 @@ def test_importing_the_tasks_reads_no_setting():
     )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "POSTING_RETRY_SECONDS must be an integer, got 'soon'"
+
+
+def test_the_runtime_is_the_one_configure_made_and_never_a_quiet_default(monkeypatch):
+    """Before the worker's start there is no runtime: ``current()`` says so, it does not
+    make one from the environment (another database, other keys)."""
+    import jobs
+
+    monkeypatch.setattr(jobs, "_runtime", None)
+    with pytest.raises(jobs.NotConfigured, match="configure"):
+        jobs.current()
+    made = jobs.configure(settings.load({}))
+    assert jobs.current() is made
 
 
 @pytest.fixture

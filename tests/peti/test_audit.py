@@ -373,7 +373,7 @@ def test_stream_reads_through_a_server_side_cursor(app, bulk, run_sql):
 
     engine = app.extensions["pdam.runtime"].database.engine
     rows = audit_module.stream(engine, "00", dt.date(2020, 8, 26), page=1, limit=0, batch=7)
-    assert [next(rows)["no"] for _ in range(20)] == list(range(1, 21))
+    assert [next(rows).line_no for _ in range(20)] == list(range(1, 21))
     # Its own connection, inside a transaction, fetching 7 rows at a time from a declared cursor.
     active = run_sql(
         "select state, query from pg_stat_activity"

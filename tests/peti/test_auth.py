@@ -7,6 +7,7 @@ import datetime as dt
 
 import pytest
 
+from pdam.core import errors
 from tests.factories import claims, hs256_with_public_key, record_jti, sign, unsigned_token
 
 PROTECTED = "/tagihan/010101010101"
@@ -306,3 +307,35 @@ def test_a_revoked_token_answers_exactly(client, app, keys, known):
     for _ in range(2):  # read from the database on every request, the cached claims too
         res = get(client, token)
         assert (res.status_code, res.json) == (401, {"error": 401, "message": "Token has been revoked"})
+
+
+def test_authenticate_takes_its_inputs_and_returns_the_cores_partner(app, keys, known):
+    """``authenticate`` reads no request, configuration or clock of its own: the header, the
+    time, the key's state, the cache, the connection and the rate are its arguments."""
+    from pdam.core.records import Partner
+    from pdam.infra import logs
+    from pdam.peti.auth import VerifiedTokens, authenticate
+    from pdam.web import runtime
+    from pdam.web.errors import Unauthorized
+
+    c = known(claims())
+    header = "Bearer " + sign(keys, c)
+    cache = VerifiedTokens(4)
+    # A request's log context, as the request log gives each request (authenticate names
+    # the partner in it).
+    with app.app_context(), logs.bound(request_id="test"):
+        args = {
+            "key_ready": True,
+            "cache": cache,
+            "conn": runtime.connection(),
+            "rate": 0,
+            "address": "192.0.2.1",
+        }
+        partner = authenticate(header, now_ts(), **args)
+        assert isinstance(partner, Partner)
+        assert (partner.code, partner.name, partner.active) == ("00", "BANK1", True)
+        assert cache.get(header) is not None
+        with pytest.raises(Unauthorized, match="Token has expired"):  # the time given, not the machine's
+            authenticate(header, c["exp"], **args)
+        with pytest.raises(errors.Unavailable):
+            authenticate(header, now_ts(), **{**args, "key_ready": False})

@@ -313,3 +313,38 @@ def test_links_walk_inquiry_payment_status_reversal(doc):
         status_link = paths["/status/{cid}"]["get"]["responses"][code]["links"]["reverse"]
         assert target(status_link) == ("/tagihan/{cid}", "delete")
         assert status_link["parameters"]["query.pat"] == "$response.body#/data/pat"
+
+
+def test_each_view_declares_what_it_reads_once(app):
+    """``@cid_path`` and ``@arguments`` validate and document: the operation's parameters and
+    request body come from them (after ``X-Request-Id``), not from a second naming in ``@doc``."""
+    from pdam.peti import apidoc, schemas
+    from pdam.web.apidoc import ATTRIBUTE
+
+    def op(endpoint):
+        return getattr(app.view_functions[endpoint], ATTRIBUTE)
+
+    pay = op("tagihan.pay")
+    assert pay["requestBody"]["content"]["application/json"]["schema"] is schemas.PaymentRequest
+    assert pay["parameters"][:2] == ["X-Request-Id", apidoc.CID]
+    assert [p["name"] for p in pay["parameters"][2:]] == ["X-Async", "X-Async-Token"]
+    assert op("status.get_status")["parameters"] == [
+        "X-Request-Id",
+        apidoc.CID,
+        {"in": "query", "schema": schemas.StatusQuery},
+    ]
+    assert op("audit.get_audit")["parameters"] == [
+        "X-Request-Id",
+        {"in": "query", "schema": schemas.AuditQuery},
+    ]
+    assert op("tagihan.get_bills")["parameters"] == ["X-Request-Id", apidoc.CID]
+
+
+def test_the_checks_run_in_order_token_cid_then_body(client, partner_headers):
+    res = client.post("/tagihan/12x", json={"amo": "not a number"}, headers=partner_headers)
+    assert res.status_code == 400 and res.json["message"] == "cid must be digits only"
+    assert client.post("/tagihan/12x", json={}).status_code == 401
+    res = client.post("/tagihan/123", json={"amo": "not a number"}, headers=partner_headers)
+    assert res.status_code == 400 and "amo" in res.json["errors"]
+    res = client.get("/status/12x?pat=1", headers=partner_headers)
+    assert res.status_code == 400 and res.json["message"] == "cid must be digits only"

@@ -89,10 +89,14 @@ def test_the_changed_customer_shows_the_late_fee_that_rose(client, sandbox_heade
 
 
 def test_the_busy_ledger_customer_is_retried_soon_then_accepted(
-    make_app, client, sandbox_headers, pay, post_queued, run_sql
+    make_app, client, sandbox_headers, pay, post_queued, run_sql, monkeypatch
 ):
+    import jobs
     from jobs import RetryOnType
+    from pdam.infra import settings
 
+    monkeypatch.setattr(jobs, "_runtime", None)
+    jobs.configure(settings.load({}))  # the worker's start: its retry strategy reads its settings
     headers = sandbox_headers()
     data = pay(headers, BUSY, pid="busy")
     for attempt in (1, 2):

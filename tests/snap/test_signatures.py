@@ -144,3 +144,25 @@ def test_parse_timestamp():
         "١٠٢٦-11-30T09:15:00+07:00",
     ):
         assert signatures.parse_timestamp(bad) is None, bad
+
+
+def test_a_caller_carries_no_secret_and_verify_opens_it_in_the_core(app, bank):
+    """The client's secret is opened by ``snap_clients.verify`` only: the ``Caller`` record
+    has no field (nor smuggled attribute) holding it."""
+    import dataclasses
+
+    from pdam.core import snap_clients
+    from pdam.web import runtime
+
+    token = bank.token
+    with app.app_context(), runtime.transaction() as conn:
+        found = snap_clients.caller(conn, token, runtime.now(), 0)
+        assert found is not None
+        assert [f.name for f in dataclasses.fields(found)] == [
+            "client_id", "partner_code", "service_id", "active", "rate_wait", "sandbox", "address_ok"
+        ]  # fmt: skip
+        assert not hasattr(found, "_sealed") and not hasattr(found, "client_secret")
+        seen = []
+        assert snap_clients.verify(conn, runtime.sealer(), found.client_id, lambda s: seen.append(s) or True)
+        assert seen == [bank.secret]
+        assert not snap_clients.verify(conn, runtime.sealer(), "nobody", lambda s: True)

@@ -18,8 +18,9 @@ pytestmark = pytest.mark.usefixtures("clock")
 DAY = dt.date(2020, 8, 26)
 VIEWS = ("reconciliation", "daily_recap", "payments_needing_attention")
 #: The report's columns, in order: what the core's query selects (sql/queries/reconciliation.sql).
+#: The view's columns the rows statement reads (``<column> as <record field>``), in order.
 COLUMNS = tuple(
-    name.strip()
+    name.split()[0]
     for name in re.search(r"select\s+(.*?)\s+from\s", reconciliation.Q["rows"].text, re.S).group(1).split(",")
 )
 
