@@ -184,11 +184,12 @@ def seed_history(setup: Setup, partner: str, count: int) -> None:
         conn.execute(HISTORY, {"partner": partner, "day": day, "count": count})
 
 
-def seed_customers(setup: Setup, count: int) -> list[str]:
-    """``count`` customers with two unpaid bills each, loaded through the bills importer."""
+def seed_customers(setup: Setup, count: int, first: int = 0) -> list[str]:
+    """``count`` customers from key ``first`` on, two unpaid bills each, loaded through the bills
+    importer."""
     out = io.StringIO()
     out.write(",".join(billing.COLUMNS) + "\n")
-    for k in range(count):
+    for k in range(first, first + count):
         cid = customer_id(k)
         for period, water, admin, vat, late, inst in bill_amounts(k):
             out.write(
@@ -201,7 +202,7 @@ def seed_customers(setup: Setup, count: int) -> list[str]:
         billing.import_rows(conn, rows)
     with psycopg.connect(setup.url, autocommit=True) as conn:
         conn.execute("analyze")
-    return [customer_id(k) for k in range(count)]
+    return [customer_id(k) for k in range(first, first + count)]
 
 
 # --- the Procfile's processes ----------------------------------------------

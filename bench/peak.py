@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import io
 import json
 import sys
 import time
@@ -40,10 +39,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
-import psycopg  # noqa: E402
-
-from pdam.core import billing  # noqa: E402
-from pdam.web import runtime  # noqa: E402
 
 HTTP_P99_S = 0.100
 CALLBACK_P99_S = 5.0
@@ -71,25 +66,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 # --- customers ------------------------------------------------------------------------
-
-
-def seed(setup: common.Setup, first: int, count: int) -> None:
-    """``count`` customers from key ``first`` on, two unpaid bills each (the bills importer)."""
-    out = io.StringIO()
-    out.write(",".join(billing.COLUMNS) + "\n")
-    for k in range(first, first + count):
-        cid = common.customer_id(k)
-        for period, water, admin, vat, late, inst in common.bill_amounts(k):
-            out.write(
-                f"{cid},Pelanggan {k},Jl. Puncak No. {k % 500},10R - Rumah Tangga 10,"
-                f"{cid}{period},{period},100,110,10,{water},{admin},{vat},{late},{inst}\n"
-            )
-    out.seek(0)
-    rows = billing.parse_csv(out)
-    with setup.app.app_context(), runtime.ledger_transaction() as conn:
-        billing.import_rows(conn, rows)
-    with psycopg.connect(setup.url, autocommit=True) as conn:
-        conn.execute("analyze")
 
 
 # --- HTTP: a keep-alive client and a callback receiver --------------------------------
@@ -342,7 +318,7 @@ async def steps(setup: common.Setup, web: common.Web, worker, args) -> list[dict
         while rate <= args.max:
             count = int(rate * args.seconds)
             common.log(f"seeding {count} customers, then {rate:g} payments/s for {args.seconds:g} s")
-            await asyncio.to_thread(seed, setup, first_key, count)
+            await asyncio.to_thread(common.seed_customers, setup, count, first_key)
             await asyncio.to_thread(common.settle, setup.url)
             cpu = common.CpuMeter({"web": web.pid, "worker": worker.pid})
             t = time.monotonic()
@@ -370,7 +346,7 @@ def main(argv=None) -> int:
         with common.service_setup(url, codes) as setup:
             if args.history:
                 common.seed_history(setup, codes[0], args.history)
-            seed(setup, 0, LOOKERS)
+            common.seed_customers(setup, LOOKERS)
             logs = Path(common.ROOT / "instance" / "bench")
             logs.mkdir(parents=True, exist_ok=True)
             extra = {"WEBHOOK_ALLOW_PRIVATE_NETWORKS": "1", "INQUIRY_TTL_SECONDS": "3600"}
