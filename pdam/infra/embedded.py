@@ -7,6 +7,7 @@ process that started it exits; the next process reuses it.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import warnings
@@ -33,14 +34,19 @@ def start(data_dir: Path, database: str = DATABASE_NAME, keep_running: bool = Tr
     # when its module is first imported, so the variable must be set first.
     import pgserver
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        server = pgserver.get_server(data_dir, cleanup_mode=None if keep_running else "stop")
-    admin_url = server.get_uri()
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("select 1 from pg_database where datname = %s", (database,)).fetchone()
-        if not exists:
-            conn.execute(sql.SQL("create database {}").format(sql.Identifier(database)))
+    # One process at a time makes (or finds) the server and its database: two processes that
+    # start on a new data_dir at once (a test run on several processes, make run beside make
+    # test) would otherwise both run initdb in it.
+    with open(data_dir.parent / f".{data_dir.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server = pgserver.get_server(data_dir, cleanup_mode=None if keep_running else "stop")
+        admin_url = server.get_uri()
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            exists = conn.execute("select 1 from pg_database where datname = %s", (database,)).fetchone()
+            if not exists:
+                conn.execute(sql.SQL("create database {}").format(sql.Identifier(database)))
     url = server.get_uri(database)
     log.info("embedded PostgreSQL at %s", url)
     return url
