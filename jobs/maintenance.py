@@ -41,7 +41,8 @@ async def recover_stalled(timestamp: int) -> int:
 
     Procrastinate's stalled path ignores the task's retry strategy, so the
     maximum is enforced here: past STALLED_MAX_RETRIES the job is failed, a
-    posting job's payment flagged stuck and a webhook delivery marked failed,
+    posting job's payment flagged stuck and a callback lane's first delivery marked failed
+    (the lane goes on with a new drain),
     both visible to operators.
     """
     rt = current()
@@ -79,5 +80,7 @@ async def give_up(rt: Runtime, task_name: str, kwargs: dict, attempts: int) -> N
     async with app.connector.pool.connection() as conn:
         if task_name == queue.POST_PAYMENT:
             await posting.flag_stuck.aio(conn, kwargs["payment_id"], reason, attempts, rt.now())
+        elif task_name == queue.DRAIN_LANE:
+            await webhooks.give_up_lane.aio(conn, kwargs["lane"], reason, rt.now())
         elif task_name == queue.DELIVER_WEBHOOK:
             await webhooks.give_up.aio(conn, kwargs["delivery_id"], reason, rt.now())

@@ -2,22 +2,23 @@
 
 ``record`` runs on the caller's transaction: it stores the callback body of
 the event (rendered by the edge that took the callback, through ``events``, from the
-payment the caller holds) in
-``webhook_delivery`` and defers the delivery job, so the callback exists
-exactly when the state change commits. The job lock (``lock_for``) makes one
-payment's callbacks go out strictly in order (``created``, the final status,
-``reversed``), retries included, and is also the bulkhead per receiver: a receiver
-(host and port) has HOST_LANES locks, a payment's callbacks always take the same one,
-so at most HOST_LANES deliveries to one receiver are in flight at once, across every
-worker process, and a receiver that stalls holds at most that many of the job server's
-callback slots (its other deliveries wait in the queue, holding none).
+payment the caller holds) in ``webhook_delivery``, in its **lane**, and makes sure the
+lane has a drain job waiting (``wake``), so the callback exists exactly when the state
+change commits. A lane (``lane_of``) is one of its receiver's (host and port) HOST_LANES
+lanes; a payment's callbacks always take the same one. One drain job runs per lane at a
+time (the lane is its Procrastinate lock) and sends the lane's pending deliveries in id
+order, so one payment's callbacks go out strictly in order (``created``, the final status,
+``reversed``), retries included; at most HOST_LANES deliveries to one receiver are in
+flight at once, across every worker process, and a receiver that stalls holds at most
+that many of the job server's callback slots. Under load a drain sends many callbacks:
+the queue holds at most a running and a waiting drain per lane, however long the backlog.
 
 Delivery keeps its state here: every attempt recorded in ``webhook_attempt``;
 2xx delivered; refused (3xx/4xx, or an address the service may not call)
-never retried; anything else retried every WEBHOOK_RETRY_SECONDS until
-WEBHOOK_MAX_ATTEMPTS attempts or WEBHOOK_DEADLINE_SECONDS after the first
-attempt, then failed. The HTTP call itself is the job server's
-(``jobs/webhooks.py``), with the protocol's bytes and headers.
+never retried; anything else retried every WEBHOOK_RETRY_SECONDS (``next_attempt_at``;
+the lane waits behind it) until WEBHOOK_MAX_ATTEMPTS attempts or
+WEBHOOK_DEADLINE_SECONDS after the first attempt, then failed. The HTTP call itself is
+the job server's (``jobs/webhooks.py``), with the protocol's bytes and headers.
 """
 
 from __future__ import annotations
@@ -37,10 +38,6 @@ from .records import Payment
 
 Q = queries("webhooks")
 DELIVERED, REFUSED, PENDING, FAILED = "delivered", "refused", "pending", "failed"
-
-
-class DeliveryMissing(errors.GiveUp):
-    """The webhook delivery of this job does not exist"""
 
 
 class RetryLater(errors.Retry):
@@ -63,8 +60,9 @@ def receiver_of(url: str) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def lock_for(payment_id: int, url: str) -> str:
-    """The job lock of a payment's callbacks: one of its receiver's HOST_LANES lanes."""
+def lane_of(payment_id: int, url: str) -> str:
+    """The lane of a payment's callbacks to ``url``: one of its receiver's HOST_LANES lanes
+    (also the lock of the lane's drain job)."""
     return f"webhook-{receiver_of(url)}-{payment_id % HOST_LANES}"
 
 
@@ -78,20 +76,26 @@ def record(db: port.Db, payment: Payment, event: str, now: dt.datetime) -> Plan[
     if not payment.callback_url:
         return None
     body = events.protocol(payment.callback_protocol).body(payment, event)
+    lane = lane_of(payment.id, payment.callback_url)
     params = {"payment_id": payment.id, "event": event, "url": payment.callback_url, "body": json.dumps(body)}
-    delivery_id = yield port.scalar(Q["insert_delivery"], params | {"now": now})
-    yield _defer(payment.id, payment.callback_url, delivery_id)
+    delivery_id = yield port.scalar(Q["insert_delivery"], params | {"lane": lane, "now": now})
+    yield from wake(lane)
     return delivery_id
 
 
-def _defer(payment_id: int, url: str, delivery_id: int) -> port.Defer:
-    """The delivery job: its queue, its lock (one payment's callbacks in order, its
-    receiver's lane), its id."""
-    return port.defer(
-        queue.DELIVER_WEBHOOK,
-        queue=queue.WEBHOOK_QUEUE,
-        lock=lock_for(payment_id, url),
-        delivery_id=delivery_id,
+def wake(lane: str, *, in_seconds: float | None = None) -> Plan[int]:
+    """Make sure a drain job of ``lane`` is waiting (a plan's step): the one already waiting
+    (held until the caller's commit, so a worker cannot start it before it can see what
+    the caller adds), or a new one (in ``in_seconds``, if given); its job id. A drain
+    already running does not count: it may have read the lane before the caller's commit."""
+    waiting = yield port.scalar(Q["waiting_drain"], {"lane": lane})
+    if waiting is not None:
+        return waiting
+    schedule = {"seconds": in_seconds} if in_seconds else None
+    return (
+        yield port.defer(
+            queue.DRAIN_LANE, queue=queue.WEBHOOK_QUEUE, lock=lane, schedule_in=schedule, lane=lane
+        )
     )
 
 
@@ -128,8 +132,9 @@ def resend(db: port.Db, nob: str, now: dt.datetime, event_id: str | None = None)
 def resend_delivery(last, now: dt.datetime) -> Plan[Resent]:
     """A new delivery copying delivery ``last`` (its ``id``, ``payment_id``, ``event``,
     ``event_id``, ``url``), deferred behind the payment's other callbacks (a plan's step)."""
-    new = yield port.scalar(Q["copy_delivery"], {"id": last.id, "now": now})
-    job_id = yield _defer(last.payment_id, last.url, new)
+    lane = lane_of(last.payment_id, last.url)
+    new = yield port.scalar(Q["copy_delivery"], {"id": last.id, "lane": lane, "now": now})
+    job_id = yield from wake(lane)
     return Resent(new, last.id, last.event, str(last.event_id), job_id)
 
 
@@ -147,6 +152,8 @@ class Delivery:
     status: str
     attempts: int
     first_attempt_at: dt.datetime | None
+    #: A pending retry's time (not sent before it); None: at once.
+    next_attempt_at: dt.datetime | None
     nob: str
     protocol: str | None
     #: A sandbox payment's callback: sent with ``X-Sandbox: true``.
@@ -156,11 +163,11 @@ class Delivery:
     request_authorization: str | None = field(repr=False)
 
 
-@port.plan
-def load(db: port.Db, delivery_id: int, sealer: Sealer) -> Plan[Delivery]:
-    row = yield port.one(Q["load"], {"id": delivery_id})
-    if row is None:
-        raise DeliveryMissing(f"webhook delivery {delivery_id} does not exist")
+class DeliveryMissing(errors.GiveUp):
+    """The webhook delivery does not exist"""
+
+
+def _opened(row, sealer: Sealer) -> Delivery:
     return Delivery(
         **{
             **row._asdict(),
@@ -171,15 +178,43 @@ def load(db: port.Db, delivery_id: int, sealer: Sealer) -> Plan[Delivery]:
     )
 
 
-def status_after(
-    result: str, settings: Mapping, attempts: int, job_attempt: int, first: dt.datetime, now: dt.datetime
-) -> str:
+@port.plan
+def load(db: port.Db, delivery_id: int, sealer: Sealer) -> Plan[Delivery]:
+    row = yield port.one(Q["load"], {"id": delivery_id})
+    if row is None:
+        raise DeliveryMissing(f"webhook delivery {delivery_id} does not exist")
+    return _opened(row, sealer)
+
+
+@port.plan
+def pending(
+    db: port.Db, lane: str, sealer: Sealer, *, after: int = 0, limit: int = 50
+) -> Plan[list[Delivery]]:
+    """The first ``limit`` pending deliveries of ``lane`` after delivery ``after``, in
+    order, ready to send."""
+    rows = yield port.fetch(Q["pending"], {"lane": lane, "after": after, "limit": limit})
+    return [_opened(row, sealer) for row in rows]
+
+
+@port.plan
+def drain_later(db: port.Db, lane: str, seconds: float) -> Plan[int]:
+    """A drain of ``lane`` in ``seconds`` (at once when 0), unless one is waiting already."""
+    return (yield from wake(lane, in_seconds=seconds))
+
+
+@port.plan
+def lane_of_delivery(db: port.Db, delivery_id: int) -> Plan[str | None]:
+    """The lane of a delivery (None when it has none: not pending since before lanes)."""
+    return (yield port.scalar(Q["lane_of_delivery"], {"id": delivery_id}))
+
+
+def status_after(result: str, settings: Mapping, attempts: int, first: dt.datetime, now: dt.datetime) -> str:
     """The delivery's status after attempt number ``attempts`` whose ``result`` was
     delivered, refused or retry: a retry is ``pending`` until the attempts or the deadline
     run out (the next one would be past it), then ``failed``."""
     if result != "retry":
         return result
-    if max(attempts, job_attempt) >= settings["WEBHOOK_MAX_ATTEMPTS"]:
+    if attempts >= settings["WEBHOOK_MAX_ATTEMPTS"]:
         return FAILED
     next_at = (now - first).total_seconds() + settings["WEBHOOK_RETRY_SECONDS"]
     return FAILED if next_at > settings["WEBHOOK_DEADLINE_SECONDS"] else PENDING
@@ -195,20 +230,11 @@ def record_attempt(
     http_status: int | None,
     error: str | None,
     duration_ms: int,
+    next_attempt_at: dt.datetime | None = None,
 ) -> Plan[bool]:
-    """Record one attempt and the delivery's new status; False when another run recorded
-    this delivery meanwhile (its answer stands)."""
-    yield port.count(
-        Q["insert_attempt"],
-        {
-            "id": delivery.id,
-            "at": at,
-            "url": delivery.url,
-            "http_status": http_status,
-            "error": error,
-            "duration_ms": duration_ms,
-        },
-    )
+    """Record one attempt and the delivery's new status (a pending one's next attempt not
+    before ``next_attempt_at``); False when another run recorded this delivery meanwhile
+    (its answer stands)."""
     recorded = yield port.count(
         Q["record"],
         {
@@ -216,16 +242,33 @@ def record_attempt(
             "attempts": delivery.attempts,
             "status": status,
             "at": at,
+            "url": delivery.url,
+            "http_status": http_status,
             "error": error,
+            "duration_ms": duration_ms,
             "delivered_at": at if status == DELIVERED else None,
+            "next_attempt_at": next_attempt_at if status == PENDING else None,
         },
     )
     return recorded == 1
 
 
 @port.plan
+def give_up_lane(db: port.Db, lane: str, reason: str, now: dt.datetime) -> Plan[int | None]:
+    """Mark the first pending delivery of ``lane`` failed (its drain was given up: the
+    delivery it was sending kills its worker) and wake the lane for the rest; that
+    delivery's id, None when the lane is empty."""
+    head = yield port.scalar(Q["lane_head"], {"lane": lane})
+    if head is None:
+        return None
+    yield from give_up.plan(db, head, reason, now)
+    yield from wake(lane)
+    return head
+
+
+@port.plan
 def give_up(db: port.Db, delivery_id: int, reason: str, now: dt.datetime) -> Plan[bool]:
-    """Mark a still pending delivery failed without an attempt (its job was given up
-    outside delivery, e.g. by stalled-job recovery); an operator can resend it."""
+    """Mark a still pending delivery failed without an attempt (it cannot be sent, or its
+    drain was given up by stalled-job recovery); an operator can resend it."""
     reason = f"{reason} ({now:%Y-%m-%d %H:%M:%S%z})"
     return bool((yield port.count(Q["give_up"], {"id": delivery_id, "reason": reason})))

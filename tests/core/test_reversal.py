@@ -280,8 +280,8 @@ def test_reversed_callback_is_queued_for_x_async(
     delivery_id, _, _, sent = after[-1]
     assert (sent["status"], sent["code"], sent["data"]["nob"]) == ("reversed", 200, data["nob"])
     jobs = run_sql(
-        "select queue_name from procrastinate_jobs where task_name = 'webhooks.deliver'"
-        " and (args->>'delivery_id')::bigint = %s",
+        "select queue_name from procrastinate_jobs where task_name = 'webhooks.drain' and status = 'todo'"
+        " and lock = (select lane from webhook_delivery where id = %s)",
         (delivery_id,),
     )
     assert jobs == [("webhooks",)]

@@ -14,8 +14,8 @@ import pytest
 from werkzeug import Response
 
 from pdam.infra import migrations, sealing
-from tests.conftest import url_for_database
 from tests.factories import CID, ROOT, SEALER, SECRET_KEYS
+from tests.fixtures.databases import upgrade_before
 
 OTHER_KEY = sealing.generate_key()
 SEALED = r"pdam1\.[0-9a-f]{8}\.[A-Za-z0-9_=-]+"
@@ -104,34 +104,10 @@ def test_every_secret_is_stored_sealed_and_still_works(
 # -- sealing at upgrade ----------------------------------------------------------------------
 
 
-@pytest.fixture
-def fresh_url(server_url):
-    name = f"pdam_seal_{os.getpid()}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
-        conn.execute(f'create database "{name}"')
-    yield url_for_database(server_url, name)
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
-
-
-def _upgrade_to_008(url: str) -> None:
-    """The schema as it was before secrets were sealed (migrations up to 008)."""
-    migrations._apply_track(
-        url, "ledger", [(p.name, p.read_text()) for p in migrations.migration_files("ledger")]
-    )
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(migrations.CREATE_TABLE)
-        queue_files = migrations._procrastinate_files(conn)
-    migrations._apply_track(url, "procrastinate", queue_files)
-    main = [p for p in migrations.migration_files("main") if p.name < "009"]
-    migrations._apply_track(url, "main", [(p.name, p.read_text()) for p in main])
-
-
 def test_upgrade_seals_the_plaintext_stored_before(fresh_url, make_app, receiver):
     from tests.factories import deliver_pending, sql_runner
 
-    _upgrade_to_008(fresh_url)
+    upgrade_before(fresh_url, "009")  # the schema before secrets were sealed
     run_sql = sql_runner(fresh_url)
     plain = "a" * 64
     run_sql(f"insert into partner (code, name, webhook_secret) values ('00', 'OLD', '{plain}')")
@@ -181,7 +157,7 @@ def test_upgrade_seals_the_plaintext_stored_before(fresh_url, make_app, receiver
 def test_upgrade_with_a_wrong_key_seals_nothing(fresh_url):
     from tests.factories import sql_runner
 
-    _upgrade_to_008(fresh_url)
+    upgrade_before(fresh_url, "009")  # the schema before secrets were sealed
     migrations.upgrade(fresh_url, sealer=SEALER)  # the canary under the tests' key
     # A partner stored in plain text by a process of the previous release, meanwhile.
     run_sql = sql_runner(fresh_url)

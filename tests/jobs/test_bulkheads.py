@@ -1,6 +1,6 @@
 """Contract 15.1: a partner's stalled receiver. Posting runs on slots of its own, callbacks on
 theirs (jobs/worker.py ``bulkheads``), and a receiver has at most ``HOST_LANES`` deliveries
-in flight (core/webhooks.py ``lock_for``): while one receiver never answers, every other
+in flight (core/webhooks.py ``lane_of``): while one receiver never answers, every other
 payment is posted within seconds and another partner's callbacks go out on time."""
 
 from __future__ import annotations
@@ -72,10 +72,10 @@ def test_receiver_of_a_payment_callbacks_share_a_lane():
     url = "https://Hooks.Example/cb"
     assert webhooks.receiver_of(url) == "hooks.example:443"
     assert webhooks.receiver_of("http://[::1]:8080/x") == "[::1]:8080"
-    lanes = {webhooks.lock_for(pid, url) for pid in range(100)}
+    lanes = {webhooks.lane_of(pid, url) for pid in range(100)}
     assert len(lanes) == webhooks.HOST_LANES
-    assert webhooks.lock_for(7, url) == webhooks.lock_for(7, url + "?other")  # same receiver, same lane
-    assert webhooks.lock_for(7, url) != webhooks.lock_for(7, "https://other.example/cb")
+    assert webhooks.lane_of(7, url) == webhooks.lane_of(7, url + "?other")  # same receiver, same lane
+    assert webhooks.lane_of(7, url) != webhooks.lane_of(7, "https://other.example/cb")
 
 
 def test_a_receiver_that_never_answers_holds_neither_posting_nor_other_callbacks(

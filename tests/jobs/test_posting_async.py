@@ -69,8 +69,7 @@ def test_same_outcomes_and_callbacks_as_the_sync_path(
         "select payment_id, event, body from webhook_delivery where event <> 'created' order by 1"
     )
     jobs = run_sql(
-        "select args->>'delivery_id', lock, queue_name from procrastinate_jobs"
-        " where task_name = 'webhooks.deliver' order by id"
+        "select args->>'lane', lock, queue_name from procrastinate_jobs where task_name = 'webhooks.drain' order by id"
     )
     if hook is None:  # no X-Async: no callback either way
         assert finals == [] and jobs == []
@@ -92,12 +91,16 @@ def test_same_outcomes_and_callbacks_as_the_sync_path(
             ._asdict()
         )
     assert async_body == json.loads(json.dumps(callbacks.body_for(Payment.from_row(row), outcome)))
-    # Each with its delivery job, in the payment's callback order (lock).
-    assert [(j[1], j[2]) for j in jobs[-2:]] == [
-        (webhooks.lock_for(sync_id, HOOK), "webhooks"),
-        (webhooks.lock_for(async_id, HOOK), "webhooks"),
+    # Each in its payment's callback lane, one drain job waiting per lane (its lock the lane):
+    # the final callback found the drain the `created` one had woken.
+    lanes = [webhooks.lane_of(sync_id, HOOK), webhooks.lane_of(async_id, HOOK)]
+    assert jobs == [(lane, lane, "webhooks") for lane in lanes]
+    assert run_sql("select payment_id, lane from webhook_delivery order by id") == [
+        (sync_id, lanes[0]),
+        (async_id, lanes[1]),
+        (sync_id, lanes[0]),
+        (async_id, lanes[1]),
     ]
-    assert run_sql("select count(*) from webhook_delivery") == [(4,)] and len(jobs) == 4
 
 
 def test_a_payment_with_a_callback_is_never_posted_alone(partner_headers, example_bill, pay, run_sql):
@@ -190,11 +193,12 @@ def test_the_callback_commits_with_the_posting(partner_headers, example_bill, pa
     assert run_sql("select status, posted_at, stuck_at from payment") == [("created", None, None)]
     assert run_sql("select paid_by from bill") == [(None,)]
     assert run_sql("select event from webhook_delivery") == [("created",)]
-    assert run_sql("select count(*) from procrastinate_jobs where task_name = 'webhooks.deliver'") == [(1,)]
+    drains = "select lock from procrastinate_jobs where task_name = 'webhooks.drain'"
+    assert run_sql(drains) == [(webhooks.lane_of(payment_id, HOOK),)]  # the created callback's
     run_sql("drop trigger no_delivery on webhook_delivery")
     assert run_posting_async(app, payment_id, 2) == "accepted"
     assert run_sql("select event from webhook_delivery order by id") == [("created",), ("accepted",)]
-    assert run_sql("select count(*) from procrastinate_jobs where task_name = 'webhooks.deliver'") == [(2,)]
+    assert run_sql(drains) == [(webhooks.lane_of(payment_id, HOOK),)]  # waiting still: both go out with it
 
 
 def test_transient_failure_is_retried_then_flagged_stuck(app, partner_headers, example_bill, pay, run_sql):

@@ -36,4 +36,4 @@ def test_enqueue_is_part_of_the_callers_transaction(
         assert webhooks.record(conn, row, "accepted", runtime.now()) is not None
         conn.rollback()  # the state change did not happen: neither did its callback
     assert run_sql("select event from webhook_delivery") == [("created",)]
-    assert run_sql("select count(*) from procrastinate_jobs where task_name = 'webhooks.deliver'") == [(1,)]
+    assert run_sql("select count(*) from procrastinate_jobs where task_name = 'webhooks.drain'") == [(1,)]

@@ -196,7 +196,7 @@ def test_payments_needing_attention(app, make_app, partner_headers, pay, day_of_
     ]
     assert run_posting(app, hooked_id, 1) == "accepted"
     with pytest.raises(webhooks.DeliveryFailed):
-        webhook_job.deliver(make_app(WEBHOOK_MAX_ATTEMPTS=1).extensions["pdam.runtime"], delivery_id, 1)
+        webhook_job.deliver(make_app(WEBHOOK_MAX_ATTEMPTS=1).extensions["pdam.runtime"], delivery_id)
     # Stuck: posting gave up on the in-progress payment.
     (payment_id,) = run_sql("select id from payment where pid = 'in-progress'")[0]
     with app.app_context(), runtime.transaction() as conn:
