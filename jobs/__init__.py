@@ -11,7 +11,8 @@ worker opens the App (``pool_factory`` below) or a task runs. Start a worker wit
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 
 import procrastinate
 import psycopg
@@ -59,6 +60,11 @@ def worker_options(conf: Mapping) -> dict:
     }
 
 
+#: Where a task takes its connections: ``app.connector.pool.connection`` in the worker (the
+#: block's work rolled back on error, committed at its end otherwise).
+Connect = Callable[[], AbstractAsyncContextManager[psycopg.AsyncConnection]]
+
+
 def make_pool(url: str, conf, **kwargs) -> psycopg_pool.AsyncConnectionPool:
     """The queue's pool on ``url``. A job waits at most 5 x DB_CONNECT_TIMEOUT for a
     connection: a worker that lost its database stops within that time (instead of the
@@ -66,10 +72,15 @@ def make_pool(url: str, conf, **kwargs) -> psycopg_pool.AsyncConnectionPool:
     of the web's (``db.session_options``: timeouts, UTC): posting runs on them. A connection
     the server closed (a restart) is replaced before use: Procrastinate's connector gives
     its pool psycopg_pool's ``check_connection`` (an empty query); ``db.check_async`` (no
-    round trip) where no check is given."""
+    round trip) where no check is given. Every task runs on it (posting, callbacks,
+    maintenance: one driver, one pool), so it has a connection for every slot of both run
+    loops, and two for the queue's own work; a drain holds one only while it reads or
+    records, never during the HTTP call."""
     timeout = 5 * max(1, conf["DB_CONNECT_TIMEOUT"])
     session = {"options": db.session_options(conf)}
     kwargs.setdefault("check", db.check_async)
+    kwargs.setdefault("min_size", 2)
+    kwargs.setdefault("max_size", conf["WORKER_CONCURRENCY"] + conf["WEBHOOK_CONCURRENCY"] + 2)
     return psycopg_pool.AsyncConnectionPool(conninfo=url, timeout=timeout, kwargs=session, **kwargs)
 
 

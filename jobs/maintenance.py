@@ -11,7 +11,7 @@ from pdam.core import inquiry, posting, sandbox, webhooks
 from pdam.infra import queue
 from pdam.infra.runtime import Runtime
 
-from . import app, current
+from . import Connect, app, current
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +27,16 @@ async def purge_inquiries(timestamp: int) -> int:
 
 @app.periodic(cron="17 * * * *")
 @app.task(name="maintenance.purge_sandbox", queue=queue.MAINTENANCE_QUEUE, queueing_lock="purge_sandbox")
-def purge_sandbox(timestamp: int) -> int:
+async def purge_sandbox(timestamp: int) -> int:
     """Delete sandbox inquiries, payments and callbacks older than SANDBOX_RETENTION_DAYS
-    (contract 14.1), every hour."""
-    rt = current()
-    with rt.database.engine.begin() as conn:
-        return sandbox.purge(conn, rt.now(), rt.settings["SANDBOX_RETENTION_DAYS"])
+    (contract 14.1), every hour, on the worker's pool."""
+    return await purge_old_sandbox(current(), app.connector.pool.connection)
+
+
+async def purge_old_sandbox(rt: Runtime, connect: Connect) -> int:
+    """``purge_sandbox``'s work, on a connection of ``connect``'s; the payments deleted."""
+    async with connect() as conn:
+        return await sandbox.purge.aio(conn, rt.now(), rt.settings["SANDBOX_RETENTION_DAYS"])
 
 
 @app.task(name="maintenance.recover_stalled", queue=queue.MAINTENANCE_QUEUE, queueing_lock="recover_stalled")
@@ -54,8 +58,10 @@ async def recover_stalled(timestamp: int) -> int:
             await manager.retry_job(job)
             continue
         log.error("stalled job %s failed after %s attempts", job.id, job.attempts)
-        await manager.finish_job(job, status=Status.FAILED, delete_job=False)
+        # The trace first: failing a drain frees its lane's lock, and the drain waiting
+        # behind it would send the callback being given up.
         await give_up(rt, job.task_name, job.task_kwargs, job.attempts)
+        await manager.finish_job(job, status=Status.FAILED, delete_job=False)
     return len(stalled)
 
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 
 import procrastinate
 import psycopg
@@ -21,12 +19,9 @@ from pdam.core import errors, posting
 from pdam.infra import deadline, logs, queue
 from pdam.infra.runtime import Runtime
 
-from . import RetryOnType, app, current, ledger_connection
+from . import Connect, RetryOnType, app, current, ledger_connection
 
 log = logging.getLogger(__name__)
-
-
-Connect = Callable[[], AbstractAsyncContextManager[psycopg.AsyncConnection]]
 
 
 async def run(rt: Runtime, connect: Connect, payment_id: int, attempt: int) -> str:

@@ -134,19 +134,18 @@ def make_payment(
     return row
 
 
-def run_posting(app, payment_id: int, attempt: int = 1) -> str:
-    """One posting attempt as the job server runs it (``jobs.posting.run``), on the app's
-    runtime and a pool configured like the worker's."""
+def run_job(app, fn, *args, **kwargs):
+    """``fn(runtime, connect, *args)``, a job server's async function, as the job server runs
+    it: on the app's runtime and a pool configured like the worker's."""
     import asyncio
 
     import psycopg_pool
 
     import jobs
-    from jobs import posting
 
     rt = app.extensions["pdam.runtime"]
 
-    async def attempt_once() -> str:
+    async def once():
         pool = jobs.make_pool(
             rt.database.url,
             rt.settings,
@@ -156,9 +155,23 @@ def run_posting(app, payment_id: int, attempt: int = 1) -> str:
             check=psycopg_pool.AsyncConnectionPool.check_connection,
         )
         async with pool:
-            return await posting.run(rt, pool.connection, payment_id, attempt)
+            return await fn(rt, pool.connection, *args, **kwargs)
 
-    return asyncio.run(attempt_once())
+    return asyncio.run(once())
+
+
+def run_posting(app, payment_id: int, attempt: int = 1) -> str:
+    """One posting attempt as the job server runs it (``jobs.posting.run``)."""
+    from jobs import posting
+
+    return run_job(app, posting.run, payment_id, attempt)
+
+
+def run_delivery(app, delivery_id: int) -> str:
+    """One attempt of a webhook delivery as the job server makes it (``jobs.webhooks.deliver``)."""
+    from jobs import webhooks
+
+    return run_job(app, webhooks.deliver, delivery_id)
 
 
 def issue(
@@ -179,14 +192,12 @@ def issue(
 def deliver_pending(app, run_sql) -> list[str]:
     """Run every pending webhook delivery once in this process, as the worker's job would:
     each one's result, or the name of the retry decision it raised."""
-    from jobs import webhooks
     from pdam.core import errors
 
     results = []
-    rt = app.extensions["pdam.runtime"]
     for (delivery_id,) in run_sql("select id from webhook_delivery where status = 'pending' order by id"):
         try:
-            results.append(webhooks.deliver(rt, delivery_id))
+            results.append(run_delivery(app, delivery_id))
         except (errors.Retry, errors.GiveUp) as exc:
             results.append(type(exc).__name__)
     return results

@@ -6,11 +6,14 @@ address before connecting: a host name that resolves to any refused address
 those inside IPv6) is refused whole, unless private networks are allowed.
 The address checked is the address connected to, whatever way the URL spells
 it, so DNS rebinding does not help. Redirects are not followed, proxies from
-the environment are not used, and one deadline bounds the whole attempt.
+the environment are not used, and one deadline bounds the whole attempt. A ``Sender``
+keeps its connections alive between attempts (a callback lane's drain sends its callbacks
+over one); ``send`` is one attempt on a connection of its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 import socket
@@ -237,11 +240,25 @@ class GuardedHTTPSConnection(_GuardedConnectionMixin, urllib3.connection.HTTPSCo
     pass
 
 
-class GuardedHTTPConnectionPool(urllib3.HTTPConnectionPool):
+class _AttemptDeadlineMixin:
+    """A kept-alive pool: each attempt's ``deadline`` watches the connection it takes,
+    whether made now (``_new_conn``) or kept from an earlier attempt."""
+
+    deadline: Deadline | None = None
+
+    def _get_conn(self, timeout=None):
+        conn = super()._get_conn(timeout)
+        conn.deadline = self.deadline
+        if conn.sock is not None and self.deadline is not None:
+            self.deadline.watch(conn.sock)
+        return conn
+
+
+class GuardedHTTPConnectionPool(_AttemptDeadlineMixin, urllib3.HTTPConnectionPool):
     ConnectionCls = GuardedHTTPConnection
 
 
-class GuardedHTTPSConnectionPool(urllib3.HTTPSConnectionPool):
+class GuardedHTTPSConnectionPool(_AttemptDeadlineMixin, urllib3.HTTPSConnectionPool):
     ConnectionCls = GuardedHTTPSConnection
 
 
@@ -262,57 +279,118 @@ def _snippet(response) -> str:
     return data.decode("utf-8", "replace").strip()
 
 
-def send(url: str, raw_body: bytes, headers: dict, *, timeout: float, allow_private: bool) -> Outcome:
-    """POST ``raw_body`` to ``url`` once, the whole attempt within ``timeout`` seconds:
-    no redirects, no proxies, only addresses that pass the guard."""
-    reason = url_refusal(url, allow_private=allow_private)
-    if reason is not None:
-        return Outcome("refused", error=f"refused: {reason}")
-    parts = parse_url(url)
-    pool_cls = GuardedHTTPSConnectionPool if parts.scheme == "https" else GuardedHTTPConnectionPool
-    deadline = Deadline(timeout)
-    pool = pool_cls(
-        parts.host,
-        parts.port,
-        timeout=urllib3.Timeout(connect=timeout, read=timeout),
-        retries=False,
-        maxsize=1,
-        allow_private=allow_private,
-        deadline=deadline,
-    )
-    try:
-        response = pool.urlopen(
-            "POST",
-            parts.request_uri,
-            body=raw_body,
-            headers=headers,
-            retries=False,
-            redirect=False,
-            assert_same_host=False,
-            preload_content=False,
-        )
+#: An answer's unread rest up to this size is read so that its connection can be kept;
+#: a longer one (or one of unknown length) closes it.
+KEEP_ALIVE_DRAIN_BYTES = 64 * 1024
+
+
+class Sender:
+    """Sends attempts over kept-alive connections, one per receiver (scheme, host, port):
+    a callback lane's drain sends its callbacks over one connection. Every connection is
+    made through the guard (the address connected to is the address checked); a kept one
+    is used again only while the same Sender lives. ``close()`` (or ``with``) closes them."""
+
+    def __init__(self, *, allow_private: bool):
+        self.allow_private = allow_private
+        self._pools: dict[tuple, urllib3.HTTPConnectionPool] = {}
+
+    def __enter__(self) -> Sender:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
+
+    def _pool(self, parts, timeout: float) -> urllib3.HTTPConnectionPool:
+        key = (parts.scheme, parts.host, parts.port, timeout)
+        pool = self._pools.get(key)
+        if pool is None:
+            pool_cls = GuardedHTTPSConnectionPool if parts.scheme == "https" else GuardedHTTPConnectionPool
+            pool = pool_cls(
+                parts.host,
+                parts.port,
+                timeout=urllib3.Timeout(connect=timeout, read=timeout),
+                retries=False,
+                maxsize=1,
+                allow_private=self.allow_private,
+            )
+            self._pools[key] = pool
+        return pool
+
+    def send(self, url: str, raw_body: bytes, headers: dict, *, timeout: float) -> Outcome:
+        """POST ``raw_body`` to ``url`` once, the whole attempt within ``timeout`` seconds:
+        no redirects, no proxies, only addresses that pass the guard."""
+        reason = url_refusal(url, allow_private=self.allow_private)
+        if reason is not None:
+            return Outcome("refused", error=f"refused: {reason}")
+        parts = parse_url(url)
+        deadline = Deadline(timeout)
+        pool = self._pool(parts, timeout)
+        pool.deadline = deadline
         try:
-            status = response.status
-            if 200 <= status < 300:
-                return Outcome("delivered", http_status=status)
-            if 300 <= status < 400:
-                location = response.headers.get("Location", "")
-                return Outcome("refused", status, f"redirect to {location[:200]} not followed")
-            snippet = _snippet(response)
-            error = f"HTTP {status}: {snippet}" if snippet else f"HTTP {status}"
-            return Outcome("refused" if status < 500 else "retry", status, error)
+            response = pool.urlopen(
+                "POST",
+                parts.request_uri,
+                body=raw_body,
+                headers=headers,
+                retries=False,
+                redirect=False,
+                assert_same_host=False,
+                preload_content=False,
+            )
+            try:
+                return _outcome(response)
+            finally:
+                _release(response)
+        except AddressRefused as exc:
+            return Outcome("refused", error=f"refused: {exc}")
+        except urllib3.exceptions.NewConnectionError as exc:  # before TimeoutError: a subclass of it
+            return Outcome("retry", error=f"connection error: {exc}")
+        except (urllib3.exceptions.TimeoutError, TimeoutError) as exc:
+            return Outcome("retry", error=f"timeout: {exc}")
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            if deadline.expired:  # the connection was shut down by the deadline
+                return Outcome("retry", error=f"timeout: no complete answer within {timeout} s")
+            return Outcome("retry", error=f"connection error: {exc}")
         finally:
-            response.release_conn()
-    except AddressRefused as exc:
-        return Outcome("refused", error=f"refused: {exc}")
-    except urllib3.exceptions.NewConnectionError as exc:  # before TimeoutError: a subclass of it
-        return Outcome("retry", error=f"connection error: {exc}")
-    except (urllib3.exceptions.TimeoutError, TimeoutError) as exc:
-        return Outcome("retry", error=f"timeout: {exc}")
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        if deadline.expired:  # the connection was shut down by the deadline
-            return Outcome("retry", error=f"timeout: no complete answer within {timeout} s")
-        return Outcome("retry", error=f"connection error: {exc}")
+            deadline.cancel()
+            pool.deadline = None
+
+
+def _outcome(response) -> Outcome:
+    status = response.status
+    if 200 <= status < 300:
+        return Outcome("delivered", http_status=status)
+    if 300 <= status < 400:
+        location = response.headers.get("Location", "")
+        return Outcome("refused", status, f"redirect to {location[:200]} not followed")
+    snippet = _snippet(response)
+    error = f"HTTP {status}: {snippet}" if snippet else f"HTTP {status}"
+    return Outcome("refused" if status < 500 else "retry", status, error)
+
+
+def _release(response) -> None:
+    """Give the connection back for the next attempt when the answer's rest is short and
+    read in time, else close it. Never raises: the attempt's outcome is known already."""
+    try:
+        remaining = response.length_remaining
+        if remaining is not None and remaining <= KEEP_ALIVE_DRAIN_BYTES:
+            response.drain_conn()
+        if response.length_remaining != 0:
+            response.close()
+    except Exception:
+        with contextlib.suppress(Exception):
+            response.close()
     finally:
-        deadline.cancel()
-        pool.close()
+        with contextlib.suppress(Exception):
+            response.release_conn()
+
+
+def send(url: str, raw_body: bytes, headers: dict, *, timeout: float, allow_private: bool) -> Outcome:
+    """One attempt on a connection of its own (``Sender.send``)."""
+    with Sender(allow_private=allow_private) as sender:
+        return sender.send(url, raw_body, headers, timeout=timeout)

@@ -351,8 +351,8 @@ def test_a_delivery_stuck_on_the_database_ends_as_retryable(make_app, stalled, k
     """A callback's delivery: the receiver is called (here: refuses), then recording the
     attempt waits for a standby; the job ends within the deadline plus the receiver's time
     as a failure that can pass, and a later run records it."""
-    from jobs import webhooks as job
     from pdam.core import errors
+    from tests.factories import run_delivery
 
     app = make_app(DATABASE_URL=stalled, REQUEST_DEADLINE_SECONDS=2, WEBHOOK_TIMEOUT_SECONDS=1)
     headers = _partner(app, keys)
@@ -366,15 +366,14 @@ def test_a_delivery_stuck_on_the_database_ends_as_retryable(make_app, stalled, k
     assert res.status_code == 202, res.data
     with psycopg.connect(stalled) as conn:
         (delivery,) = conn.execute("select id from webhook_delivery").fetchone()
-    rt = app.extensions["pdam.runtime"]
     stall(stalled)
     started = time.monotonic()
     with pytest.raises(errors.Retry):
-        job.deliver(rt, delivery)
+        run_delivery(app, delivery)
     assert time.monotonic() - started < 3
     stall(stalled, "")
     with pytest.raises(errors.Retry):  # the receiver still refuses: pending, recorded this time
-        job.deliver(rt, delivery)
+        run_delivery(app, delivery)
     with psycopg.connect(stalled) as conn:
         assert conn.execute("select status from webhook_delivery").fetchone()[0] == "pending"
 

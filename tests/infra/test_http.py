@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from werkzeug import Response
@@ -287,3 +290,67 @@ def test_redirect_not_followed_even_when_private_networks_are_allowed(receiver, 
     outcome = http.send(receiver.url(), BODY, {**HEADERS, "X-Event-Id": "e1"}, timeout=2, allow_private=True)
     assert outcome.result == "refused" and outcome.http_status == 307
     assert hits() == 0 and len(receiver.calls) == 1
+
+
+# -- kept-alive connections (a drain's Sender) -----------------------------------------------
+
+
+class _KeepAliveHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive: answers ``server.answers`` in turn ((delay, body); 200)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        delay, body = self.server.answers.pop(0) if self.server.answers else (0, b"ok")
+        self.server.peers.append(self.client_address[1])
+        time.sleep(delay)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def keep_alive():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _KeepAliveHandler)
+    server.daemon_threads = True
+    server.answers, server.peers = [], []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_sender_keeps_its_connection_between_attempts(keep_alive):
+    with http.Sender(allow_private=True) as sender:
+        assert [sender.send(keep_alive.url, BODY, HEADERS, timeout=2).result for _ in range(3)] == [
+            "delivered"
+        ] * 3
+    assert len(set(keep_alive.peers)) == 1
+    send(keep_alive.url, allow_private=True)  # a one-shot attempt: a connection of its own
+    assert len(set(keep_alive.peers)) == 2
+
+
+def test_a_kept_connection_is_still_bounded_by_each_attempts_deadline(keep_alive):
+    keep_alive.answers = [(0, b"ok"), (3, b"late"), (0, b"ok")]
+    with http.Sender(allow_private=True) as sender:
+        assert sender.send(keep_alive.url, BODY, HEADERS, timeout=1).result == "delivered"
+        started = time.monotonic()
+        late = sender.send(keep_alive.url, BODY, HEADERS, timeout=1)
+        assert time.monotonic() - started < 1.8
+        assert late.result == "retry" and late.error.startswith("timeout")
+        assert sender.send(keep_alive.url, BODY, HEADERS, timeout=1).result == "delivered"  # a new connection
+    assert len(set(keep_alive.peers)) == 2
+
+
+def test_a_long_answer_is_not_read_to_keep_its_connection(keep_alive):
+    keep_alive.answers = [(0, b"x" * (http.KEEP_ALIVE_DRAIN_BYTES + 1)), (0, b"ok")]
+    with http.Sender(allow_private=True) as sender:
+        assert sender.send(keep_alive.url, BODY, HEADERS, timeout=2).result == "delivered"
+        assert sender.send(keep_alive.url, BODY, HEADERS, timeout=2).result == "delivered"
+    assert len(set(keep_alive.peers)) == 2

@@ -12,7 +12,7 @@ from werkzeug import Response
 
 from jobs import webhooks as job
 from pdam.core import webhooks
-from tests.factories import wait_for
+from tests.factories import run_job, wait_for
 
 WAITING = (
     "select lock from procrastinate_jobs where task_name = 'webhooks.drain' and status = 'todo' order by id"
@@ -37,16 +37,15 @@ def test_a_lane_holds_one_waiting_drain_that_sends_its_callbacks_in_order(
     assert sorted(run_sql(WAITING)) == [(lane,) for lane in lanes]
     assert run_sql("select count(*) from webhook_delivery") == [(18,)]
 
-    rt = app.extensions["pdam.runtime"]
     for lane in lanes:
-        assert job.drain(rt, lane) == ["delivered"] * 6
+        assert run_job(app, job.drain, lane) == ["delivered"] * 6
     assert run_sql("select count(*) from webhook_delivery where status = 'delivered'") == [(18,)]
     # Each lane in id order: every payment's `created` before its final callback.
     sent = [(c["json"]["data"]["pid"], c["json"]["status"]) for c in receiver.calls]
     for i in range(9):
         mine = [status for pid, status in sent if pid == f"lane-{i}"]
         assert mine == ["created", "accepted"]
-    assert job.drain(rt, lanes[0]) == []  # an empty lane: nothing to do
+    assert run_job(app, job.drain, lanes[0]) == []  # an empty lane: nothing to do
 
 
 def test_a_retry_holds_its_lane_and_schedules_the_drain_for_its_time(
@@ -58,10 +57,11 @@ def test_a_retry_holds_its_lane_and_schedules_the_drain_for_its_time(
     _pay_many(pay, partner_headers, seed_bills, receiver.url(), 4)  # payments 1 and 4 share a lane
     lane = webhooks.lane_of(1, receiver.url())
     assert webhooks.lane_of(4, receiver.url()) == lane
-    rt = app.extensions["pdam.runtime"]
     run_sql("update procrastinate_jobs set status = 'doing' where lock = %s", (lane,))  # this drain's job
 
-    assert job.drain(rt, lane) == []  # the first callback is to be retried: the lane waits behind it
+    assert (
+        run_job(app, job.drain, lane) == []
+    )  # the first callback is to be retried: the lane waits behind it
     assert len(receiver.calls) == 1
     assert run_sql(
         "select payment_id, attempts, next_attempt_at from webhook_delivery where lane = %s order by id",
@@ -78,11 +78,11 @@ def test_a_retry_holds_its_lane_and_schedules_the_drain_for_its_time(
     )
     assert 25 <= (scheduled - dt.datetime.now(dt.UTC)).total_seconds() <= 31
     clock.at += dt.timedelta(seconds=10)
-    assert job.drain(rt, lane) == [] and len(receiver.calls) == 1  # too early: nothing sent
+    assert run_job(app, job.drain, lane) == [] and len(receiver.calls) == 1  # too early: nothing sent
 
     receiver.answer = lambda call: Response("ok", 200)
     clock.at += dt.timedelta(seconds=21)
-    assert job.drain(rt, lane) == ["delivered", "delivered"]
+    assert run_job(app, job.drain, lane) == ["delivered", "delivered"]
     assert [c["json"]["data"]["pid"] for c in receiver.calls] == ["lane-0", "lane-0", "lane-3"]
 
 
@@ -194,7 +194,7 @@ def test_the_upgrade_puts_queued_callbacks_in_lanes(fresh_url, make_app, receive
         ("webhooks.drain", old_lock),
         ("webhooks.drain", "webhook-upgrade-2"),
     ]
-    rt = make_app(DATABASE_URL=fresh_url).extensions["pdam.runtime"]
-    assert job.drain_lane_of(rt, 1) == ["delivered"]  # the old job's run: its lane drained
-    assert job.drain(rt, "webhook-upgrade-2") == ["delivered"]
+    app = make_app(DATABASE_URL=fresh_url)
+    assert run_job(app, job.drain_lane_of, 1) == ["delivered"]  # the old job's run: its lane drained
+    assert run_job(app, job.drain, "webhook-upgrade-2") == ["delivered"]
     assert run_sql("select status from webhook_delivery order by id") == [("delivered",), ("delivered",)]

@@ -202,6 +202,7 @@ def test_the_maintenance_task_purges_old_sandbox_rows_only(
 ):
     import jobs
     from jobs import maintenance
+    from tests.factories import run_job
 
     pay(sandbox_headers(), ACCEPTED, pid="old")
     pay(sandbox_headers(), THIRTY, pid="new")
@@ -210,11 +211,7 @@ def test_the_maintenance_task_purges_old_sandbox_rows_only(
     run_sql("update payment set accepted_at = accepted_at - interval '31 days' where pid like '%old'")
     run_sql("update inquiry set created_at = created_at - interval '31 days'")
     assert app.config["SANDBOX_RETENTION_DAYS"] == 30
-    saved, jobs._runtime = jobs._runtime, app.extensions["pdam.runtime"]
-    try:
-        assert maintenance.purge_sandbox(0) == 1  # the task the job server runs every hour
-    finally:
-        jobs._runtime = saved
+    assert run_job(app, maintenance.purge_old_sandbox) == 1  # the task the job server runs every hour
     assert sorted(run_sql("select pid from payment")) == [("live-old",), ("new",)]
     assert any(task.name == "maintenance.purge_sandbox" for task, *_ in _periodic(jobs.app))
     with app.app_context(), runtime.transaction() as conn:  # nothing older left

@@ -7,11 +7,10 @@ import re
 
 import pytest
 
-from jobs import webhooks as webhook_job
 from pdam.core import posting, reconciliation, webhooks
 from pdam.peti import schemas
 from pdam.web import runtime
-from tests.factories import H, run_posting
+from tests.factories import H, run_delivery, run_posting
 
 #: Every app of this module runs on the test clock, which starts at H (day H, 10:00 WIB).
 pytestmark = pytest.mark.usefixtures("clock")
@@ -196,7 +195,7 @@ def test_payments_needing_attention(app, make_app, partner_headers, pay, day_of_
     ]
     assert run_posting(app, hooked_id, 1) == "accepted"
     with pytest.raises(webhooks.DeliveryFailed):
-        webhook_job.deliver(make_app(WEBHOOK_MAX_ATTEMPTS=1).extensions["pdam.runtime"], delivery_id)
+        run_delivery(make_app(WEBHOOK_MAX_ATTEMPTS=1), delivery_id)
     # Stuck: posting gave up on the in-progress payment.
     (payment_id,) = run_sql("select id from payment where pid = 'in-progress'")[0]
     with app.app_context(), runtime.transaction() as conn:

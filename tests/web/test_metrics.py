@@ -9,9 +9,9 @@ import pytest
 import urllib3
 from prometheus_client.parser import text_string_to_metric_families
 
-from jobs import webhooks as webhook_jobs
 from pdam.core import errors
 from pdam.infra.queue import QUEUES
+from tests.factories import run_delivery
 from tests.fixtures.network import served
 
 CID = "010101010101"
@@ -79,7 +79,7 @@ def test_counts_after_inquiry_payment_posting_and_a_failed_webhook(
     assert post_queued() == ["accepted"]
     [(delivery_id,)] = run_sql("select id from webhook_delivery where event = 'created'")
     with pytest.raises(errors.GiveUp):
-        webhook_jobs.deliver(app.extensions["pdam.runtime"], delivery_id)
+        run_delivery(app, delivery_id)
 
     after = scrape(client)
     delta = lambda name, **labels: value(after, name, **labels) - value(before, name, **labels)  # noqa: E731
