@@ -1,10 +1,10 @@
 """A local HA cluster: etcd and two Patroni-managed PostgreSQL nodes on loopback ports.
 
-    python scripts/ha.py up DIR         # start etcd and two nodes under DIR; prints
-                                        #   DATABASE_URL=... and PATRONICTL_CONFIG_FILE=...
-    python scripts/ha.py status DIR     # the members as one JSON list
-    python scripts/ha.py restart DIR NAME   # start that member's Patroni again (a host back)
-    python scripts/ha.py down DIR       # stop it all, restarted members included
+    .venv/bin/python scripts/ha.py up DIR         # start etcd and two nodes under DIR; prints
+                                                  #   DATABASE_URL=... and PATRONICTL_CONFIG_FILE=...
+    .venv/bin/python scripts/ha.py status DIR     # the members as one JSON list
+    .venv/bin/python scripts/ha.py restart DIR NAME   # start that member's Patroni again (a host back)
+    .venv/bin/python scripts/ha.py down DIR       # stop it all, restarted members included
 
 One leader and one synchronous standby (``synchronous_mode: true``, not strict: with the
 standby gone Patroni lets commits through asynchronously) with ``failsafe_mode`` on: the

@@ -8,11 +8,11 @@ service. It signs like a bank would and walks access token -> VA inquiry -> VA p
 and X-CLIENT-KEY on the token's).
 
   # once: the bank's key pair, then the operator registers its public key
-  python scripts/snap_bank.py --keygen instance/bank
-  flask --app wsgi snap register 00 --client-id demo-bank \\
+  .venv/bin/python scripts/snap_bank.py --keygen instance/bank
+  .venv/bin/flask --app wsgi snap register 00 --client-id demo-bank \\
       --public-key instance/bank/public.pem --service-id 12345      # prints the secret
 
-  python scripts/snap_bank.py --url http://127.0.0.1:5000 --client-id demo-bank \\
+  .venv/bin/python scripts/snap_bank.py --url http://127.0.0.1:5000 --client-id demo-bank \\
       --private-key instance/bank/private.pem --secret <secret> --service-id 12345 \\
       --customer 010101010101
 

@@ -4,7 +4,7 @@
 #   TOKEN=$(cat instance/demo-token) scripts/walkthrough.sh   # in another (BASE=http://127.0.0.1:<PORT>)
 # Inquiry, payment with a webhook, status, the callbacks, reversal, audit.
 # With --sandbox: the sandbox's test customers with a sandbox token (TOKEN from
-# `flask --app wsgi token issue 00 --sandbox`): each outcome, the callbacks log, a resend,
+# `.venv/bin/flask --app wsgi token issue 00 --sandbox`): each outcome, the callbacks log, a resend,
 # the sandbox's audit and its reset (docs/partners.md, "Testing your integration").
 set -euo pipefail
 BASE=${BASE:-http://127.0.0.1:5000}

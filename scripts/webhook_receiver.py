@@ -1,6 +1,6 @@
 """A minimal webhook receiver for demos: prints each callback and checks its signature.
 
-    python scripts/webhook_receiver.py --port 8099 --secret "$(flask --app wsgi partner secret 00)"
+    .venv/bin/python scripts/webhook_receiver.py --port 8099 --secret "$(.venv/bin/flask --app wsgi partner secret 00)"
 
 Then send payments with ``-H "X-Async: http://127.0.0.1:8099/callback"`` (the
 service must run with WEBHOOK_ALLOW_PRIVATE_NETWORKS=1 to call a loopback

@@ -71,7 +71,10 @@ async def check_async(conn: psycopg.AsyncConnection) -> None:
         raise psycopg.OperationalError("pooled connection closed by the server")
 
 
-def make_engine(url: str, settings: Mapping, **kwargs) -> sa.Engine:
+def make_engine(url: str, settings: Mapping, connect_args: Mapping | None = None, **kwargs) -> sa.Engine:
+    """An engine on ``url`` with the service's session (``session_options``), stale pooled
+    connections discarded and deadline scopes watching its connections; ``connect_args``
+    add to (or replace) the driver's connection arguments."""
     kwargs.setdefault("pool_size", settings["DB_POOL_SIZE"])
     kwargs.setdefault("max_overflow", settings["DB_POOL_SIZE"])
     kwargs.setdefault("pool_timeout", settings["DB_CONNECT_TIMEOUT"])
@@ -80,6 +83,7 @@ def make_engine(url: str, settings: Mapping, **kwargs) -> sa.Engine:
         connect_args={
             "connect_timeout": settings["DB_CONNECT_TIMEOUT"],
             "options": session_options(settings),
+            **(connect_args or {}),
         },
         # Error messages (and so logged tracebacks) name the statement, never its parameters:
         # those include tokens (a payment keeps the request's Authorization for its callbacks).

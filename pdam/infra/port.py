@@ -158,8 +158,8 @@ def scalar(statement: sa.TextClause, params: Mapping | None = None, *, alone: bo
     return Fetch(statement, params or {}, "scalar", alone, on)
 
 
-def count(statement: sa.TextClause, params: Mapping | None = None, *, on: Any = None):
-    return Fetch(statement, params or {}, "count", False, on)
+def count(statement: sa.TextClause, params: Mapping | None = None, *, alone: bool = False, on: Any = None):
+    return Fetch(statement, params or {}, "count", alone, on)
 
 
 def copy(statement: sa.TextClause, rows: Sequence[tuple], progress=None, every: int = 10_000) -> Copy:

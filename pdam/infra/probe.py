@@ -2,8 +2,9 @@
 
 ``/health`` must answer within a second whatever the database does, and while every
 request thread is blocked on it: it cannot run a query of its own on the request's pool.
-A ``Probe`` checks on a connection and a thread of its own: a ``select 1``, then an update of
-``health_probe`` committed within ``COMMIT_BUDGET`` seconds (a commit waits for a
+A ``Probe`` checks on a connection and a thread of its own (an engine of one connection,
+``make_engine``'s, so through the port like every other statement): a ``select 1``, then an
+update of ``health_probe`` committed within ``COMMIT_BUDGET`` seconds (a commit waits for a
 synchronous standby; a wait cancelled at the budget is answered with a WARNING: it cannot
 commit). ``state()`` wakes the thread and waits, at most ``ANSWER_WITHIN`` seconds, for a
 check that ends after the question (never one made before it); none by then reads as "no answer" (a
@@ -20,20 +21,38 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import psycopg
+import sqlalchemy as sa
 
-from . import deadline
-from .db import pyformat, session_options
+from . import deadline, port
+from .db import driver_connection, make_engine
+from .port import Plan
 from .sql import queries
 
 log = logging.getLogger(__name__)
+Q = queries("health")
 
 INTERVAL = 0.5
 IDLE = 30.0
 COMMIT_BUDGET = 0.4
 ANSWER_WITHIN = 0.7
+#: Seconds to open the probe's connection (a host that does not answer).
+CONNECT_TIMEOUT = 2
+
+
+@port.plan
+def answers(db: port.Db) -> Plan[None]:
+    """The database answers a statement."""
+    yield port.scalar(Q["answers"], alone=True)
+
+
+@port.plan
+def beat(db: port.Db) -> Plan[None]:
+    """``health_probe`` updated as a transaction of its own: its commit waits for a
+    synchronous standby as a payment's does (a WARNING then: ``CommitUnconfirmed``)."""
+    yield port.count(Q["beat"], alone=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,13 +70,18 @@ class State:
 class Probe:
     def __init__(self, url: str, settings: Mapping):
         self.url = url
-        self.options = session_options(settings)
+        # One connection, kept between checks; the pool discards it once the server closed it.
+        self.engine = make_engine(
+            url,
+            settings,
+            connect_args={"connect_timeout": CONNECT_TIMEOUT, "application_name": "pdam-health"},
+            pool_size=1,
+            max_overflow=0,
+        )
         self._latest: State | None = None
         self._asked = 0.0
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
-        self._conn: psycopg.Connection | None = None
-        self._notices: deadline.Notices | None = None
         self._lock = threading.Lock()
         self._done = threading.Condition()
         self._wake = threading.Event()
@@ -82,8 +106,8 @@ class Probe:
         with self._lock:
             if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
                 return
-            if self._pid != os.getpid():  # a forked child: the parent's connection is not ours
-                self._conn = None
+            if self._pid is not None and self._pid != os.getpid():
+                self.engine.dispose(close=False)  # a forked child: the parent's connection is not ours
             self._pid = os.getpid()
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="pdam-health-probe", daemon=True)
@@ -100,49 +124,49 @@ class Probe:
         self._close()
 
     def _check(self) -> State:
-        statements = queries("health")
         try:
-            conn = self._connect()
-            with deadline.bounded(2 * COMMIT_BUDGET) as scope, conn.cursor() as cur:  # a server that hangs
-                scope.adopt(conn)
-                cur.execute(pyformat(statements["answers"]))
-            conn.rollback()
+            with self._connection() as conn:  # a server that hangs: cut off at the budget
+                answers(conn)
         except Exception as exc:
-            self._close()
-            return State(False, False, f"the database does not answer: {type(exc).__name__}")
+            return State(False, False, f"the database does not answer: {_failure(exc)}")
         try:
-            with deadline.bounded(2 * COMMIT_BUDGET) as scope:  # cancelled at the budget
-                scope.adopt(conn)
-                with deadline.confirm_commit(self._notices):
-                    with conn.cursor() as cur:
-                        cur.execute(pyformat(statements["beat"]))
-                    conn.commit()
+            with self._connection() as conn:  # a commit's wait cancelled at the budget
+                beat(conn)
         except deadline.CommitUnconfirmed:
             return State(True, False, "the database cannot commit: a commit waits for a synchronous standby")
-        except psycopg.errors.ReadOnlySqlTransaction:
-            self._close()
-            return State(True, False, "the database is read-only (a standby)")
+        except port.Permanent as exc:
+            if isinstance(exc.__cause__, psycopg.errors.ReadOnlySqlTransaction):
+                return State(True, False, "the database is read-only (a standby)")
+            return State(True, False, f"the database cannot commit: {_failure(exc)}")
         except Exception as exc:
-            self._close()
-            return State(True, False, f"the database cannot commit: {type(exc).__name__}")
+            return State(True, False, f"the database cannot commit: {_failure(exc)}")
         return State(True, True)
 
-    def _connect(self) -> psycopg.Connection:
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(
-                self.url,
-                connect_timeout=2,
-                options=self.options,
-                application_name="pdam-health",
-            )
-            self._notices = deadline.watch_notices(self._conn)
-        return self._conn
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[sa.Connection]:
+        """The probe's connection (opened within ``CONNECT_TIMEOUT``), its work then bounded by
+        ``2 * COMMIT_BUDGET`` seconds. Any failure but an unconfirmed commit discards it: the
+        next check connects again (a multi-host URL then finds the new primary)."""
+        with self.engine.connect() as conn, deadline.bounded(2 * COMMIT_BUDGET) as scope:
+            scope.adopt(driver_connection(conn))
+            try:
+                yield conn
+            except deadline.CommitUnconfirmed:
+                raise
+            except BaseException:
+                conn.invalidate()
+                raise
 
     def _close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()
+        with contextlib.suppress(Exception):
+            self.engine.dispose()
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def _failure(exc: BaseException) -> str:
+    """The driver's name for a failure (the port's error names its cause)."""
+    if isinstance(exc, (port.Transient, port.Permanent)) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return type(exc).__name__

@@ -7,15 +7,16 @@ import datetime as dt
 import re
 from urllib.parse import urlsplit, urlunsplit
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from ..core import callbacks, ids
 from ..web import runtime
 from ..web.apidoc import doc, ok
 from . import apidoc
+from .arguments import arguments
 from .auth import current_partner, partner_required
-from .schemas import Pattern, QueryInteger, load
+from .schemas import Pattern, QueryInteger
 
 bp = Blueprint("callbacks_log", __name__)
 WIB = dt.timezone(dt.timedelta(hours=7))
@@ -137,7 +138,7 @@ class CallbacksPage(Schema):
     )
 
 
-QUERY, PAGE = CallbacksQuery(), CallbacksPage()
+PAGE = CallbacksPage()
 
 
 def strip_credentials(url: str) -> str:
@@ -161,12 +162,11 @@ def strip_credentials(url: str) -> str:
         503: apidoc.error(503),
     },
     tag="callbacks",
-    parameters=[{"in": "query", "schema": CallbacksQuery}],
     links={200: {"resend": apidoc.RESEND}},
 )
 @partner_required
-def get_callbacks():
-    query = load(QUERY, request.args.to_dict())
+@arguments(CallbacksQuery, location="query", name="query")
+def get_callbacks(query: dict):
     partner = current_partner()
     limit = query["limit"]
     with runtime.transaction() as conn:
