@@ -29,7 +29,9 @@ def _free_port() -> int:
 
 
 class PrivateServer:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, cluster: Path | None = None):
+        """A server in ``path``, its data a copy of ``cluster`` (a stopped server's data
+        folder; default: a fresh ``initdb``)."""
         from pgserver._commands import POSTGRES_BIN_PATH
 
         self.bin = POSTGRES_BIN_PATH
@@ -45,7 +47,7 @@ class PrivateServer:
             ensure_prefix_permissions(self.path)
             pw = pwd.getpwnam(self.user)
             os.chown(self.path, pw.pw_uid, pw.pw_gid)
-        subprocess.run(["cp", "-a", str(self._template()), str(self.data)], check=True, timeout=60)
+        subprocess.run(["cp", "-a", str(cluster or self._template()), str(self.data)], check=True, timeout=60)
 
     _cluster: Path | None = None
 
@@ -105,8 +107,8 @@ class PrivateServer:
             "start",
         )
 
-    def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-w", "-m", "immediate", "stop")
+    def stop(self, mode: str = "immediate") -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-w", "-m", mode, "stop")
 
     def create_database(self, name: str) -> str:
         with psycopg.connect(self.url(), autocommit=True) as conn:
