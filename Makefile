@@ -39,13 +39,15 @@ run: port-free install dev-keys
 
 # Set up everything, check style and layers, run the whole test suite (embedded PostgreSQL
 # unless TEST_DATABASE_URL is set) on PYTEST_WORKERS processes (pytest-xdist); the drills
-# are `make drill`.
+# are `make drill`. Python keeps its bytecode caches for the suite even where the environment
+# says not to (PYTHONDONTWRITEBYTECODE): each process would otherwise compile again every module
+# it imports, pytest's rewritten ones included (seconds per process; the suite starts dozens).
 PYTEST_WORKERS ?= 2
 test: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The HA engine's tools (docs/high-availability.md): Patroni in a virtualenv of its own, made
 # with the system's python so that the postgres user can run it (not one under /root), for

@@ -2,12 +2,13 @@
 
 Built from pgserver's binaries, listening on a loopback TCP port so its URL
 stays the same across restarts. Never the shared test server. ``initdb`` runs
-once per session; each server starts from a copy of that cluster.
+once (its cluster is kept under ``instance/``); each server starts from a copy of it.
 """
 
 from __future__ import annotations
 
-import atexit
+import fcntl
+import hashlib
 import os
 import pwd
 import shutil
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import psycopg
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -26,7 +29,9 @@ def _free_port() -> int:
 
 
 class PrivateServer:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, cluster: Path | None = None):
+        """A server in ``path``, its data a copy of ``cluster`` (a stopped server's data
+        folder; default: a fresh ``initdb``)."""
         from pgserver._commands import POSTGRES_BIN_PATH
 
         self.bin = POSTGRES_BIN_PATH
@@ -42,22 +47,39 @@ class PrivateServer:
             ensure_prefix_permissions(self.path)
             pw = pwd.getpwnam(self.user)
             os.chown(self.path, pw.pw_uid, pw.pw_gid)
-        subprocess.run(["cp", "-a", str(self._template()), str(self.data)], check=True, timeout=60)
+        subprocess.run(["cp", "-a", str(cluster or self._template()), str(self.data)], check=True, timeout=60)
 
     _cluster: Path | None = None
 
     def _template(self) -> Path:
-        """A fresh cluster made once per session (``cp -a`` keeps its owner and modes)."""
-        if PrivateServer._cluster is None:
-            folder = Path(tempfile.mkdtemp(prefix="pdam-pg-cluster-"))
-            atexit.register(shutil.rmtree, folder, ignore_errors=True)
-            if self.user:
-                pw = pwd.getpwnam(self.user)
-                os.chown(folder, pw.pw_uid, pw.pw_gid)
-            cluster = folder / "data"
-            self._run("initdb", "-D", str(cluster), "--auth=trust", "-U", "postgres", "--encoding=utf8")
-            PrivateServer._cluster = cluster
-        return PrivateServer._cluster
+        """A fresh cluster (``initdb``) to copy (``cp -a`` keeps its owner and modes), kept
+        under ``instance/`` across runs and shared by the suite's processes: ``initdb`` takes
+        seconds, a copy a fraction of one. One folder per PostgreSQL build (its binaries'
+        folder and ``postgres --version``); made once, under a lock, and renamed into place
+        when whole. ``make clean`` deletes it."""
+        if PrivateServer._cluster is not None:
+            return PrivateServer._cluster
+        version = subprocess.run(
+            [str(self.bin / "postgres"), "--version"], check=True, capture_output=True, text=True, timeout=60
+        ).stdout
+        key = hashlib.sha256(f"{self.bin}\n{version}\n{self.user}".encode()).hexdigest()[:12]
+        folder = ROOT / "instance" / f"test-pgcluster-{key}"
+        cluster = folder / "data"
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with open(folder.parent / f".{folder.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not cluster.is_dir():
+                shutil.rmtree(folder, ignore_errors=True)
+                work = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+                if self.user:
+                    pw = pwd.getpwnam(self.user)
+                    os.chown(work, pw.pw_uid, pw.pw_gid)
+                self._run(
+                    "initdb", "-D", str(work / "data"), "--auth=trust", "-U", "postgres", "--encoding=utf8"
+                )
+                work.rename(folder)
+        PrivateServer._cluster = cluster
+        return cluster
 
     def _run(self, exe: str, *args: str) -> None:
         subprocess.run(
@@ -85,8 +107,8 @@ class PrivateServer:
             "start",
         )
 
-    def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-w", "-m", "immediate", "stop")
+    def stop(self, mode: str = "immediate") -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-w", "-m", mode, "stop")
 
     def create_database(self, name: str) -> str:
         with psycopg.connect(self.url(), autocommit=True) as conn:
