@@ -66,6 +66,8 @@ async def _drain(rt: Runtime, connect: Connect, lane: str, sender: http.Sender) 
             except webhooks.DeliveryFailed:
                 outcomes.append(webhooks.FAILED)
             after = row.id
+        if len(batch) < BATCH:  # a callback recorded since has a drain of its own waiting (``wake``)
+            return outcomes
 
 
 async def _later(rt: Runtime, connect: Connect, lane: str, seconds: float, outcomes: list[str]) -> list[str]:
