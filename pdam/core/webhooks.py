@@ -40,6 +40,10 @@ Q = queries("webhooks")
 DELIVERED, REFUSED, PENDING, FAILED = "delivered", "refused", "pending", "failed"
 
 
+class DeliveryMissing(errors.GiveUp):
+    """The webhook delivery does not exist"""
+
+
 class RetryLater(errors.Retry):
     """The receiver could not take the callback now; the job server tries again"""
 
@@ -161,10 +165,6 @@ class Delivery:
     webhook_secret: str = field(repr=False)
     callback_token: str | None = field(repr=False)
     request_authorization: str | None = field(repr=False)
-
-
-class DeliveryMissing(errors.GiveUp):
-    """The webhook delivery does not exist"""
 
 
 def _opened(row, sealer: Sealer) -> Delivery:
