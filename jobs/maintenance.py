@@ -1,5 +1,5 @@
-"""Maintenance tasks: inquiry clean-up, the sandbox's retention, stalled-job recovery and a
-no-op for queue checks."""
+"""Maintenance tasks: inquiry clean-up, the sandbox's retention, callback lanes left without
+a drain, stalled-job recovery and a no-op for queue checks."""
 
 from __future__ import annotations
 
@@ -37,6 +37,24 @@ async def purge_old_sandbox(rt: Runtime, connect: Connect) -> int:
     """``purge_sandbox``'s work, on a connection of ``connect``'s; the payments deleted."""
     async with connect() as conn:
         return await sandbox.purge.aio(conn, rt.now(), rt.settings["SANDBOX_RETENTION_DAYS"])
+
+
+@app.periodic(cron="* * * * *")
+@app.task(
+    name="maintenance.wake_stranded_lanes", queue=queue.MAINTENANCE_QUEUE, queueing_lock="wake_stranded_lanes"
+)
+async def wake_stranded_lanes(timestamp: int) -> int:
+    """Every minute: a callback lane with a callback due and no drain gets one."""
+    return len(await wake_stranded(current(), app.connector.pool.connection))
+
+
+async def wake_stranded(rt: Runtime, connect: Connect) -> list[str]:
+    """``wake_stranded_lanes``'s work, on a connection of ``connect``'s; the lanes woken."""
+    async with connect() as conn:
+        lanes = await webhooks.wake_stranded.aio(conn, rt.now())
+    if lanes:
+        log.warning("woke %s callback lanes without a drain: %s", len(lanes), ", ".join(lanes))
+    return lanes
 
 
 @app.task(name="maintenance.recover_stalled", queue=queue.MAINTENANCE_QUEUE, queueing_lock="recover_stalled")

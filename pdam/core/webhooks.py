@@ -254,6 +254,17 @@ def record_attempt(
 
 
 @port.plan
+def wake_stranded(db: port.Db, now: dt.datetime) -> Plan[list[str]]:
+    """Wake every lane with a callback due and no drain waiting or running (a drain ended
+    by a fault of the service's own leaves its lane so until the next callback); the lanes
+    woken."""
+    lanes = yield port.fetch(Q["stranded_lanes"], {"now": now})
+    for (lane,) in lanes:
+        yield from wake(lane)
+    return [lane for (lane,) in lanes]
+
+
+@port.plan
 def give_up_lane(db: port.Db, lane: str, reason: str, now: dt.datetime) -> Plan[int | None]:
     """Mark the first pending delivery of ``lane`` failed (its drain was given up: the
     delivery it was sending kills its worker) and wake the lane for the rest; that

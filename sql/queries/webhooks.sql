@@ -72,3 +72,13 @@ where id = :id and status = 'pending'
 
 -- lane_head --
 select id from webhook_delivery where lane = :lane and status = 'pending' order by id limit 1
+
+-- stranded_lanes --
+-- Lanes with a callback due and no drain waiting or running (a drain that failed on a bug,
+-- a lane from before the lanes): what the maintenance sweep wakes.
+select distinct d.lane from webhook_delivery d
+where d.status = 'pending' and (d.next_attempt_at is null or d.next_attempt_at <= :now)
+  and not exists (
+      select 1 from procrastinate_jobs j where j.lock = d.lane and j.status in ('todo', 'doing')
+  )
+order by d.lane

@@ -198,3 +198,34 @@ def test_the_upgrade_puts_queued_callbacks_in_lanes(fresh_url, make_app, receive
     assert run_job(app, job.drain_lane_of, 1) == ["delivered"]  # the old job's run: its lane drained
     assert run_job(app, job.drain, "webhook-upgrade-2") == ["delivered"]
     assert run_sql("select status from webhook_delivery order by id") == [("delivered",), ("delivered",)]
+
+
+def test_the_sweep_wakes_a_lane_left_without_a_drain(
+    make_app, clock, partner_headers, seed_bills, pay, receiver, run_sql
+):
+    """A drain that ended on a fault of the service's own leaves its lane so until the next
+    callback: the maintenance sweep (every minute) gives it a drain, and only it."""
+    from jobs import maintenance
+
+    clock.at = dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.UTC)
+    app = make_app()
+    _pay_many(pay, partner_headers, seed_bills, receiver.url(), 3)  # three payments, three lanes
+    stranded, waiting, retrying = (webhooks.lane_of(n, receiver.url()) for n in (1, 2, 3))
+    run_sql("update procrastinate_jobs set status = 'failed' where lock in (%s, %s)", (stranded, retrying))
+    run_sql(
+        "update webhook_delivery set attempts = 1, last_attempt_at = %s, next_attempt_at = %s where lane = %s",
+        (clock.at, clock.at + dt.timedelta(seconds=10), retrying),
+    )
+
+    assert run_job(app, maintenance.wake_stranded) == [stranded]
+    assert sorted(run_sql(WAITING)) == sorted([(stranded,), (waiting,)])
+    assert run_job(app, maintenance.wake_stranded) == []  # woken: a drain waits now
+    clock.at += dt.timedelta(seconds=11)  # the retry is due, and nothing would send it
+    assert run_job(app, maintenance.wake_stranded) == [retrying]
+    assert any(task.name == "maintenance.wake_stranded_lanes" for task in _periodic_tasks())
+
+
+def _periodic_tasks():
+    import jobs
+
+    return [p.task for p in jobs.app.periodic_registry.periodic_tasks.values()]
