@@ -71,7 +71,7 @@ async def _drain(rt: Runtime, connect: Connect, lane: str, sender: http.Sender) 
 
 
 async def _later(rt: Runtime, connect: Connect, lane: str, seconds: float, outcomes: list[str]) -> list[str]:
-    await _database(rt, connect, webhooks.drain_later, lane, seconds, commit=True)
+    await _database(rt, connect, webhooks.wake, lane, in_seconds=seconds, commit=True)
     return outcomes
 
 

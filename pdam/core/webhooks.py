@@ -83,12 +83,13 @@ def record(db: port.Db, payment: Payment, event: str, now: dt.datetime) -> Plan[
     lane = lane_of(payment.id, payment.callback_url)
     params = {"payment_id": payment.id, "event": event, "url": payment.callback_url, "body": json.dumps(body)}
     delivery_id = yield port.scalar(Q["insert_delivery"], params | {"lane": lane, "now": now})
-    yield from wake(lane)
+    yield from wake.plan(db, lane)
     return delivery_id
 
 
-def wake(lane: str, *, in_seconds: float | None = None) -> Plan[int]:
-    """Make sure a drain job of ``lane`` is waiting (a plan's step): the one already waiting
+@port.plan
+def wake(db: port.Db, lane: str, *, in_seconds: float | None = None) -> Plan[int]:
+    """Make sure a drain job of ``lane`` is waiting: the one already waiting
     (held until the caller's commit, so a worker cannot start it before it can see what
     the caller adds), or a new one (in ``in_seconds``, if given); its job id. A drain
     already running does not count: it may have read the lane before the caller's commit."""
@@ -130,15 +131,15 @@ def resend(db: port.Db, nob: str, now: dt.datetime, event_id: str | None = None)
         last = yield port.one(Q["last_delivery_of_event"], {"id": pay.id, "event_id": event_id})
         if last is None:
             raise errors.NotFound(f"payment {nob} has no callback with event id {event_id}")
-    return (yield from resend_delivery(last, now))
+    return (yield from resend_delivery(db, last, now))
 
 
-def resend_delivery(last, now: dt.datetime) -> Plan[Resent]:
+def resend_delivery(db: port.Db, last, now: dt.datetime) -> Plan[Resent]:
     """A new delivery copying delivery ``last`` (its ``id``, ``payment_id``, ``event``,
     ``event_id``, ``url``), deferred behind the payment's other callbacks (a plan's step)."""
     lane = lane_of(last.payment_id, last.url)
     new = yield port.scalar(Q["copy_delivery"], {"id": last.id, "lane": lane, "now": now})
-    job_id = yield from wake(lane)
+    job_id = yield from wake.plan(db, lane)
     return Resent(new, last.id, last.event, str(last.event_id), job_id)
 
 
@@ -194,12 +195,6 @@ def pending(
     order, ready to send."""
     rows = yield port.fetch(Q["pending"], {"lane": lane, "after": after, "limit": limit})
     return [_opened(row, sealer) for row in rows]
-
-
-@port.plan
-def drain_later(db: port.Db, lane: str, seconds: float) -> Plan[int]:
-    """A drain of ``lane`` in ``seconds`` (at once when 0), unless one is waiting already."""
-    return (yield from wake(lane, in_seconds=seconds))
 
 
 @port.plan
@@ -260,7 +255,7 @@ def wake_stranded(db: port.Db, now: dt.datetime) -> Plan[list[str]]:
     woken."""
     lanes = yield port.fetch(Q["stranded_lanes"], {"now": now})
     for (lane,) in lanes:
-        yield from wake(lane)
+        yield from wake.plan(db, lane)
     return [lane for (lane,) in lanes]
 
 
@@ -273,7 +268,7 @@ def give_up_lane(db: port.Db, lane: str, reason: str, now: dt.datetime) -> Plan[
     if head is None:
         return None
     yield from give_up.plan(db, head, reason, now)
-    yield from wake(lane)
+    yield from wake.plan(db, lane)
     return head
 
 
