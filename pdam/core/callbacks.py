@@ -78,7 +78,6 @@ def log(
     since: dt.datetime | None = None,
     before: int | None = None,
     limit: int = 50,
-    retry_seconds: int,
 ) -> Plan[tuple[list[Entry], bool]]:
     """At most ``limit`` of the partner's deliveries, newest first, older than the delivery
     ``before`` (the cursor) when given; and whether older ones follow."""
@@ -89,17 +88,14 @@ def log(
     statuses = list(STATES[status]) if status else list(SHOWN)
     params = {"partner": partner_code, "sandbox": sandbox, "statuses": statuses, "nob": nob}
     rows = yield port.fetch(Q["log"], params | {"since": since, "before": before, "limit": limit + 1})
-    return [_entry(row, retry_seconds) for row in rows[:limit]], len(rows) > limit
+    return [_entry(row) for row in rows[:limit]], len(rows) > limit
 
 
-def _entry(row, retry_seconds: int) -> Entry:
-    pending = row.status == webhooks.PENDING
-    if not pending:
+def _entry(row) -> Entry:
+    if row.status != webhooks.PENDING:
         next_at = None
-    elif row.last_attempt_at is None:
-        next_at = row.created_at  # queued: as soon as the job server takes it
-    else:
-        next_at = row.last_attempt_at + dt.timedelta(seconds=retry_seconds)
+    else:  # the job server's time for a retry; else as soon as it takes the delivery
+        next_at = row.next_attempt_at or row.created_at
     return Entry(
         id=row.id,
         event_id=str(row.event_id),

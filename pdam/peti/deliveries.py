@@ -7,7 +7,7 @@ import datetime as dt
 import re
 from urllib.parse import urlsplit, urlunsplit
 
-from flask import Blueprint, current_app
+from flask import Blueprint
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from ..core import callbacks, ids
@@ -179,7 +179,6 @@ def get_callbacks(query: dict):
             since=query["since"],
             before=query["cursor"],
             limit=limit,
-            retry_seconds=current_app.config["WEBHOOK_RETRY_SECONDS"],
         )
     rows = [{**vars(e), "url": strip_credentials(e.url)} for e in page]
     next_cursor = cursor_of(page[-1].id) if more else None

@@ -4,7 +4,7 @@
 -- A partner's deliveries of one side (live or sandbox), newest first, filtered; :before is
 -- the cursor (the last id of the previous page). last_http_status/last_error: its last attempt.
 select d.id, d.event_id, p.nob, p.pid, d.event, d.url, d.status, d.attempts, d.created_at,
-       d.last_attempt_at, d.last_error, a.http_status as last_http_status
+       d.last_attempt_at, d.next_attempt_at, d.last_error, a.http_status as last_http_status
 from webhook_delivery d
 join payment p on p.id = d.payment_id
 left join lateral (
