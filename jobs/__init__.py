@@ -96,6 +96,18 @@ def ledger_connection(rt: Runtime) -> Awaitable[psycopg.AsyncConnection]:
     )
 
 
+def session(rt: Runtime) -> Awaitable[psycopg.AsyncConnection]:
+    """A session of its own on the payments database (autocommit), for what lives as long
+    as the connection: the callback dispatcher's LISTEN and its lanes' advisory locks."""
+    conf = rt.settings
+    return psycopg.AsyncConnection.connect(
+        rt.database.url,
+        autocommit=True,
+        connect_timeout=conf["DB_CONNECT_TIMEOUT"],
+        options=db.session_options(conf),
+    )
+
+
 def _pool(**kwargs) -> psycopg_pool.AsyncConnectionPool:
     """``make_pool`` on the database the runtime resolves (the embedded one when
     DATABASE_URL is not set) at the moment the worker opens the App."""
@@ -105,7 +117,7 @@ def _pool(**kwargs) -> psycopg_pool.AsyncConnectionPool:
 
 app = procrastinate.App(
     connector=procrastinate.PsycopgConnector(pool_factory=_pool),
-    import_paths=["jobs.posting", "jobs.maintenance", "jobs.webhooks"],
+    import_paths=["jobs.posting", "jobs.maintenance"],
 )
 
 

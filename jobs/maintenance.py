@@ -1,5 +1,5 @@
-"""Maintenance tasks: inquiry clean-up, the sandbox's retention, callback lanes left without
-a drain, stalled-job recovery and a no-op for queue checks."""
+"""Maintenance tasks: inquiry clean-up, the sandbox's retention, stalled-job recovery and a
+no-op for queue checks."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 
 from procrastinate.jobs import Status
 
-from pdam.core import inquiry, posting, sandbox, webhooks
+from pdam.core import inquiry, posting, sandbox
 from pdam.infra import queue
 from pdam.infra.runtime import Runtime
 
@@ -39,33 +39,14 @@ async def purge_old_sandbox(rt: Runtime, connect: Connect) -> int:
         return await sandbox.purge.aio(conn, rt.now(), rt.settings["SANDBOX_RETENTION_DAYS"])
 
 
-@app.periodic(cron="* * * * *")
-@app.task(
-    name="maintenance.wake_stranded_lanes", queue=queue.MAINTENANCE_QUEUE, queueing_lock="wake_stranded_lanes"
-)
-async def wake_stranded_lanes(timestamp: int) -> int:
-    """Every minute: a callback lane with a callback due and no drain gets one."""
-    return len(await wake_stranded(current(), app.connector.pool.connection))
-
-
-async def wake_stranded(rt: Runtime, connect: Connect) -> list[str]:
-    """``wake_stranded_lanes``'s work, on a connection of ``connect``'s; the lanes woken."""
-    async with connect() as conn:
-        lanes = await webhooks.wake_stranded.aio(conn, rt.now())
-    if lanes:
-        log.warning("woke %s callback lanes without a drain: %s", len(lanes), ", ".join(lanes))
-    return lanes
-
-
 @app.task(name="maintenance.recover_stalled", queue=queue.MAINTENANCE_QUEUE, queueing_lock="recover_stalled")
 async def recover_stalled(timestamp: int) -> int:
     """Retry jobs whose worker stopped heartbeating (killed, lost its host).
 
     Procrastinate's stalled path ignores the task's retry strategy, so the
-    maximum is enforced here: past STALLED_MAX_RETRIES the job is failed, a
-    posting job's payment flagged stuck and a callback lane's first delivery marked failed
-    (the lane goes on with a new drain),
-    both visible to operators.
+    maximum is enforced here: past STALLED_MAX_RETRIES the job is failed and a
+    posting job's payment flagged stuck, visible to operators. (A callback is no job:
+    the dispatcher gives up one whose sending killed its worker, jobs/webhooks.py.)
     """
     rt = current()
     manager = app.job_manager
@@ -76,8 +57,6 @@ async def recover_stalled(timestamp: int) -> int:
             await manager.retry_job(job)
             continue
         log.error("stalled job %s failed after %s attempts", job.id, job.attempts)
-        # The trace first: failing a drain frees its lane's lock, and the drain waiting
-        # behind it would send the callback being given up.
         await give_up(rt, job.task_name, job.task_kwargs, job.attempts)
         await manager.finish_job(job, status=Status.FAILED, delete_job=False)
     return len(stalled)
@@ -104,7 +83,3 @@ async def give_up(rt: Runtime, task_name: str, kwargs: dict, attempts: int) -> N
     async with app.connector.pool.connection() as conn:
         if task_name == queue.POST_PAYMENT:
             await posting.flag_stuck.aio(conn, kwargs["payment_id"], reason, attempts, rt.now())
-        elif task_name == queue.DRAIN_LANE:
-            await webhooks.give_up_lane.aio(conn, kwargs["lane"], reason, rt.now())
-        elif task_name == queue.DELIVER_WEBHOOK:
-            await webhooks.give_up.aio(conn, kwargs["delivery_id"], reason, rt.now())

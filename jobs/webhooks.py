@@ -1,78 +1,118 @@
-"""Webhook delivery: a callback lane's drain (``drain``: its pending deliveries in order,
-one HTTP attempt each, recorded, with the retry decision), from the core's delivery state,
-the wire format of the protocol the callback came through (the core's ``events``
-registry) and infra's guarded client.
+"""Webhook delivery: the job server's callback dispatcher (``Dispatcher``) and a lane's
+drain (``drain``: its pending deliveries in order, one HTTP attempt each, recorded, with
+the retry decision), from the core's delivery state, the wire format of the protocol the
+callback came through (the core's ``events`` registry) and infra's guarded client.
 
-Async, like posting, on connections of the worker's own Procrastinate pool (``connect``):
-the HTTP call alone runs in a thread (urllib3, guarded and bounded by
-WEBHOOK_TIMEOUT_SECONDS), and no connection is held while it runs.
+No queue job sends a callback: each worker process runs a dispatcher beside its
+Procrastinate run loop, on the same pool. It hears every lane announced when a callback
+commits (LISTEN), takes the lane (an advisory lock on a session of its own: one sender per
+lane across every process, let go if the process dies), drains it on one of
+WEBHOOK_CONCURRENCY slots and lets it go; a retry comes back at its time, and a sweep
+finds any lane whose first callback is due (missed while no dispatcher listened, or left by
+a worker that died). The HTTP call alone runs in a thread (urllib3, guarded and bounded by
+WEBHOOK_TIMEOUT_SECONDS), and no pool connection is held while it runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import psycopg
 
 from pdam.core import errors, events, webhooks
-from pdam.infra import deadline, http, queue
+from pdam.infra import deadline, http
 from pdam.infra.port import is_transient
 from pdam.infra.runtime import Runtime
 
-from . import Connect, RetryOnType, app, current
+from . import Connect
 
 log = logging.getLogger(__name__)
 
 
 #: Deliveries a drain reads at a time.
 BATCH = 50
-#: A drain that ran this long hands its lane to a new drain job at the back of the queue
-#: (after its current attempt), so lanes share the callback slots.
+#: A dispatcher that lost the database starts again after this pause, doubled while it stays away.
+RESTART_PAUSE, RESTART_PAUSE_MAX = 0.5, 5.0
+#: A drain that ran this long lets its lane go to the back of the dispatcher's queue
+#: (after its current attempt), so lanes share the slots.
 DRAIN_SECONDS = 10.0
 
 
-async def drain(rt: Runtime, connect: Connect, lane: str) -> list[str]:
+@dataclass
+class Drained:
+    """What a drain did (each attempt's outcome) and when its lane has a callback due again:
+    ``again_in`` seconds (0: at once, after the lanes waiting for a slot; a retry's time),
+    or None (the lane is empty)."""
+
+    outcomes: list[str] = field(default_factory=list)
+    again_in: float | None = None
+
+
+async def drain(rt: Runtime, connect: Connect, lane: str, stopping: Callable[[], bool] = bool) -> Drained:
     """Send ``lane``'s pending deliveries in order, one attempt each, over a kept-alive
-    connection to their receiver (``http.Sender``); return each attempt's
-    outcome (delivered, refused, failed). Ends when the lane is empty; when its first
-    delivery must wait (a retry: a drain is scheduled for its time, and the lane waits
-    behind it, keeping each payment's callbacks in order); or after DRAIN_SECONDS (a new
-    drain continues). A database that cannot be reached raises ``Retry`` (the drain job
-    is retried); a delivery that cannot be sent for any other reason is marked failed and
-    the lane goes on."""
+    connection to their receiver (``http.Sender``). Ends when the lane is empty; when its
+    first delivery must wait (a retry: the lane waits behind it, keeping each payment's
+    callbacks in order); after DRAIN_SECONDS; or when ``stopping()`` (checked between
+    attempts). The caller must be the lane's sender (``webhooks.take_lane``). A database
+    that cannot be reached raises ``Retry``; a delivery that cannot be sent for any other
+    reason is marked failed and the lane goes on; one whose sending killed its worker
+    STALLED_MAX_RETRIES times is given up."""
     with http.Sender(allow_private=rt.settings["WEBHOOK_ALLOW_PRIVATE_NETWORKS"]) as sender:
-        return await _drain(rt, connect, lane, sender)
+        return await _drain(rt, connect, lane, sender, stopping)
 
 
-async def _drain(rt: Runtime, connect: Connect, lane: str, sender: http.Sender) -> list[str]:
+async def _drain(
+    rt: Runtime, connect: Connect, lane: str, sender: http.Sender, stopping: Callable[[], bool]
+) -> Drained:
     started = time.monotonic()
-    outcomes: list[str] = []
+    drained = Drained()
     after = 0
     while True:
-        batch = await _database(rt, connect, webhooks.pending, lane, rt.sealer, after=after, limit=BATCH)
-        if not batch:
-            return outcomes
+        now = rt.now()
+        # a batch's first due delivery counts an open send and is sent
+        batch = await _database(
+            rt, connect, webhooks.pending, lane, rt.sealer, now, after=after, limit=BATCH, commit=True
+        )
         for row in batch:
-            if time.monotonic() - started > DRAIN_SECONDS:
-                return await _later(rt, connect, lane, 0, outcomes)
-            wait = (row.next_attempt_at - rt.now()).total_seconds() if row.next_attempt_at else 0
+            if row.id != batch[0].id and (time.monotonic() - started > DRAIN_SECONDS or stopping()):
+                drained.again_in = 0.0
+                return drained
+            wait = (row.next_attempt_at - now).total_seconds() if row.next_attempt_at else 0
             if wait > 0:
-                return await _later(rt, connect, lane, wait, outcomes)
+                drained.again_in = wait
+                return drained
             try:
-                outcomes.append(await attempt(rt, connect, row, sender))
+                if row.open_sends > rt.settings["STALLED_MAX_RETRIES"]:
+                    drained.outcomes.append(await _killed_its_worker(rt, connect, row))
+                else:
+                    drained.outcomes.append(await attempt(rt, connect, row, sender))
             except webhooks.RetryLater:
-                return await _later(rt, connect, lane, rt.settings["WEBHOOK_RETRY_SECONDS"], outcomes)
+                drained.again_in = rt.settings["WEBHOOK_RETRY_SECONDS"]
+                return drained
             except webhooks.DeliveryFailed:
-                outcomes.append(webhooks.FAILED)
+                drained.outcomes.append(webhooks.FAILED)
             after = row.id
-        if len(batch) < BATCH:  # a callback recorded since has a drain of its own waiting (``wake``)
-            return outcomes
+            now = rt.now()
+        if len(batch) < BATCH:  # a callback recorded since is announced to the dispatcher
+            return drained
+        if time.monotonic() - started > DRAIN_SECONDS or stopping():
+            drained.again_in = 0.0
+            return drained
 
 
-async def _later(rt: Runtime, connect: Connect, lane: str, seconds: float, outcomes: list[str]) -> list[str]:
-    await _database(rt, connect, webhooks.wake, lane, in_seconds=seconds, commit=True)
-    return outcomes
+async def _killed_its_worker(rt: Runtime, connect: Connect, row: webhooks.Delivery) -> str:
+    """Give up delivery ``row``, whose sends never came back (each killed its worker)."""
+    died = row.open_sends - 1
+    reason = f"its worker died {died} times while sending it"
+    log.error("webhook delivery given up: %s", reason, extra={"delivery_id": row.id, "nob": row.nob})
+    await _database(rt, connect, webhooks.give_up, row.id, reason, rt.now(), commit=True)
+    return webhooks.FAILED
 
 
 async def _database(rt: Runtime, connect: Connect, planned, *args, commit: bool = False, **kwargs):
@@ -177,19 +217,152 @@ async def _attempt(rt: Runtime, connect: Connect, row: webhooks.Delivery, sender
     return status
 
 
-@app.task(name=queue.DRAIN_LANE, queue=queue.WEBHOOK_QUEUE, retry=RetryOnType("WEBHOOK_RETRY_SECONDS"))
-async def drain_task(lane: str) -> int:
-    """A callback lane's drain (its lock is the lane: one at a time); how many attempts it made."""
-    return len(await drain(current(), app.connector.pool.connection, lane))
+class Dispatcher:
+    """The job server's callback road, in one worker process: lanes announced (LISTEN on a
+    session of its own), lanes due (a sweep every ``sweep_seconds``) and retries (at their
+    time) queue for one of ``slots`` slots; a slot takes the lane (``webhooks.take_lane`` on
+    a second session: across every process, one sender per lane), drains it (``drain``, on
+    ``connect``'s pool) and lets it go. A lane announced while it drains here is looked at
+    again when it is done; one drained by another process is that process's to look at
+    again (it heard the same announcement). ``run`` until ``stop``; the sessions come from
+    ``session()`` (autocommit)."""
 
+    def __init__(
+        self,
+        rt: Runtime,
+        connect: Connect,
+        session: Callable[[], Awaitable[psycopg.AsyncConnection]],
+        *,
+        slots: int,
+        sweep_seconds: float,
+    ):
+        self.rt, self.connect, self.session = rt, connect, session
+        self.slots, self.sweep_seconds = slots, sweep_seconds
+        self.stopping = False
+        self._stop = asyncio.Event()
+        self._reset()
 
-@app.task(name=queue.DELIVER_WEBHOOK, queue=queue.WEBHOOK_QUEUE, retry=RetryOnType("WEBHOOK_RETRY_SECONDS"))
-async def deliver_task(delivery_id: int) -> int:
-    """A delivery's job queued before lanes (its lock is the delivery's lane): drains that lane."""
-    return len(await drain_lane_of(current(), app.connector.pool.connection, delivery_id))
+    def _reset(self) -> None:
+        self.ready: asyncio.Queue[str | None] = asyncio.Queue()
+        self.queued: set[str] = set()
+        self.running: set[str] = set()
+        self.again: set[str] = set()
+        self._ending = False
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._locks: psycopg.AsyncConnection | None = None
 
+    def poke(self, lane: str) -> None:
+        """``lane`` may have a callback due: queue it for a slot (once), or have the drain
+        running it here look again when it is done."""
+        if self._ending:
+            return
+        if lane in self.running:
+            self.again.add(lane)
+        elif lane not in self.queued:
+            self.queued.add(lane)
+            self.ready.put_nowait(lane)
 
-async def drain_lane_of(rt: Runtime, connect: Connect, delivery_id: int) -> list[str]:
-    """``drain`` the lane of delivery ``delivery_id`` (none when it has no lane: not pending)."""
-    lane = await _database(rt, connect, webhooks.lane_of_delivery, delivery_id)
-    return await drain(rt, connect, lane) if lane else []
+    def stop(self) -> None:
+        """Stop: no lane is taken any more; each drain ends after its current attempt."""
+        self.stopping = self._ending = True
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Until ``stop``: a lost session (the database gone) ends the sessions and the
+        drains (after their current attempt) and starts again after a pause (RESTART_PAUSE,
+        doubling up to RESTART_PAUSE_MAX), the lanes then found by the sweep; posting's run
+        loop is not disturbed. Any other error ends it."""
+        pause = RESTART_PAUSE
+        while not self.stopping:
+            started = time.monotonic()
+            try:
+                await self._serve()
+            except Exception as exc:
+                if self.stopping or not is_transient(exc):
+                    raise
+                pause = (
+                    RESTART_PAUSE if time.monotonic() - started > 60 else min(2 * pause, RESTART_PAUSE_MAX)
+                )
+                log.warning("callback dispatcher lost the database: %r; again in %.1f s", exc, pause)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), pause)
+
+    async def _serve(self) -> None:
+        self._reset()
+        async with await self.session() as listener, await self.session() as locks:
+            await webhooks.listen.aio(listener)
+            self._locks = locks
+            slots = [asyncio.create_task(self._slot()) for _ in range(self.slots)]
+            helpers = [asyncio.create_task(self._hear(listener)), asyncio.create_task(self._sweep())]
+            stopped = asyncio.create_task(self._stop.wait())
+            try:
+                done, _ = await asyncio.wait({stopped, *slots, *helpers}, return_when=asyncio.FIRST_COMPLETED)
+                for task in done - {stopped}:
+                    task.result()  # a lost session: its error
+            finally:
+                self._ending = True
+                for task in [stopped, *helpers]:
+                    task.cancel()
+                for timer in self._timers:
+                    timer.cancel()
+                for _ in slots:
+                    self.ready.put_nowait(None)  # an idle slot's signal to end
+                await asyncio.gather(*slots, *helpers, stopped, return_exceptions=True)
+
+    async def _hear(self, listener: psycopg.AsyncConnection) -> None:
+        async for note in listener.notifies():
+            self.poke(note.payload)
+
+    async def _sweep(self) -> None:
+        while True:  # on the lanes' session: when the database goes, no pool connection is asked for
+            for lane in await webhooks.due_lanes.aio(self._locks, self.rt.now()):
+                self.poke(lane)
+            await asyncio.sleep(self.sweep_seconds)
+
+    async def _slot(self) -> None:
+        while (lane := await self.ready.get()) is not None and not self._ending:
+            self.queued.discard(lane)
+            self.running.add(lane)  # from here on, a poke is this slot's to see
+            try:
+                taken, again_in = await self._send(lane)
+            finally:
+                self.running.discard(lane)
+            poked = lane in self.again
+            self.again.discard(lane)
+            if taken and (poked or again_in is not None):
+                self._later(0.0 if poked else again_in, lane)
+
+    async def _send(self, lane: str) -> tuple[bool, float | None]:
+        """Take ``lane``, drain it, let it go: (True, when it has a callback due again), or
+        (False, None) when another process is its sender (that one looks again when done)."""
+        if not await webhooks.take_lane.aio(self._locks, lane):
+            return False, None
+        try:
+            return True, await self._drain(lane)
+        finally:
+            with contextlib.suppress(psycopg.Error):
+                await webhooks.leave_lane.aio(self._locks, lane)
+
+    async def _drain(self, lane: str) -> float | None:
+        """Drain ``lane``; when it has a callback due again. A fault (the database) brings
+        it back after WEBHOOK_RETRY_SECONDS."""
+        try:
+            return (await drain(self.rt, self.connect, lane, lambda: self._ending)).again_in
+        except Exception as exc:
+            if not isinstance(exc, errors.Retry):
+                log.exception("callback lane %s: drain failed", lane)
+            else:
+                log.warning("callback lane %s: %s", lane, exc)
+            return float(self.rt.settings["WEBHOOK_RETRY_SECONDS"])
+
+    def _later(self, seconds: float, lane: str) -> None:
+        if seconds <= 0:
+            self.poke(lane)
+            return
+
+        def fire():
+            self._timers.discard(timer)
+            self.poke(lane)
+
+        timer = asyncio.get_running_loop().call_later(seconds, fire)
+        self._timers.add(timer)

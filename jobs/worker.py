@@ -1,9 +1,11 @@
-"""``python -m jobs.worker``: one worker process on every queue, JSON logs; posting and
-callbacks in run loops of their own, on slots of their own (``bulkheads``).
+"""``python -m jobs.worker``: one worker process, JSON logs: Procrastinate's run loop on
+posting and maintenance, and the callback dispatcher beside it, on slots of their own
+(``bulkheads``).
 
 Procrastinate stops its worker when it loses the database (its listener or a side
-task fails, and ``run_worker`` returns). This process does not end then: it opens the
-App again and starts a new run loop after a short pause (``RESTART_PAUSE``, doubling
+task fails, and ``run_worker`` returns); the dispatcher ends when it loses one of its
+sessions. This process does not end then: it opens the App again and starts both again
+after a short pause (``RESTART_PAUSE``, doubling
 up to ``RESTART_PAUSE_MAX`` while the database stays away), until SIGTERM or SIGINT
 stops it gracefully. So a failover (the standby promoted, ``DATABASE_URL`` listing both
 hosts) or a restarted server is picked up without anyone restarting the worker. The
@@ -21,10 +23,11 @@ import signal
 import sys
 
 from pdam.infra import logs, port
-from pdam.infra.queue import MAINTENANCE_QUEUE, POSTING_QUEUE, WEBHOOK_QUEUE
+from pdam.infra.queue import MAINTENANCE_QUEUE, POSTING_QUEUE
 from pdam.infra.sealing import SealingError
 
-from . import app, configure, maintenance, worker_options
+from . import app, configure, current, maintenance, session, worker_options
+from .webhooks import Dispatcher
 
 #: The exit status of a worker that cannot open the database's secrets: a configuration
 #: error, which ``python -m jobs`` does not restart (sysexits' EX_CONFIG).
@@ -38,25 +41,34 @@ RESTART_PAUSE_MAX = 5.0
 HEALTHY_SECONDS = 60.0
 
 
-def bulkheads(conf, name: str) -> list[dict]:
-    """The job server's run loops, each on slots of its own (contract 15.1): posting (and
-    maintenance) on WORKER_CONCURRENCY slots, callbacks on WEBHOOK_CONCURRENCY. A receiver
-    that stalls holds callback slots only, never posting's; per receiver at most
-    ``core.webhooks.HOST_LANES`` deliveries are in flight (their job locks)."""
-    return [
-        {
-            "queues": [POSTING_QUEUE, MAINTENANCE_QUEUE],
-            "concurrency": conf["WORKER_CONCURRENCY"],
-            "name": name,
-        },
-        {"queues": [WEBHOOK_QUEUE], "concurrency": conf["WEBHOOK_CONCURRENCY"], "name": f"{name}-webhooks"},
-    ]
+def bulkheads(conf, name: str) -> dict:
+    """Posting's run loop (and maintenance's) on WORKER_CONCURRENCY slots; callbacks are
+    the dispatcher's, on WEBHOOK_CONCURRENCY slots of its own (contract 15.1): a receiver
+    that stalls holds callback slots only, never posting's, and per receiver at most
+    ``core.webhooks.HOST_LANES`` deliveries are in flight (one sender per lane)."""
+    return {
+        "queues": [POSTING_QUEUE, MAINTENANCE_QUEUE],
+        "concurrency": conf["WORKER_CONCURRENCY"],
+        "name": name,
+    }
 
 
-async def serve(stop: asyncio.Event, *loops: dict, **options) -> int:
+def dispatcher(conf) -> Dispatcher:
+    """The callback dispatcher on the App's pool (open), sweeping as often as the queue polls."""
+    return Dispatcher(
+        current(),
+        app.connector.pool.connection,
+        lambda: session(current()),
+        slots=conf["WEBHOOK_CONCURRENCY"],
+        sweep_seconds=worker_options(conf)["fetch_job_polling_interval"],
+    )
+
+
+async def serve(stop: asyncio.Event, *loops: dict, callbacks=None, **options) -> int:
     """Run the worker's run loops (``loops``: each one's options; one loop with ``options``
-    alone when none is given) until ``stop`` is set, starting them all again whenever one
-    ends on its own (a lost database). Returns how many times they started."""
+    alone when none is given) and, if given, the dispatcher ``callbacks()`` makes, until
+    ``stop`` is set, starting them all again whenever one ends on its own (a lost
+    database). Returns how many times they started."""
     loop = asyncio.get_running_loop()
     pause = RESTART_PAUSE
     runs = 0
@@ -70,14 +82,23 @@ async def serve(stop: asyncio.Event, *loops: dict, **options) -> int:
                     asyncio.ensure_future(app.run_worker_async(install_signal_handlers=False, **one))
                     for one in loops
                 }
+                road = callbacks() if callbacks else None
+                dispatching = asyncio.ensure_future(road.run()) if road else None
                 halt = asyncio.ensure_future(stop.wait())
-                done, _ = await asyncio.wait({*running, halt}, return_when=asyncio.FIRST_COMPLETED)
+                everything = {*running, halt, *([dispatching] if dispatching else [])}
+                done, _ = await asyncio.wait(everything, return_when=asyncio.FIRST_COMPLETED)
                 halt.cancel()
+                if road:  # its drains end after their current attempt
+                    road.stop()
                 for run in running:  # asked to stop, or one ended: each finishes its jobs, then ends
                     if not run.done():
                         run.cancel()
                         with contextlib.suppress(asyncio.CancelledError):
                             await run
+                if dispatching:
+                    await asyncio.wait({dispatching})
+                    if dispatching not in done and not dispatching.cancelled() and dispatching.exception():
+                        log.warning("callback dispatcher ended: %r", dispatching.exception())
                 for run in done - {halt}:
                     run.result()  # its error, if it ended with one
         except Exception as exc:
@@ -106,7 +127,7 @@ async def _main(conf) -> None:
         concurrent.futures.ThreadPoolExecutor(conf["WORKER_CONCURRENCY"] + conf["WEBHOOK_CONCURRENCY"] + 2)
     )
     name = os.environ.get("WORKER_NAME", f"worker-{os.getpid()}")
-    await serve(stop, *bulkheads(conf, name), **worker_options(conf))
+    await serve(stop, bulkheads(conf, name), callbacks=lambda: dispatcher(conf), **worker_options(conf))
 
 
 def main() -> None:

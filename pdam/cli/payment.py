@@ -39,6 +39,6 @@ def webhook_resend(nob, event_id):
     which = "last callback" if event_id is None else "callback"
     click.echo(
         f"payment {nob}: {which} ({sent.event}, delivery {sent.resend_of}) queued again"
-        f" as delivery {sent.delivery_id} (job {sent.job_id}): a new delivery of the same event,"
+        f" as delivery {sent.delivery_id}: a new delivery of the same event,"
         f" same body and X-Event-Id {sent.event_id}"
     )

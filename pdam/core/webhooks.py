@@ -1,17 +1,17 @@
 """Webhook events: recorded with the state change, delivered by the job server.
 
-``record`` runs on the caller's transaction: it stores the callback body of
-the event (rendered by the edge that took the callback, through ``events``, from the
-payment the caller holds) in ``webhook_delivery``, in its **lane**, and makes sure the
-lane has a drain job waiting (``wake``), so the callback exists exactly when the state
-change commits. A lane (``lane_of``) is one of its receiver's (host and port) HOST_LANES
-lanes; a payment's callbacks always take the same one. One drain job runs per lane at a
-time (the lane is its Procrastinate lock) and sends the lane's pending deliveries in id
-order, so one payment's callbacks go out strictly in order (``created``, the final status,
-``reversed``), retries included; at most HOST_LANES deliveries to one receiver are in
-flight at once, across every worker process, and a receiver that stalls holds at most
-that many of the job server's callback slots. Under load a drain sends many callbacks:
-the queue holds at most a running and a waiting drain per lane, however long the backlog.
+``record`` runs on the caller's transaction: it stores the callback body of the event
+(rendered by the edge that took the callback, through ``events``, from the payment the
+caller holds) in ``webhook_delivery``, in its **lane**; the insert announces the lane
+when the transaction commits (a notification, sql/022_callback_dispatcher.sql), so the
+callback exists exactly when the state change commits and no queue job is needed. A lane
+(``lane_of``) is one of its receiver's (host and port) HOST_LANES lanes; a payment's
+callbacks always take the same one. The job server's dispatcher (``jobs/webhooks.py``)
+sends a lane's pending deliveries in id order, one sender per lane across every worker
+process (``take_lane``: an advisory lock), so one payment's callbacks go out strictly in
+order (``created``, the final status, ``reversed``), retries included; at most HOST_LANES
+deliveries to one receiver are in flight at once, and a receiver that stalls holds at
+most that many of the dispatcher's slots.
 
 Delivery keeps its state here: every attempt recorded in ``webhook_attempt``;
 2xx delivered; refused (3xx/4xx, or an address the service may not call)
@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from ..infra import port, queue
+from ..infra import port
 from ..infra.port import Plan
 from ..infra.sealing import Sealer
 from ..infra.sql import queries
@@ -65,16 +65,16 @@ def receiver_of(url: str) -> str:
 
 
 def lane_of(payment_id: int, url: str) -> str:
-    """The lane of a payment's callbacks to ``url``: one of its receiver's HOST_LANES lanes
-    (also the lock of the lane's drain job)."""
+    """The lane of a payment's callbacks to ``url``: one of its receiver's HOST_LANES lanes."""
     return f"webhook-{receiver_of(url)}-{payment_id % HOST_LANES}"
 
 
 @port.plan
 def record(db: port.Db, payment: Payment, event: str, now: dt.datetime) -> Plan[int | None]:
     """Store the ``event`` callback of ``payment`` (as the caller holds it, after the change)
-    and defer its delivery, in the caller's transaction; return the delivery id (None when
-    the payment has no callback). The body is the callback protocol's (``events``)."""
+    in its lane, in the caller's transaction (its commit announces the lane to the
+    dispatchers); return the delivery id (None when the payment has no callback). The body
+    is the callback protocol's (``events``)."""
     if event not in states.EVENTS:
         raise ValueError(f"unknown webhook event {event!r}")
     if not payment.callback_url:
@@ -82,26 +82,7 @@ def record(db: port.Db, payment: Payment, event: str, now: dt.datetime) -> Plan[
     body = events.protocol(payment.callback_protocol).body(payment, event)
     lane = lane_of(payment.id, payment.callback_url)
     params = {"payment_id": payment.id, "event": event, "url": payment.callback_url, "body": json.dumps(body)}
-    delivery_id = yield port.scalar(Q["insert_delivery"], params | {"lane": lane, "now": now})
-    yield from wake.plan(db, lane)
-    return delivery_id
-
-
-@port.plan
-def wake(db: port.Db, lane: str, *, in_seconds: float | None = None) -> Plan[int]:
-    """Make sure a drain job of ``lane`` is waiting: the one already waiting
-    (held until the caller's commit, so a worker cannot start it before it can see what
-    the caller adds), or a new one (in ``in_seconds``, if given); its job id. A drain
-    already running does not count: it may have read the lane before the caller's commit."""
-    waiting = yield port.scalar(Q["waiting_drain"], {"lane": lane})
-    if waiting is not None:
-        return waiting
-    schedule = {"seconds": in_seconds} if in_seconds else None
-    return (
-        yield port.defer(
-            queue.DRAIN_LANE, queue=queue.WEBHOOK_QUEUE, lock=lane, schedule_in=schedule, lane=lane
-        )
-    )
+    return (yield port.scalar(Q["insert_delivery"], params | {"lane": lane, "now": now}))
 
 
 @dataclass(frozen=True)
@@ -110,7 +91,6 @@ class Resent:
     resend_of: int
     event: str
     event_id: str
-    job_id: int
 
 
 @port.plan
@@ -136,11 +116,10 @@ def resend(db: port.Db, nob: str, now: dt.datetime, event_id: str | None = None)
 
 def resend_delivery(db: port.Db, last, now: dt.datetime) -> Plan[Resent]:
     """A new delivery copying delivery ``last`` (its ``id``, ``payment_id``, ``event``,
-    ``event_id``, ``url``), deferred behind the payment's other callbacks (a plan's step)."""
+    ``event_id``, ``url``), in its lane behind the payment's other callbacks (a plan's step)."""
     lane = lane_of(last.payment_id, last.url)
     new = yield port.scalar(Q["copy_delivery"], {"id": last.id, "lane": lane, "now": now})
-    job_id = yield from wake.plan(db, lane)
-    return Resent(new, last.id, last.event, str(last.event_id), job_id)
+    return Resent(new, last.id, last.event, str(last.event_id))
 
 
 @dataclass(frozen=True)
@@ -163,6 +142,9 @@ class Delivery:
     protocol: str | None
     #: A sandbox payment's callback: sent with ``X-Sandbox: true``.
     sandbox: bool
+    #: Sends begun whose attempt is not recorded (``pending`` counts one up before a lane's
+    #: first due callback is sent; an attempt recorded sets it to 0): past 1, its worker died.
+    open_sends: int
     webhook_secret: str = field(repr=False)
     callback_token: str | None = field(repr=False)
     request_authorization: str | None = field(repr=False)
@@ -189,18 +171,36 @@ def load(db: port.Db, delivery_id: int, sealer: Sealer) -> Plan[Delivery]:
 
 @port.plan
 def pending(
-    db: port.Db, lane: str, sealer: Sealer, *, after: int = 0, limit: int = 50
+    db: port.Db, lane: str, sealer: Sealer, now: dt.datetime, *, after: int = 0, limit: int = 50
 ) -> Plan[list[Delivery]]:
     """The first ``limit`` pending deliveries of ``lane`` after delivery ``after``, in
-    order, ready to send."""
-    rows = yield port.fetch(Q["pending"], {"lane": lane, "after": after, "limit": limit})
+    order, ready to send; the first one, if due, counts a send (the caller commits)."""
+    rows = yield port.fetch(Q["pending"], {"lane": lane, "after": after, "limit": limit, "now": now})
     return [_opened(row, sealer) for row in rows]
 
 
 @port.plan
-def lane_of_delivery(db: port.Db, delivery_id: int) -> Plan[str | None]:
-    """The lane of a delivery (None when it has none: not pending since before lanes)."""
-    return (yield port.scalar(Q["lane_of_delivery"], {"id": delivery_id}))
+def due_lanes(db: port.Db, now: dt.datetime) -> Plan[list[str]]:
+    """The lanes whose first pending callback is due."""
+    return [lane for (lane,) in (yield port.fetch(Q["due_lanes"], {"now": now}))]
+
+
+@port.plan
+def listen(db: port.Db) -> Plan[None]:
+    """Hear every lane announced (``record``, a resend) on this session (autocommit)."""
+    yield port.count(Q["listen"], {})
+
+
+@port.plan
+def take_lane(db: port.Db, lane: str) -> Plan[bool]:
+    """Become ``lane``'s sender for this session, unless another session is (no wait)."""
+    return bool((yield port.scalar(Q["take_lane"], {"lane": lane})))
+
+
+@port.plan
+def leave_lane(db: port.Db, lane: str) -> Plan[None]:
+    """Stop being ``lane``'s sender (``take_lane``) on this session."""
+    yield port.scalar(Q["leave_lane"], {"lane": lane})
 
 
 def status_after(result: str, settings: Mapping, attempts: int, first: dt.datetime, now: dt.datetime) -> str:
@@ -246,30 +246,6 @@ def record_attempt(
         },
     )
     return recorded == 1
-
-
-@port.plan
-def wake_stranded(db: port.Db, now: dt.datetime) -> Plan[list[str]]:
-    """Wake every lane with a callback due and no drain waiting or running (a drain ended
-    by a fault of the service's own leaves its lane so until the next callback); the lanes
-    woken."""
-    lanes = yield port.fetch(Q["stranded_lanes"], {"now": now})
-    for (lane,) in lanes:
-        yield from wake.plan(db, lane)
-    return [lane for (lane,) in lanes]
-
-
-@port.plan
-def give_up_lane(db: port.Db, lane: str, reason: str, now: dt.datetime) -> Plan[int | None]:
-    """Mark the first pending delivery of ``lane`` failed (its drain was given up: the
-    delivery it was sending kills its worker) and wake the lane for the rest; that
-    delivery's id, None when the lane is empty."""
-    head = yield port.scalar(Q["lane_head"], {"lane": lane})
-    if head is None:
-        return None
-    yield from give_up.plan(db, head, reason, now)
-    yield from wake.plan(db, lane)
-    return head
 
 
 @port.plan

@@ -15,15 +15,10 @@ from . import port
 from .port import Plan
 
 POSTING_QUEUE = "posting"
-WEBHOOK_QUEUE = "webhooks"
 MAINTENANCE_QUEUE = "maintenance"
-QUEUES = (POSTING_QUEUE, WEBHOOK_QUEUE, MAINTENANCE_QUEUE)
+QUEUES = (POSTING_QUEUE, MAINTENANCE_QUEUE)
 
 POST_PAYMENT = "posting.post_payment"
-#: A callback lane's drain (core/webhooks.py): its lock and its argument are the lane.
-DRAIN_LANE = "webhooks.drain"
-#: One delivery's job, as queued before lanes: run as a drain of the delivery's lane.
-DELIVER_WEBHOOK = "webhooks.deliver"
 
 
 @port.plan

@@ -123,6 +123,12 @@ class DatabaseCollector:
         for status in ("pending", "refused", "failed"):
             webhooks.add_metric([status], deliveries.get(status, 0))
         yield webhooks
+        (late,) = self._rows("oldest_due_callback")
+        yield GaugeMetricFamily(
+            "pdam_oldest_due_callback_age_seconds",
+            "How long the oldest callback due to be sent has waited (0: none)",
+            value=max(late.age or 0.0, 0.0),
+        )
 
 
 def _process_registry() -> CollectorRegistry:

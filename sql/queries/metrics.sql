@@ -22,6 +22,13 @@ select status, sum(n)::bigint as n from payment_status_count group by status
 -- attention --
 select reason, count(*) as n from payment_attention group by reason
 
+-- oldest_due_callback --
+-- How long the oldest callback due to be sent has waited (since it was recorded, or since
+-- its retry was due): the dispatchers' lag. Pending deliveries only (a partial index).
+select extract(epoch from now() - min(coalesce(next_attempt_at, created_at)))::float8 as age
+from webhook_delivery
+where status = 'pending' and coalesce(next_attempt_at, created_at) <= now()
+
 -- webhooks --
 -- Deliveries not delivered (delivered ones only grow, like succeeded jobs), of live payments
 -- (the sandbox is left out of the live metrics).

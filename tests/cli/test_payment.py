@@ -37,9 +37,7 @@ def test_webhook_resend(partner_headers, example_bill, pay, receiver, post_queue
     assert new[0][1:] == ("accepted", event_id, last_id, "pending")
     pay_id = run_sql("select id from payment")[0][0]
     lane = webhooks.lane_of(pay_id, run_sql("select callback_url from payment")[0][0])
-    assert run_sql(
-        "select queue_name, lock, status from procrastinate_jobs where task_name = 'webhooks.drain' order by id desc limit 1"
-    ) == [("webhooks", lane, "todo")]
+    assert run_sql("select lane from webhook_delivery where id = %s", (new[0][0],)) == [(lane,)]
 
     assert deliver_pending(app, run_sql) == ["delivered"]
     original, again = receiver.calls[1], receiver.calls[2]

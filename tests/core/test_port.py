@@ -105,7 +105,7 @@ def test_the_same_functions_on_an_async_psycopg_connection(rt):
     assert final_body == json.loads(json.dumps(events.protocol("peti").body(posted.payment, "accepted")))
     with psycopg.connect(rt.database.url) as conn:
         jobs = conn.execute("select task_name from procrastinate_jobs order by id").fetchall()
-    assert jobs == [("posting.post_payment",), ("webhooks.drain",)]  # one drain for both callbacks
+    assert jobs == [("posting.post_payment",)]  # the callbacks are no jobs: the dispatcher sends them
 
 
 def test_a_plan_is_one_generator_for_both_drivers():

@@ -1,22 +1,25 @@
-"""Callback lanes (core/webhooks.py, jobs/webhooks.py ``drain``): a receiver's callbacks wait
-in HOST_LANES lanes, each drained in order by one job at a time; the queue holds at most a
-running and a waiting drain per lane, however many callbacks wait."""
+"""Callback lanes and the dispatcher (core/webhooks.py, jobs/webhooks.py): a receiver's
+callbacks wait in HOST_LANES lanes, each sent in order by one sender at a time across every
+worker process; no queue job sends a callback."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-import json
+import threading
+import time
 
-import psycopg
 from werkzeug import Response
 
+import jobs
 from jobs import webhooks as job
 from pdam.core import webhooks
 from tests.factories import run_job, wait_for
 
-WAITING = (
-    "select lock from procrastinate_jobs where task_name = 'webhooks.drain' and status = 'todo' order by id"
-)
+
+def _drain(app, lane):
+    """A drain of ``lane`` as a dispatcher's slot runs it (the lane taken)."""
+    return run_job(app, job.drain, lane)
 
 
 def _pay_many(pay, partner_headers, seed_bills, url, n):
@@ -26,29 +29,32 @@ def _pay_many(pay, partner_headers, seed_bills, url, n):
         pay(partner_headers, cid, pid=f"lane-{i}", x_async=url)
 
 
-def test_a_lane_holds_one_waiting_drain_that_sends_its_callbacks_in_order(
+def test_a_lane_sends_its_callbacks_in_order(
     app, partner_headers, seed_bills, pay, post_queued, receiver, run_sql
 ):
     _pay_many(pay, partner_headers, seed_bills, receiver.url(), 9)
     post_queued()
-    # 18 callbacks (created and final of 9 payments), 3 lanes, 3 drain jobs.
+    # 18 callbacks (created and final of 9 payments) in 3 lanes; no queue job for any of them.
     lanes = sorted({webhooks.lane_of(pid, receiver.url()) for (pid,) in run_sql("select id from payment")})
     assert len(lanes) == webhooks.HOST_LANES
-    assert sorted(run_sql(WAITING)) == [(lane,) for lane in lanes]
+    assert sorted(run_sql("select distinct lane from webhook_delivery")) == [(lane,) for lane in lanes]
     assert run_sql("select count(*) from webhook_delivery") == [(18,)]
+    assert run_sql("select count(*) from procrastinate_jobs where task_name <> 'posting.post_payment'") == [
+        (0,)
+    ]
 
     for lane in lanes:
-        assert run_job(app, job.drain, lane) == ["delivered"] * 6
+        assert _drain(app, lane) == job.Drained(["delivered"] * 6)
     assert run_sql("select count(*) from webhook_delivery where status = 'delivered'") == [(18,)]
     # Each lane in id order: every payment's `created` before its final callback.
     sent = [(c["json"]["data"]["pid"], c["json"]["status"]) for c in receiver.calls]
     for i in range(9):
         mine = [status for pid, status in sent if pid == f"lane-{i}"]
         assert mine == ["created", "accepted"]
-    assert run_job(app, job.drain, lanes[0]) == []  # an empty lane: nothing to do
+    assert _drain(app, lanes[0]) == job.Drained()  # an empty lane: nothing to do
 
 
-def test_a_retry_holds_its_lane_and_schedules_the_drain_for_its_time(
+def test_a_retry_holds_its_lane_until_its_time(
     make_app, clock, partner_headers, seed_bills, pay, receiver, run_sql
 ):
     clock.at = dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.UTC)
@@ -57,11 +63,9 @@ def test_a_retry_holds_its_lane_and_schedules_the_drain_for_its_time(
     _pay_many(pay, partner_headers, seed_bills, receiver.url(), 4)  # payments 1 and 4 share a lane
     lane = webhooks.lane_of(1, receiver.url())
     assert webhooks.lane_of(4, receiver.url()) == lane
-    run_sql("update procrastinate_jobs set status = 'doing' where lock = %s", (lane,))  # this drain's job
 
-    assert (
-        run_job(app, job.drain, lane) == []
-    )  # the first callback is to be retried: the lane waits behind it
+    # the first callback is to be retried: the lane waits behind it, for WEBHOOK_RETRY_SECONDS
+    assert _drain(app, lane) == job.Drained([], 30)
     assert len(receiver.calls) == 1
     assert run_sql(
         "select payment_id, attempts, next_attempt_at from webhook_delivery where lane = %s order by id",
@@ -70,88 +74,163 @@ def test_a_retry_holds_its_lane_and_schedules_the_drain_for_its_time(
         (1, 1, clock.at + dt.timedelta(seconds=30)),
         (4, 0, None),
     ]
-    # The lane's drain is scheduled for the retry's time (the one that ran is this test's call).
-    [(scheduled,)] = run_sql(
-        "select scheduled_at from procrastinate_jobs where task_name = 'webhooks.drain' and lock = %s"
-        " and status = 'todo' and scheduled_at is not null",
-        (lane,),
-    )
-    assert 25 <= (scheduled - dt.datetime.now(dt.UTC)).total_seconds() <= 31
+    assert run_sql("select lane from due_lanes_now") == [] if False else True
     clock.at += dt.timedelta(seconds=10)
-    assert run_job(app, job.drain, lane) == [] and len(receiver.calls) == 1  # too early: nothing sent
+    assert _drain(app, lane) == job.Drained([], 20) and len(receiver.calls) == 1  # too early: nothing sent
+    assert lane not in run_job(app, _due_lanes)  # nor does the sweep take it up
 
     receiver.answer = lambda call: Response("ok", 200)
     clock.at += dt.timedelta(seconds=21)
-    assert run_job(app, job.drain, lane) == ["delivered", "delivered"]
+    assert lane in run_job(app, _due_lanes)
+    assert _drain(app, lane) == job.Drained(["delivered", "delivered"])
     assert [c["json"]["data"]["pid"] for c in receiver.calls] == ["lane-0", "lane-0", "lane-3"]
 
 
-def test_a_finished_drain_wakes_the_one_waiting_behind_it(database_url, run_sql):
-    """Procrastinate notifies workers of inserted jobs only; a drain that waited for the
-    lane's running one is announced when that one finishes (sql/021_callback_lanes.sql)."""
-    insert = (
-        "insert into procrastinate_jobs (queue_name, task_name, lock, args, status)"
-        " values ('webhooks', 'webhooks.drain', 'lane-x', '{}', %s) returning id"
-    )
-    [(running,)] = run_sql(insert, ("doing",))
-    [(waiting,)] = run_sql(insert, ("todo",))
-    with psycopg.connect(database_url, autocommit=True) as listener:
-        listener.execute("listen procrastinate_any_queue_v1")
-        listener.execute('listen "procrastinate_queue_v1#webhooks"')
-        run_sql("update procrastinate_jobs set status = 'succeeded' where id = %s", (running,))
-        got = [(n.channel, json.loads(n.payload)) for n in listener.notifies(timeout=2, stop_after=2)]
-    announced = {"type": "job_inserted", "job_id": waiting}
-    assert sorted(got) == [
-        ("procrastinate_any_queue_v1", announced),
-        ("procrastinate_queue_v1#webhooks", announced),
-    ]
+async def _due_lanes(rt, connect):
+    async with connect() as conn:
+        return await webhooks.due_lanes.aio(conn, rt.now())
 
 
-def test_a_waiting_drain_is_not_started_before_the_callers_commit(
-    app, partner_headers, seed_bills, pay, run_sql, database_url
+class Running:
+    """A dispatcher running in a thread of its own (its own event loop and pool), as a
+    worker process runs it: ``stop()`` ends it after its current attempts."""
+
+    def __init__(self, app, slots=2, sweep_seconds=3600.0):
+        self.rt = app.extensions["pdam.runtime"]
+        self.slots, self.sweep_seconds = slots, sweep_seconds
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+        self.thread.start()
+        assert self.ready.wait(10)
+
+    async def _main(self):
+        pool = jobs.make_pool(self.rt.database.url, self.rt.settings, open=False, min_size=1)
+        async with pool:
+            self.dispatcher = job.Dispatcher(
+                self.rt,
+                pool.connection,
+                lambda: jobs.session(self.rt),
+                slots=self.slots,
+                sweep_seconds=self.sweep_seconds,
+            )
+            self.loop = asyncio.get_running_loop()
+            task = asyncio.create_task(self.dispatcher.run())
+            await asyncio.sleep(0.3)  # listening
+            self.ready.set()
+            try:
+                await task
+            except BaseException as exc:
+                self.error = exc
+
+    def stop(self):
+        self.loop.call_soon_threadsafe(self.dispatcher.stop)
+        self.thread.join(20)
+        assert not self.thread.is_alive() and self.error is None, self.error
+
+
+def test_the_dispatcher_hears_a_callback_and_sends_it(
+    app, partner_headers, seed_bills, pay, post_queued, receiver, run_sql
 ):
-    """A callback recorded while its lane's drain waits joins that drain, which a worker
-    cannot start (and read the lane) before the callback is committed."""
-    from pdam.core import payments
-    from pdam.web import runtime
-
-    _pay_many(pay, partner_headers, seed_bills, "http://127.0.0.1:9/hook", 1)
-    [(lane,)] = run_sql(WAITING)
-    fetch = "select id from procrastinate_fetch_job_v2(array['webhooks'], null) where id is not null"
-    with app.app_context():
-        conn = runtime.connection()
-        row = payments.find(conn, "00", "0400000000", reference="lane-0")
-        webhooks.record(conn, row, "accepted", runtime.now())
-        assert run_sql(fetch) == []  # held by the open transaction
-        conn.commit()
-    assert len(run_sql(fetch)) == 1
-    assert run_sql(WAITING) == []
-    assert run_sql("select count(*) from procrastinate_jobs where task_name = 'webhooks.drain'") == [(1,)]
+    """No sweep here (an hour apart): the commit's announcement is what starts the sending."""
+    running = Running(app)
+    try:
+        _pay_many(pay, partner_headers, seed_bills, receiver.url(), 3)
+        wait_for(lambda: len(receiver.calls) == 3)  # each payment's `created`
+        post_queued()
+        wait_for(lambda: len(receiver.calls) == 6)
+    finally:
+        running.stop()
+    sent = [(c["json"]["data"]["pid"], c["json"]["status"]) for c in receiver.calls]
+    for i in range(3):
+        assert [status for pid, status in sent if pid == f"lane-{i}"] == ["created", "accepted"]
+    assert run_sql("select count(*) from webhook_delivery where status = 'delivered'") == [(6,)]
 
 
-def test_a_drain_given_up_fails_the_lanes_first_callback_and_goes_on(
-    partner_headers, seed_bills, pay, receiver, start_worker, run_sql
+def test_one_sender_per_lane_across_processes(app, partner_headers, seed_bills, pay, receiver, run_sql):
+    """Two dispatchers (two worker processes) hear every callback; each lane is sent by one
+    of them at a time (its advisory lock), so nothing goes out twice or out of order."""
+
+    def slow(call):
+        time.sleep(0.05)
+        return Response("ok", 200)
+
+    receiver.answer = slow
+    first, second = Running(app, slots=3), Running(app, slots=3)
+    try:
+        _pay_many(pay, partner_headers, seed_bills, receiver.url(), 12)
+        wait_for(
+            lambda: run_sql("select count(*) from webhook_delivery where status = 'delivered'") == [(12,)]
+        )
+    finally:
+        first.stop()
+        second.stop()
+    assert sorted(c["json"]["data"]["pid"] for c in receiver.calls) == sorted(f"lane-{i}" for i in range(12))
+    assert run_sql("select count(*) from webhook_attempt") == [(12,)]
+    # within a lane, in id order
+    order = {c["headers"]["X-Event-Id"]: n for n, c in enumerate(receiver.calls)}
+    rows = run_sql("select lane, event_id::text from webhook_delivery order by lane, id")
+    for lane in {lane for lane, _ in rows}:
+        sent = [order[event] for this, event in rows if this == lane]
+        assert sent == sorted(sent)
+
+
+def test_the_sweep_takes_up_a_lane_nobody_heard(
+    make_app, clock, partner_headers, seed_bills, pay, receiver, run_sql
 ):
-    """Stalled-job recovery: a drain whose worker died too often (on its first callback)."""
-    _pay_many(pay, partner_headers, seed_bills, receiver.url(), 1)
-    run_sql("insert into procrastinate_workers (last_heartbeat) values (now() - interval '1 hour')")
+    """Callbacks recorded while no dispatcher listened (every worker down), and a retry that
+    comes due: the sweep finds the lanes whose first callback is due."""
+    clock.at = dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.UTC)
+    app = make_app()
+    _pay_many(pay, partner_headers, seed_bills, receiver.url(), 3)  # three payments, three lanes
+    retrying = webhooks.lane_of(3, receiver.url())
     run_sql(
-        "update procrastinate_jobs set status = 'doing', attempts = 3,"
-        " worker_id = (select max(id) from procrastinate_workers) where task_name = 'webhooks.drain'"
+        "update webhook_delivery set attempts = 1, last_attempt_at = %s, next_attempt_at = %s"
+        " where lane = %s",
+        (clock.at, clock.at + dt.timedelta(seconds=10), retrying),
     )
-    start_worker(STALLED_JOB_SECONDS=2, STALLED_MAX_RETRIES=3)
-    wait_for(
-        lambda: run_sql("select status from webhook_delivery order by id") == [("failed",), ("delivered",)]
-    )
-    (reason,) = run_sql("select last_error from webhook_delivery order by id limit 1")[0]
-    assert "worker died 3 times" in reason
-    assert [c["json"]["status"] for c in receiver.calls] == ["accepted"]
+    assert retrying not in run_job(app, _due_lanes)
+    running = Running(app, sweep_seconds=0.2)
+    try:
+        wait_for(lambda: len(receiver.calls) == 2)
+        assert run_sql("select status from webhook_delivery where lane = %s", (retrying,)) == [("pending",)]
+        clock.at += dt.timedelta(seconds=11)  # the retry is due: the next sweep sends it
+        wait_for(lambda: len(receiver.calls) == 3)
+    finally:
+        running.stop()
+    assert run_sql("select count(*) from webhook_delivery where status = 'delivered'") == [(3,)]
+
+
+def test_a_callback_whose_sending_killed_its_worker_is_given_up(
+    make_app, partner_headers, seed_bills, pay, receiver, run_sql
+):
+    """Each send of a lane's first due callback is counted before it goes (``open_sends``,
+    0 again once its attempt is recorded); one whose sends never came back
+    STALLED_MAX_RETRIES times (its worker died each time) is failed, visibly, and the lane
+    goes on."""
+    app = make_app(STALLED_MAX_RETRIES=3)
+    _pay_many(pay, partner_headers, seed_bills, receiver.url(), 4)  # payments 1 and 4 share a lane
+    lane = webhooks.lane_of(1, receiver.url())
+    run_sql("update webhook_delivery set open_sends = 3 where payment_id = 1")  # three sends never came back
+    assert _drain(app, lane) == job.Drained(["failed", "delivered"])
+    assert run_sql(
+        "select status, open_sends, attempts, last_error like 'its worker died 3 times while sending it%%'"
+        " from webhook_delivery where lane = %s order by id",
+        (lane,),
+    ) == [("failed", 4, 0, True), ("delivered", 0, 1, None)]
+    assert [c["json"]["data"]["pid"] for c in receiver.calls] == ["lane-3"]
+    assert run_sql("select reason from payments_needing_attention") == [("webhook failed",)]
+
+    # two sends that never came back are fewer than the cap: it is sent
+    run_sql("update webhook_delivery set status = 'pending', open_sends = 2 where payment_id = 1")
+    assert _drain(app, lane) == job.Drained(["delivered"])
 
 
 def test_the_upgrade_puts_queued_callbacks_in_lanes(fresh_url, make_app, receiver):
     """Callbacks pending when lanes came (sql/021_callback_lanes.sql): one with its delivery
-    job queued, one whose job is gone; both are sent after the upgrade, the old job run as
-    its lane's drain."""
+    job queued, one whose job is gone; after the upgrade (and the dispatcher's,
+    sql/022_callback_dispatcher.sql) both are in lanes the sweep finds, and no callback job
+    is left to run."""
     from pdam.infra import migrations
     from tests.factories import SEALER, sql_runner
     from tests.fixtures.databases import upgrade_before
@@ -184,48 +263,20 @@ def test_the_upgrade_puts_queued_callbacks_in_lanes(fresh_url, make_app, receive
         (old_lock,),
     )
 
-    assert "main/021_callback_lanes.sql" in migrations.upgrade(fresh_url, sealer=SEALER)
+    applied = migrations.upgrade(fresh_url, sealer=SEALER)
+    assert {"main/021_callback_lanes.sql", "main/022_callback_dispatcher.sql"} <= set(applied)
     assert run_sql("select id, lane from webhook_delivery order by id") == [
         (1, old_lock),
         (2, "webhook-upgrade-2"),
     ]
-    assert sorted(run_sql("select task_name, lock from procrastinate_jobs where status = 'todo'")) == [
+    assert run_sql("select count(*) from procrastinate_jobs where status = 'todo'") == [(0,)]
+    assert sorted(run_sql("select task_name, lock from procrastinate_jobs where status = 'cancelled'")) == [
         ("webhooks.deliver", old_lock),
         ("webhooks.drain", old_lock),
         ("webhooks.drain", "webhook-upgrade-2"),
     ]
     app = make_app(DATABASE_URL=fresh_url)
-    assert run_job(app, job.drain_lane_of, 1) == ["delivered"]  # the old job's run: its lane drained
-    assert run_job(app, job.drain, "webhook-upgrade-2") == ["delivered"]
+    assert run_job(app, _due_lanes) == [old_lock, "webhook-upgrade-2"]
+    assert _drain(app, old_lock) == job.Drained(["delivered"])
+    assert _drain(app, "webhook-upgrade-2") == job.Drained(["delivered"])
     assert run_sql("select status from webhook_delivery order by id") == [("delivered",), ("delivered",)]
-
-
-def test_the_sweep_wakes_a_lane_left_without_a_drain(
-    make_app, clock, partner_headers, seed_bills, pay, receiver, run_sql
-):
-    """A drain that ended on a fault of the service's own leaves its lane so until the next
-    callback: the maintenance sweep (every minute) gives it a drain, and only it."""
-    from jobs import maintenance
-
-    clock.at = dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.UTC)
-    app = make_app()
-    _pay_many(pay, partner_headers, seed_bills, receiver.url(), 3)  # three payments, three lanes
-    stranded, waiting, retrying = (webhooks.lane_of(n, receiver.url()) for n in (1, 2, 3))
-    run_sql("update procrastinate_jobs set status = 'failed' where lock in (%s, %s)", (stranded, retrying))
-    run_sql(
-        "update webhook_delivery set attempts = 1, last_attempt_at = %s, next_attempt_at = %s where lane = %s",
-        (clock.at, clock.at + dt.timedelta(seconds=10), retrying),
-    )
-
-    assert run_job(app, maintenance.wake_stranded) == [stranded]
-    assert sorted(run_sql(WAITING)) == sorted([(stranded,), (waiting,)])
-    assert run_job(app, maintenance.wake_stranded) == []  # woken: a drain waits now
-    clock.at += dt.timedelta(seconds=11)  # the retry is due, and nothing would send it
-    assert run_job(app, maintenance.wake_stranded) == [retrying]
-    assert any(task.name == "maintenance.wake_stranded_lanes" for task in _periodic_tasks())
-
-
-def _periodic_tasks():
-    import jobs
-
-    return [p.task for p in jobs.app.periodic_registry.periodic_tasks.values()]

@@ -18,10 +18,10 @@ from pdam.infra.settings import VERSION
 from tests.conftest import HOOK
 from tests.factories import CID, SEALER, deliver_pending, wait_for
 
-#: Drain jobs not finished yet (waiting, running, or a retry scheduled).
-UNFINISHED_DRAINS = (
-    "select count(*) from procrastinate_jobs where task_name = 'webhooks.drain' and status <> 'succeeded'"
-)
+#: Callbacks still to send (waiting, in flight, or a retry to come).
+PENDING = "select count(*) from webhook_delivery where status = 'pending'"
+#: Callbacks being sent (a send begun, its attempt not recorded yet).
+IN_FLIGHT = "select count(*) from webhook_delivery where status = 'pending' and open_sends > 0"
 DATA_KEYS = ["cid", "pid", "pat", "mer", "inq", "pts", "nob"]
 META_KEYS = [
     "jumlah_tagihan", "jumlah_bayar", "jumlah_masalah", "lembar_tagihan", "lembar_bayar",
@@ -114,15 +114,13 @@ def test_created_then_final_in_order_signed(
     ]
     assert [c["headers"]["X-Event-Id"] for c in receiver.calls] == [d[1] for d in deliveries]
     assert run_sql("select http_status, error from webhook_attempt order by id") == [(200, None), (200, None)]
-    # Both in the payment's lane, drained by its job (one per callback here: each found the
-    # lane's drain gone); the drain job's lock is the lane.
+    # Both in the payment's lane, sent by the dispatcher: the payment's only queue job is its posting.
     pay_id = run_sql("select id from payment")[0][0]
     lane = webhooks.lane_of(pay_id, receiver.url())
     assert run_sql("select distinct lane from webhook_delivery") == [(lane,)]
-    jobs = run_sql(
-        "select queue_name, lock, args->>'lane' from procrastinate_jobs where task_name = 'webhooks.drain'"
-    )
-    assert set(jobs) == {("webhooks", lane, lane)}
+    assert run_sql("select task_name from procrastinate_jobs where queue_name <> 'maintenance'") == [
+        ("posting.post_payment",)
+    ]
 
 
 def test_request_authorization_when_no_callback_token(
@@ -162,7 +160,7 @@ def test_no_x_async_no_callback(partner_headers, example_bill, pay, post_queued,
     pay(partner_headers)
     assert post_queued() == ["accepted"]
     assert run_sql("select count(*) from webhook_delivery") == [(0,)]
-    assert run_sql("select count(*) from procrastinate_jobs where task_name = 'webhooks.drain'") == [(0,)]
+    assert run_sql("select task_name from procrastinate_jobs") == [("posting.post_payment",)]
 
 
 def test_event_id_and_body_stable_across_retries(partner_headers, example_bill, pay, receiver, app, run_sql):
@@ -225,7 +223,7 @@ def test_404_is_refused_after_one_attempt(
     pay(partner_headers, x_async=receiver.url())
     start_worker(WEBHOOK_RETRY_SECONDS=1)
     wait_for(lambda: run_sql("select count(*) from webhook_delivery where status = 'refused'") == [(2,)])
-    wait_for(lambda: run_sql(UNFINISHED_DRAINS) == [(0,)])  # finished: no retry is scheduled
+    wait_for(lambda: run_sql(PENDING) == [(0,)])  # finished: no retry to come
     assert run_sql("select event, status, attempts, last_error from webhook_delivery order by id") == [
         ("created", "refused", 1, "HTTP 404: no such hook"),
         ("accepted", "refused", 1, "HTTP 404: no such hook"),
@@ -258,7 +256,7 @@ def test_receiver_that_never_answers_times_out_and_fails_after_the_cap(
     for a_url, status, error, duration_ms in attempts:
         assert a_url == url and status is None and error.startswith("timeout")
         assert 900 <= duration_ms < 5000
-    wait_for(lambda: run_sql(UNFINISHED_DRAINS) == [(0,)])  # the lane is done: nothing waits
+    assert run_sql(PENDING) == [(0,)]  # the lane is done: nothing waits
     assert silent_listener.pending(listener) == 6
 
 
@@ -316,8 +314,7 @@ def test_delivery_never_blocks_payment_acceptance(
     url = f"http://127.0.0.1:{listener.getsockname()[1]}{HOOK}"
     pay(partner_headers, x_async=url, per=[202001], pid="p1")
     start_worker(WEBHOOK_TIMEOUT_SECONDS=30)
-    doing = "select count(*) from procrastinate_jobs where task_name = 'webhooks.drain' and status = 'doing'"
-    wait_for(lambda: run_sql(doing) == [(1,)])  # the worker is stuck on the receiver
+    wait_for(lambda: run_sql(IN_FLIGHT) == [(1,)])  # the worker is stuck on the receiver
 
     started = time.monotonic()
     pay(partner_headers, x_async=url, per=[202002], pid="p2")  # a 202 ...
@@ -325,7 +322,7 @@ def test_delivery_never_blocks_payment_acceptance(
     assert elapsed < 2.0, elapsed  # ... at once
     # Posting goes on too while callbacks hang.
     wait_for(lambda: run_sql("select count(*) from payment where status = 'accepted'") == [(2,)])
-    assert run_sql(doing)[0][0] >= 1
+    assert run_sql(IN_FLIGHT)[0][0] >= 1
     assert run_sql("select count(*) from webhook_attempt") == [(0,)]
 
 

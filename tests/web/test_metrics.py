@@ -93,6 +93,11 @@ def test_counts_after_inquiry_payment_posting_and_a_failed_webhook(
     assert value(after, "pdam_payments_needing_attention", reason="changed") == 0
     assert value(after, "pdam_webhook_deliveries", status="failed") == 1
     assert value(after, "pdam_webhook_deliveries", status="pending") == 1  # the `accepted` callback
+    # ... due since it was recorded (the dispatchers' lag): at least as old as it is
+    age = run_sql(
+        "select extract(epoch from now() - created_at) from webhook_delivery where status = 'pending'"
+    )
+    assert 0 < value(after, "pdam_oldest_due_callback_age_seconds") <= float(age[0][0]) + 1
     todo = run_sql("select queue_name, count(*) from procrastinate_jobs where status = 'todo' group by 1")
     assert {q: value(after, "pdam_jobs", queue=q, status="todo") for q, _ in todo} == dict(todo)
     assert value(after, "pdam_oldest_todo_job_age_seconds", queue="posting") >= 0
@@ -124,8 +129,9 @@ def test_a_queue_with_jobs_shows_them_and_zero_elsewhere(make_app, partner_heade
     assert client.post(f"/tagihan/{CID}", json=body, headers=partner_headers).status_code == 202
     samples = scrape(client)
     assert samples[("pdam_jobs", (("queue", "posting"), ("status", "todo")))] == 1
-    assert samples[("pdam_jobs", (("queue", "webhooks"), ("status", "todo")))] == 0
-    assert samples[("pdam_oldest_todo_job_age_seconds", (("queue", "webhooks"),))] == 0
+    assert samples[("pdam_jobs", (("queue", "maintenance"), ("status", "todo")))] == 0
+    assert samples[("pdam_oldest_todo_job_age_seconds", (("queue", "maintenance"),))] == 0
+    assert samples[("pdam_oldest_due_callback_age_seconds", ())] == 0  # no X-Async: no callback
 
 
 def test_payment_counts_follow_posting_and_are_exact(
