@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 
 #: Deliveries a drain reads at a time.
 BATCH = 50
+#: A lane drained here stays this process's (its lock and its receiver's connection kept)
+#: this long after its drain ends: a busy lane is not taken and let go for every callback.
+HOLD_SECONDS = 2.0
 #: A dispatcher that lost the database starts again after this pause, doubled while it stays away.
 RESTART_PAUSE, RESTART_PAUSE_MAX = 0.5, 5.0
 #: A drain that ran this long lets its lane go to the back of the dispatcher's queue
@@ -54,17 +57,29 @@ class Drained:
     again_in: float | None = None
 
 
-async def drain(rt: Runtime, connect: Connect, lane: str, stopping: Callable[[], bool] = bool) -> Drained:
+async def drain(
+    rt: Runtime,
+    connect: Connect,
+    lane: str,
+    stopping: Callable[[], bool] = bool,
+    sender: http.Sender | None = None,
+) -> Drained:
     """Send ``lane``'s pending deliveries in order, one attempt each, over a kept-alive
-    connection to their receiver (``http.Sender``). Ends when the lane is empty; when its
+    connection to their receiver (``sender``, else one of its own). Ends when the lane is empty; when its
     first delivery must wait (a retry: the lane waits behind it, keeping each payment's
     callbacks in order); after DRAIN_SECONDS; or when ``stopping()`` (checked between
     attempts). The caller must be the lane's sender (``webhooks.take_lane``). A database
     that cannot be reached raises ``Retry``; a delivery that cannot be sent for any other
     reason is marked failed and the lane goes on; one whose sending killed its worker
     STALLED_MAX_RETRIES times is given up."""
-    with http.Sender(allow_private=rt.settings["WEBHOOK_ALLOW_PRIVATE_NETWORKS"]) as sender:
+    if sender is not None:
         return await _drain(rt, connect, lane, sender, stopping)
+    with _sender(rt) as own:
+        return await _drain(rt, connect, lane, own, stopping)
+
+
+def _sender(rt: Runtime) -> http.Sender:
+    return http.Sender(allow_private=rt.settings["WEBHOOK_ALLOW_PRIVATE_NETWORKS"])
 
 
 async def _drain(
@@ -142,7 +157,7 @@ async def _database(rt: Runtime, connect: Connect, planned, *args, commit: bool 
 async def deliver(rt: Runtime, connect: Connect, delivery_id: int) -> str:
     """One attempt of delivery ``delivery_id`` (``attempt``)."""
     row = await _database(rt, connect, webhooks.load, delivery_id, rt.sealer)
-    with http.Sender(allow_private=rt.settings["WEBHOOK_ALLOW_PRIVATE_NETWORKS"]) as sender:
+    with _sender(rt) as sender:
         return await attempt(rt, connect, row, sender)
 
 
@@ -222,9 +237,10 @@ class Dispatcher:
     session of its own), lanes due (a sweep every ``sweep_seconds``) and retries (at their
     time) queue for one of ``slots`` slots; a slot takes the lane (``webhooks.take_lane`` on
     a second session: across every process, one sender per lane), drains it (``drain``, on
-    ``connect``'s pool) and lets it go. A lane announced while it drains here is looked at
-    again when it is done; one drained by another process is that process's to look at
-    again (it heard the same announcement). ``run`` until ``stop``; the sessions come from
+    ``connect``'s pool) and keeps it HOLD_SECONDS more (its lock and its receiver's
+    kept-alive connection: a busy lane is taken once, not for every callback), then lets it
+    go. A lane announced while it drains here is looked at again when it is done; one held
+    by another process is that process's to look at (it heard the same announcement). ``run`` until ``stop``; the sessions come from
     ``session()`` (autocommit)."""
 
     def __init__(
@@ -250,6 +266,9 @@ class Dispatcher:
         self._ending = False
         self._timers: set[asyncio.TimerHandle] = set()
         self._locks: psycopg.AsyncConnection | None = None
+        #: Lanes held here between drains: their receiver's connection, and when to let go.
+        self._held: dict[str, tuple[http.Sender, asyncio.TimerHandle]] = {}
+        self._leaving: set[asyncio.Task] = set()
 
     def poke(self, lane: str) -> None:
         """``lane`` may have a callback due: queue it for a slot (once), or have the drain
@@ -307,7 +326,10 @@ class Dispatcher:
                     timer.cancel()
                 for _ in slots:
                     self.ready.put_nowait(None)  # an idle slot's signal to end
-                await asyncio.gather(*slots, *helpers, stopped, return_exceptions=True)
+                await asyncio.gather(*slots, *helpers, stopped, *self._leaving, return_exceptions=True)
+                for sender, timer in self._held.values():  # their locks go with the session
+                    timer.cancel()
+                    sender.close()
 
     async def _hear(self, listener: psycopg.AsyncConnection) -> None:
         async for note in listener.notifies():
@@ -333,21 +355,42 @@ class Dispatcher:
                 self._later(0.0 if poked else again_in, lane)
 
     async def _send(self, lane: str) -> tuple[bool, float | None]:
-        """Take ``lane``, drain it, let it go: (True, when it has a callback due again), or
-        (False, None) when another process is its sender (that one looks again when done)."""
-        if not await webhooks.take_lane.aio(self._locks, lane):
+        """Take ``lane`` (unless held here already), drain it, hold it: (True, when it has a
+        callback due again), or (False, None) when another process is its sender (that one
+        looks again when done)."""
+        if lane in self._held:
+            sender, timer = self._held.pop(lane)
+            timer.cancel()
+        elif await webhooks.take_lane.aio(self._locks, lane):
+            sender = _sender(self.rt)
+        else:
             return False, None
         try:
-            return True, await self._drain(lane)
-        finally:
-            with contextlib.suppress(psycopg.Error):
-                await webhooks.leave_lane.aio(self._locks, lane)
+            again_in = await self._drain(lane, sender)
+        except BaseException:
+            sender.close()
+            await self._leave(lane)
+            raise
+        self._held[lane] = (sender, asyncio.get_running_loop().call_later(HOLD_SECONDS, self._let_go, lane))
+        return True, again_in
 
-    async def _drain(self, lane: str) -> float | None:
+    def _let_go(self, lane: str) -> None:
+        """A lane held HOLD_SECONDS without a drain: close its connection, leave it."""
+        sender, _ = self._held.pop(lane)
+        sender.close()
+        task = asyncio.create_task(self._leave(lane))
+        self._leaving.add(task)
+        task.add_done_callback(self._leaving.discard)
+
+    async def _leave(self, lane: str) -> None:
+        with contextlib.suppress(psycopg.Error):  # a lost session let go of it already
+            await webhooks.leave_lane.aio(self._locks, lane)
+
+    async def _drain(self, lane: str, sender: http.Sender) -> float | None:
         """Drain ``lane``; when it has a callback due again. A fault (the database) brings
         it back after WEBHOOK_RETRY_SECONDS."""
         try:
-            return (await drain(self.rt, self.connect, lane, lambda: self._ending)).again_in
+            return (await drain(self.rt, self.connect, lane, lambda: self._ending, sender)).again_in
         except Exception as exc:
             if not isinstance(exc, errors.Retry):
                 log.exception("callback lane %s: drain failed", lane)

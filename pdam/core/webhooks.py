@@ -174,8 +174,10 @@ def pending(
     db: port.Db, lane: str, sealer: Sealer, now: dt.datetime, *, after: int = 0, limit: int = 50
 ) -> Plan[list[Delivery]]:
     """The first ``limit`` pending deliveries of ``lane`` after delivery ``after``, in
-    order, ready to send; the first one, if due, counts a send (the caller commits)."""
-    rows = yield port.fetch(Q["pending"], {"lane": lane, "after": after, "limit": limit, "now": now})
+    order, ready to send; the first one, if due, counts a send (one statement, committed by
+    itself when no transaction is open)."""
+    params = {"lane": lane, "after": after, "limit": limit, "now": now}
+    rows = yield port.fetch(Q["pending"], params, alone=True)
     return [_opened(row, sealer) for row in rows]
 
 
@@ -228,8 +230,8 @@ def record_attempt(
     next_attempt_at: dt.datetime | None = None,
 ) -> Plan[bool]:
     """Record one attempt and the delivery's new status (a pending one's next attempt not
-    before ``next_attempt_at``); False when another run recorded this delivery meanwhile
-    (its answer stands)."""
+    before ``next_attempt_at``), in one statement (committed by itself when no transaction
+    is open); False when another run recorded this delivery meanwhile (its answer stands)."""
     recorded = yield port.count(
         Q["record"],
         {
@@ -244,6 +246,7 @@ def record_attempt(
             "delivered_at": at if status == DELIVERED else None,
             "next_attempt_at": next_attempt_at if status == PENDING else None,
         },
+        alone=True,
     )
     return recorded == 1
 

@@ -35,7 +35,7 @@ where d.id = :id
 -- pending --
 -- A lane's first pending deliveries after :after in order, as `load` gives one. The first,
 -- when it is due, counts an open send (before it is sent: a send that kills its worker
--- stays counted); the caller commits.
+-- stays counted); one statement, committed by itself (`alone`).
 with head as (
     update webhook_delivery set open_sends = open_sends + 1
     where id = (
