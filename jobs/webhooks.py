@@ -7,7 +7,7 @@ No queue job sends a callback: each worker process runs a dispatcher beside its
 Procrastinate run loop, on the same pool. It hears every lane announced when a callback
 commits (LISTEN), takes the lane (an advisory lock on a session of its own: one sender per
 lane across every process, let go if the process dies), drains it on one of
-WEBHOOK_CONCURRENCY slots and lets it go; a retry comes back at its time, and a sweep
+WEBHOOK_CONCURRENCY slots and holds it HOLD_SECONDS more; a retry comes back at its time, and a sweep
 finds any lane whose first callback is due (missed while no dispatcher listened, or left by
 a worker that died). The HTTP call alone runs in a thread (urllib3, guarded and bounded by
 WEBHOOK_TIMEOUT_SECONDS), and no pool connection is held while it runs.

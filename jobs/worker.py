@@ -3,9 +3,9 @@ posting and maintenance, and the callback dispatcher beside it, on slots of thei
 (``bulkheads``).
 
 Procrastinate stops its worker when it loses the database (its listener or a side
-task fails, and ``run_worker`` returns); the dispatcher ends when it loses one of its
-sessions. This process does not end then: it opens the App again and starts both again
-after a short pause (``RESTART_PAUSE``, doubling
+task fails, and ``run_worker`` returns); the dispatcher starts its own sessions again by
+itself, and stops with the run loop. This process does not end then: it opens the App
+again and starts both again after a short pause (``RESTART_PAUSE``, doubling
 up to ``RESTART_PAUSE_MAX`` while the database stays away), until SIGTERM or SIGINT
 stops it gracefully. So a failover (the standby promoted, ``DATABASE_URL`` listing both
 hosts) or a restarted server is picked up without anyone restarting the worker. The
