@@ -70,15 +70,16 @@ def make_pool(url: str, conf, **kwargs) -> psycopg_pool.AsyncConnectionPool:
     connection: a worker that lost its database stops within that time (instead of the
     pool's default 30 s) and its supervisor restarts it. Its connections get the session
     of the web's (``db.session_options``: timeouts, UTC): posting runs on them. A connection
-    the server closed (a restart) is replaced before use: Procrastinate's connector gives
-    its pool psycopg_pool's ``check_connection`` (an empty query); ``db.check_async`` (no
-    round trip) where no check is given. Every task runs on it (posting, callbacks,
-    maintenance: one driver, one pool), so it has a connection for every slot of both run
-    loops, and two for the queue's own work; a drain holds one only while it reads or
-    records, never during the HTTP call."""
+    the server closed (a restart) is replaced before use by ``db.check_async``, which reads
+    the socket without a round trip, whatever check is asked for (Procrastinate's connector
+    asks for psycopg_pool's ``check_connection``: an empty query on every checkout, some
+    seven a payment). Everything runs on it (posting, the callback dispatcher's drains,
+    maintenance: one driver, one pool), so it has a connection for every posting slot and
+    callback slot, and two for the queue's own work; a drain holds one only while it reads
+    or records, never during the HTTP call."""
     timeout = 5 * max(1, conf["DB_CONNECT_TIMEOUT"])
     session = {"options": db.session_options(conf)}
-    kwargs.setdefault("check", db.check_async)
+    kwargs["check"] = db.check_async
     kwargs.setdefault("min_size", 2)
     kwargs.setdefault("max_size", conf["WORKER_CONCURRENCY"] + conf["WEBHOOK_CONCURRENCY"] + 2)
     return psycopg_pool.AsyncConnectionPool(conninfo=url, timeout=timeout, kwargs=session, **kwargs)

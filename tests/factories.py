@@ -139,8 +139,6 @@ def run_job(app, fn, *args, **kwargs):
     it: on the app's runtime and a pool configured like the worker's."""
     import asyncio
 
-    import psycopg_pool
-
     import jobs
 
     rt = app.extensions["pdam.runtime"]
@@ -152,7 +150,6 @@ def run_job(app, fn, *args, **kwargs):
             open=False,
             min_size=1,
             max_size=2,
-            check=psycopg_pool.AsyncConnectionPool.check_connection,
         )
         async with pool:
             return await fn(rt, pool.connection, *args, **kwargs)

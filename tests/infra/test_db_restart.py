@@ -94,6 +94,7 @@ def test_the_job_servers_pool_replaces_dead_connections(private_server, private_
             )
             await connector.open_async()
             pool, close = connector.pool, connector.close_async
+            assert pool._check is db.check_async  # not the empty query Procrastinate asks for
         else:
             pool = jobs.make_pool(private_database, app.config, min_size=2, max_size=2, open=False)
             await pool.open(wait=True)
