@@ -175,6 +175,30 @@ def test_one_sender_per_lane_across_processes(app, partner_headers, seed_bills, 
         assert sent == sorted(sent)
 
 
+def test_a_dispatcher_that_loses_the_database_starts_again(
+    app, partner_headers, seed_bills, pay, receiver, run_sql, caplog
+):
+    """Its sessions cut (a restart, a failover): the dispatcher opens new ones after a pause
+    and its first sweep finds what was recorded meanwhile; posting's run loop is not
+    touched (no restart of the App)."""
+    running = Running(app, sweep_seconds=0.2)
+    try:
+        _pay_many(pay, partner_headers, seed_bills, receiver.url(), 1)
+        wait_for(lambda: len(receiver.calls) == 1)
+        cut = run_sql(
+            "select count(pg_terminate_backend(pid)) from pg_stat_activity"
+            " where datname = current_database() and pid <> pg_backend_pid() and backend_type = 'client backend'"
+        )
+        assert cut[0][0] >= 2  # its LISTEN and its lanes' sessions, at least
+        wait_for(lambda: "callback dispatcher lost the database" in caplog.text)
+        seed_bills.simple("0400000001", ["202401"])
+        pay(partner_headers, "0400000001", pid="lane-1", x_async=receiver.url())
+        wait_for(lambda: len(receiver.calls) == 2)
+    finally:
+        running.stop()
+    assert [c["json"]["data"]["pid"] for c in receiver.calls] == ["lane-0", "lane-1"]
+
+
 def test_the_sweep_takes_up_a_lane_nobody_heard(
     make_app, clock, partner_headers, seed_bills, pay, receiver, run_sql
 ):
