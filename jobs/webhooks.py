@@ -65,8 +65,8 @@ async def drain(
     sender: http.Sender | None = None,
 ) -> Drained:
     """Send ``lane``'s pending deliveries in order, one attempt each, over a kept-alive
-    connection to their receiver (``sender``, else one of its own). Ends when the lane is empty; when its
-    first delivery must wait (a retry: the lane waits behind it, keeping each payment's
+    connection to their receiver (``sender``, else one of its own). Ends when the lane is
+    empty; when its first delivery must wait (a retry: the lane waits behind it, keeping each payment's
     callbacks in order); after DRAIN_SECONDS; or when ``stopping()`` (checked between
     attempts). The caller must be the lane's sender (``webhooks.take_lane``). A database
     that cannot be reached raises ``Retry``; a delivery that cannot be sent for any other
@@ -240,8 +240,8 @@ class Dispatcher:
     ``connect``'s pool) and keeps it HOLD_SECONDS more (its lock and its receiver's
     kept-alive connection: a busy lane is taken once, not for every callback), then lets it
     go. A lane announced while it drains here is looked at again when it is done; one held
-    by another process is that process's to look at (it heard the same announcement). ``run`` until ``stop``; the sessions come from
-    ``session()`` (autocommit)."""
+    by another process is that process's to look at (it heard the same announcement).
+    ``run`` until ``stop``; the sessions come from ``session()`` (autocommit)."""
 
     def __init__(
         self,
