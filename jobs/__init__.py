@@ -89,23 +89,19 @@ def ledger_connection(rt: Runtime) -> Awaitable[psycopg.AsyncConnection]:
     """A connection of its own to a separate billing ledger (``BILLING_DATABASE_URL``), with
     the session of the pool's; ``async with await ledger_connection(rt)`` commits at the end
     of the block, rolls back on error."""
-    conf = rt.settings
-    return psycopg.AsyncConnection.connect(
-        rt.database.ledger_url,
-        connect_timeout=conf["DB_CONNECT_TIMEOUT"],
-        options=db.session_options(conf),
-    )
+    return _connect(rt.database.ledger_url, rt.settings)
 
 
 def session(rt: Runtime) -> Awaitable[psycopg.AsyncConnection]:
     """A session of its own on the payments database (autocommit), for what lives as long
     as the connection: the callback dispatcher's LISTEN and its lanes' advisory locks."""
-    conf = rt.settings
+    return _connect(rt.database.url, rt.settings, autocommit=True)
+
+
+def _connect(url: str, conf, **kwargs) -> Awaitable[psycopg.AsyncConnection]:
+    """An async connection of its own on ``url``, with the pool's session and connect timeout."""
     return psycopg.AsyncConnection.connect(
-        rt.database.url,
-        autocommit=True,
-        connect_timeout=conf["DB_CONNECT_TIMEOUT"],
-        options=db.session_options(conf),
+        url, connect_timeout=conf["DB_CONNECT_TIMEOUT"], options=db.session_options(conf), **kwargs
     )
 
 

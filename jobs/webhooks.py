@@ -86,6 +86,10 @@ async def _drain(
     rt: Runtime, connect: Connect, lane: str, sender: http.Sender, stopping: Callable[[], bool]
 ) -> Drained:
     started = time.monotonic()
+
+    def turn_over() -> bool:  # between attempts: the lane's turn is over, or the dispatcher stops
+        return time.monotonic() - started > DRAIN_SECONDS or stopping()
+
     drained = Drained()
     after = 0
     while True:
@@ -95,7 +99,7 @@ async def _drain(
             rt, connect, webhooks.pending, lane, rt.sealer, now, after=after, limit=BATCH, commit=True
         )
         for row in batch:
-            if row.id != batch[0].id and (time.monotonic() - started > DRAIN_SECONDS or stopping()):
+            if row.id != batch[0].id and turn_over():
                 drained.again_in = 0.0
                 return drained
             wait = (row.next_attempt_at - now).total_seconds() if row.next_attempt_at else 0
@@ -116,7 +120,7 @@ async def _drain(
             now = rt.now()
         if len(batch) < BATCH:  # a callback recorded since is announced to the dispatcher
             return drained
-        if time.monotonic() - started > DRAIN_SECONDS or stopping():
+        if turn_over():
             drained.again_in = 0.0
             return drained
 

@@ -141,4 +141,4 @@ def resend(
             f"event {found} was resent {RESENDS_PER_HOUR} times in the last hour; retry in {max(1, round(wait))} s",
             wait,
         )
-    return (yield from webhooks.resend_delivery(db, last, now))
+    return (yield from webhooks.resend_delivery(last, now))

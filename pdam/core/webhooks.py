@@ -111,10 +111,10 @@ def resend(db: port.Db, nob: str, now: dt.datetime, event_id: str | None = None)
         last = yield port.one(Q["last_delivery_of_event"], {"id": pay.id, "event_id": event_id})
         if last is None:
             raise errors.NotFound(f"payment {nob} has no callback with event id {event_id}")
-    return (yield from resend_delivery(db, last, now))
+    return (yield from resend_delivery(last, now))
 
 
-def resend_delivery(db: port.Db, last, now: dt.datetime) -> Plan[Resent]:
+def resend_delivery(last, now: dt.datetime) -> Plan[Resent]:
     """A new delivery copying delivery ``last`` (its ``id``, ``payment_id``, ``event``,
     ``event_id``, ``url``), in its lane behind the payment's other callbacks (a plan's step)."""
     lane = lane_of(last.payment_id, last.url)
