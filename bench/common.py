@@ -167,16 +167,35 @@ p as (
            upper(substr(i.token, 1, 20)), %(partner)s || lpad(row_number() over ()::text, 10, '0'),
            i.created_at, 'accepted', i.created_at + interval '1 second', 48800, '{202001}', '{}'
     from i
-    returning id, customer_id
+    returning id, customer_id, accepted_at
+),
+pp as (
+    insert into payment_period (payment_id, customer_id, period, paid)
+    select id, customer_id, '202001', true from p
+),
+-- each payment's posting job, done, as the queue keeps them
+j as (
+    insert into procrastinate_jobs (queue_name, task_name, args, status, attempts, scheduled_at)
+    select 'posting', 'posting.post_payment', jsonb_build_object('payment_id', id), 'succeeded', 1, null
+    from p
+),
+-- and its two callbacks (created, accepted), each delivered at the first attempt
+d as (
+    insert into webhook_delivery (payment_id, event, url, body, status, attempts, created_at,
+                                  first_attempt_at, last_attempt_at, delivered_at)
+    select p.id, e.event, 'http://127.0.0.1:9/callback', '{}', 'delivered', 1,
+           p.accepted_at, p.accepted_at, p.accepted_at, p.accepted_at
+    from p cross join (values ('created'), ('accepted')) as e(event)
+    returning id, url, created_at
 )
-insert into payment_period (payment_id, customer_id, period, paid)
-select id, customer_id, '202001', true from p
+insert into webhook_attempt (delivery_id, attempted_at, url, http_status, duration_ms)
+select id, created_at, url, 200, 3 from d
 """
 
 
 def seed_history(setup: Setup, partner: str, count: int) -> None:
-    """``count`` payments of an earlier day, posted (with their inquiries and periods), as a
-    service that has run for a while holds them. Plans made on empty tables that then
+    """``count`` payments of an earlier day, posted (with their inquiries, periods, posting
+    jobs and delivered callbacks), as a service that has run for a while holds them. Plans made on empty tables that then
     grow by thousands of rows a minute scan them until autovacuum's first ANALYZE; with a
     history the statistics describe tables like production's, as after that ANALYZE."""
     day = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0) - dt.timedelta(days=2)
