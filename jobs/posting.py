@@ -24,13 +24,16 @@ from . import Connect, RetryOnType, app, current, ledger_connection
 log = logging.getLogger(__name__)
 
 
-async def run(rt: Runtime, connect: Connect, payment_id: int, attempt: int) -> str:
+async def run(
+    rt: Runtime, connect: Connect, payment_id: int, attempt: int, callback: bool | None = None
+) -> str:
     """One posting attempt on a connection from ``connect`` (the worker's pool:
     ``app.connector.pool.connection``, which rolls the block's work back on error); return
     the payment's status. The posting and its final callback commit together; a payment
     without a callback is posted by one statement committed on its own (``posting.post``'s
     ``post_alone``). With a separate billing ledger the ledger has a connection of its own,
-    committed first: a crash before ours is recognised on retry.
+    committed first: a crash before ours is recognised on retry. ``callback``: whether the
+    payment has a callback, when its job says so (``posting.post``).
 
     Bounded by ``REQUEST_DEADLINE_SECONDS``: past it the attempt is cancelled (psycopg sends
     the server a cancel when the task is cancelled) and ends as one that can pass; a commit
@@ -50,7 +53,7 @@ async def run(rt: Runtime, connect: Connect, payment_id: int, attempt: int) -> s
                 try:
                     # a statement committed alone (``post_alone``) commits inside settle
                     with deadline.confirm_commit(notices):
-                        result = await _settle(rt, conn, payment_id, attempt)
+                        result = await _settle(rt, conn, payment_id, attempt, callback)
                         await conn.commit()
                 finally:
                     conn.remove_notice_handler(notices)
@@ -63,12 +66,12 @@ async def run(rt: Runtime, connect: Connect, payment_id: int, attempt: int) -> s
 
 
 async def _settle(
-    rt: Runtime, conn: psycopg.AsyncConnection, payment_id: int, attempt: int
+    rt: Runtime, conn: psycopg.AsyncConnection, payment_id: int, attempt: int, callback: bool | None
 ) -> posting.Posted:
     """``posting.settle`` on ``conn``; a separate ledger's work on its own connection,
     committed (and confirmed) before ``conn``'s."""
     if not rt.database.separate_ledger:
-        return await posting.settle.aio(conn, None, payment_id, rt.now(), attempt)
+        return await posting.settle.aio(conn, None, payment_id, rt.now(), attempt, callback)
     ledger_notices = deadline.Notices()
     async with await ledger_connection(rt) as ledger:
         ledger.add_notice_handler(ledger_notices)
@@ -116,5 +119,10 @@ async def _flag_stuck(rt: Runtime, connect: Connect, payment_id: int, reason: st
     pass_context=True,
     retry=RetryOnType("POSTING_RETRY_SECONDS"),
 )
-async def post_payment(context: procrastinate.JobContext, payment_id: int) -> str:
-    return await run(current(), app.connector.pool.connection, payment_id, context.job.attempts + 1)
+async def post_payment(
+    context: procrastinate.JobContext, payment_id: int, callback: bool | None = None
+) -> str:
+    """``callback`` (whether the payment has one) is absent from jobs queued before it
+    existed and from ``payment requeue``'s."""
+    attempt = context.job.attempts + 1
+    return await run(current(), app.connector.pool.connection, payment_id, attempt, callback)

@@ -180,7 +180,9 @@ def accept(
     if recorded is None:
         raise _numbers_used_up(partner_code, day)
     payment = Payment.from_row(recorded)
-    yield port.defer(queue.POST_PAYMENT, queue=queue.POSTING_QUEUE, payment_id=payment.id)
+    yield port.defer(
+        queue.POST_PAYMENT, queue=queue.POSTING_QUEUE, payment_id=payment.id, callback=bool(callback.url)
+    )
     return Accepted(payment, replayed=False)
 
 

@@ -57,7 +57,9 @@ class Posted:
 
 
 @port.plan
-def post(db: port.Db, ledger, payment_id: int, now: dt.datetime, attempt: int = 1) -> Plan[Posted]:
+def post(
+    db: port.Db, ledger, payment_id: int, now: dt.datetime, attempt: int = 1, callback: bool | None = None
+) -> Plan[Posted]:
     """Apply payment ``payment_id``; ``ledger``: the billing ledger's connection (None, or
     the same connection: the ledger is in this database). With a separate ledger the
     caller commits ``ledger`` before ``db``.
@@ -66,14 +68,15 @@ def post(db: port.Db, ledger, payment_id: int, now: dt.datetime, attempt: int = 
     with its outcome: it is posted by one statement that commits by itself (``post_alone``,
     one round trip instead of three, when no transaction is open yet). Any other payment is
     posted in the caller's transaction, which the caller commits with the callback it
-    records (``finish``).
+    records (``finish``). ``callback``: whether the payment has one, when known (its posting
+    job says so): True skips the statement alone, which would find nothing to post.
 
     A sandbox payment is posted against the sandbox's test customers, never the ledger
     (``post_payment_v2``); ``attempt`` (the job's, from 1) is what its "ledger unreachable"
     customer counts."""
     params = {"id": payment_id, "now": now, "attempt": attempt}
     if db.same(ledger):
-        row = yield port.one(Q["post_alone"], params, alone=True)
+        row = None if callback else (yield port.one(Q["post_alone"], params, alone=True))
         if row is None:
             row = yield port.one(Q["post"], params)
     else:
@@ -84,11 +87,13 @@ def post(db: port.Db, ledger, payment_id: int, now: dt.datetime, attempt: int = 
 
 
 @port.plan
-def settle(db: port.Db, ledger, payment_id: int, now: dt.datetime, attempt: int = 1) -> Plan[Posted]:
+def settle(
+    db: port.Db, ledger, payment_id: int, now: dt.datetime, attempt: int = 1, callback: bool | None = None
+) -> Plan[Posted]:
     """``post``, and the final callback of a payment this run finished, recorded in the
     posting's transaction (the job server's attempt; the caller commits, a separate
     ``ledger`` first)."""
-    result = yield from post.plan(db, ledger, payment_id, now, attempt)
+    result = yield from post.plan(db, ledger, payment_id, now, attempt, callback)
     if result.payment is not None:
         yield from webhooks.record.plan(db, result.payment, result.status, now)
     return result

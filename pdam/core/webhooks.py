@@ -184,25 +184,25 @@ def pending(
 @port.plan
 def due_lanes(db: port.Db, now: dt.datetime) -> Plan[list[str]]:
     """The lanes whose first pending callback is due."""
-    return [lane for (lane,) in (yield port.fetch(Q["due_lanes"], {"now": now}))]
+    return [lane for (lane,) in (yield port.fetch(Q["due_lanes"], {"now": now}, alone=True))]
 
 
 @port.plan
 def listen(db: port.Db) -> Plan[None]:
     """Hear every lane announced (``record``, a resend) on this session (autocommit)."""
-    yield port.count(Q["listen"], {})
+    yield port.count(Q["listen"], {}, alone=True)
 
 
 @port.plan
 def take_lane(db: port.Db, lane: str) -> Plan[bool]:
     """Become ``lane``'s sender for this session, unless another session is (no wait)."""
-    return bool((yield port.scalar(Q["take_lane"], {"lane": lane})))
+    return bool((yield port.scalar(Q["take_lane"], {"lane": lane}, alone=True)))
 
 
 @port.plan
 def leave_lane(db: port.Db, lane: str) -> Plan[None]:
     """Stop being ``lane``'s sender (``take_lane``) on this session."""
-    yield port.scalar(Q["leave_lane"], {"lane": lane})
+    yield port.scalar(Q["leave_lane"], {"lane": lane}, alone=True)
 
 
 def status_after(result: str, settings: Mapping, attempts: int, first: dt.datetime, now: dt.datetime) -> str:

@@ -349,11 +349,9 @@ class AsyncDb:
         if not self.same(op.on):  # the billing ledger's own connection
             return await (op.on if isinstance(op.on, AsyncDb) else AsyncDb(op.on)).do(op._replace(on=None))
         conn = self.conn
-        if (
-            op.alone
-            and not conn.autocommit
-            and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-        ):
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            return await self._execute(op)  # in the caller's transaction, alone or not
+        if op.alone and not conn.autocommit:
             await conn.set_autocommit(True)
             try:
                 return await self._execute(op)
@@ -362,6 +360,12 @@ class AsyncDb:
                 # a connection that cannot switch back is broken, and the pool replaces it.
                 with contextlib.suppress(psycopg.Error):
                     await conn.set_autocommit(False)
+        if not op.alone and conn.autocommit:
+            # A transaction begins with this statement, as psycopg begins one on a connection
+            # out of autocommit; the caller commits it. The job server's pool hands out
+            # autocommit connections (Procrastinate's own statements each commit alone) and
+            # puts autocommit back when one is returned (``jobs.make_pool``).
+            await conn.set_autocommit(False)
         return await self._execute(op)
 
     def stream(self, op: Stream):

@@ -74,6 +74,43 @@ def test_rows_alone_join_a_transaction_that_is_open(engine, run_sql):
     assert partners(run_sql, "04") == 0
 
 
+def _on_async(app, steps):
+    """``steps(db)`` on an async psycopg connection in autocommit (as the job server's pool
+    hands them out: ``jobs.make_pool``); returns what it returned and the connection's
+    autocommit and transaction state after it."""
+    import asyncio
+
+    url = app.extensions["pdam.runtime"].database.url
+
+    async def scenario():
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            out = await steps(port.AsyncDb(conn))
+            return out, conn.autocommit, conn.info.transaction_status.name
+
+    return asyncio.run(scenario())
+
+
+def test_on_an_autocommit_connection_a_plans_statements_begin_its_transaction(app, run_sql):
+    """Not ``alone``: the first statement begins a transaction, as on a connection out of
+    autocommit; the caller ends it (here: rolls it back, and nothing stays)."""
+
+    async def steps(db):
+        await db.do(port.fetch(ADD, {"code": "06", "name": "F"}))
+        await db.do(port.fetch(ADD, {"code": "07", "name": "G"}))
+        await db.conn.rollback()
+
+    assert _on_async(app, steps) == (None, False, "IDLE")
+    assert partners(run_sql, "06") == partners(run_sql, "07") == 0
+
+
+def test_on_an_autocommit_connection_a_statement_alone_commits_alone(app, run_sql):
+    async def steps(db):
+        return (await db.do(port.one(ADD, {"code": "08", "name": "H"}, alone=True))).code
+
+    assert _on_async(app, steps) == ("08", True, "IDLE")  # nothing left open, still autocommit
+    assert partners(run_sql, "08") == 1
+
+
 def test_no_row_is_none_and_the_connection_stays_usable(engine):
     with engine.connect() as conn:
         assert (

@@ -100,6 +100,35 @@ def test_same_outcomes_and_callbacks_as_the_sync_path(
     ]
 
 
+@pytest.mark.parametrize("hook", [HOOK, None])
+def test_the_posting_job_says_whether_its_payment_has_a_callback(
+    partner_headers, example_bill, pay, run_sql, hook
+):
+    """So that posting a payment with X-Async skips ``post_alone`` (one statement fewer)."""
+    pay(partner_headers, per=[201903], x_async=hook)
+    assert run_sql("select args->'callback' from procrastinate_jobs") == [(hook is not None,)]
+
+
+@pytest.mark.parametrize("told", [True, False, None])
+@pytest.mark.parametrize("hook", [HOOK, None])
+def test_what_the_job_says_of_the_callback_changes_no_outcome(
+    partner_headers, example_bill, pay, app, run_sql, told, hook
+):
+    """Told right, wrong (a job's arguments are data) or not at all (a job queued before the
+    hint, ``payment requeue``): posted once, the final callback recorded exactly when the
+    payment has one, the pool's connection back in autocommit."""
+    from jobs import posting as job
+    from tests.factories import run_job
+
+    pay(partner_headers, per=[201903], x_async=hook)
+    (payment_id,) = payment_ids(run_sql)
+    assert run_job(app, job.run, payment_id, 1, told) == "accepted"
+    assert run_job(app, job.run, payment_id, 2, told) == "accepted"  # again: nothing changes
+    finals = run_sql("select event from webhook_delivery where event <> 'created'")
+    assert finals == ([("accepted",)] if hook else [])
+    assert run_sql("select count(*) from bill where paid_by is not null") == [(1,)]
+
+
 def test_a_payment_with_a_callback_is_never_posted_alone(partner_headers, example_bill, pay, run_sql):
     """``post_alone`` (autocommit) leaves a payment with X-Async to ``post``, so its callback
     is recorded in the posting's transaction."""
@@ -112,8 +141,8 @@ def test_a_payment_with_a_callback_is_never_posted_alone(partner_headers, exampl
 
 
 def test_the_connection_goes_back_to_the_pool_as_it_came(partner_headers, example_bill, pay, app, run_sql):
-    """Failed in its statement, given up or posted alone (autocommit): the pool's connection
-    is back in transaction mode and idle, as Procrastinate's own statements expect it."""
+    """Failed in its statement, given up or posted alone: the pool's connection is back in
+    autocommit and idle, as Procrastinate's own statements expect it (each commits alone)."""
     import jobs
     from jobs import posting as job
 
@@ -143,11 +172,11 @@ def test_the_connection_goes_back_to_the_pool_as_it_came(partner_headers, exampl
 
     assert asyncio.run(attempts()) == [
         "Retry",
-        (False, "IDLE"),  # the statement failed (autocommit, no callback)
+        (True, "IDLE"),  # the statement failed (alone: no callback)
         "GiveUp",
-        (False, "IDLE"),  # no such payment
+        (True, "IDLE"),  # no such payment
         "accepted",
-        (False, "IDLE"),  # posted alone
+        (True, "IDLE"),  # posted alone
     ]
     assert run_sql("select status from payment") == [("accepted",)]
 
