@@ -18,7 +18,9 @@ a request was due, whatever the server was doing then. R grows by ``--step`` fro
 Per step it reports the latencies, the final callback's delay, and the CPU per payment flow
 of each process group (``web``: gunicorn, ``worker``: the job server, ``postgres``: the
 database's backends, ``client``: this process, the receiver included; ``other``: anything
-else on the machine). ``--json`` keeps the figures; ``--plot`` draws latency p50/p99 and
+else on the machine), and how fast the machine ran Python just before the step (``Python
+loop``: ms for a million additions, ``common.machine_speed_ms``; a shared machine's speed
+drifts, and figures of different days compare only with it). ``--json`` keeps the figures; ``--plot`` draws latency p50/p99 and
 the final callback's delay against R, with earlier runs (``--compare``) beside it.
 
     .venv/bin/python bench/peak.py [--start 20] [--step 20] [--seconds 30] \\
@@ -303,7 +305,7 @@ def print_row(r: dict) -> None:
         f" {r['inquiry_p50_ms']}/{r['inquiry_p99_ms']} ms, payment {r['payment_p50_ms']}/{r['payment_p99_ms']} ms,"
         f" final callback {r['callback_p50_ms']}/{r['callback_p99_ms']} ms, missing {r['callbacks_missing']},"
         f" errors {r['errors']}, late sends {r['late_sends']}; CPU ms per flow: {cpu};"
-        f" machine busy {r['machine_busy']:.0%}",
+        f" machine busy {r['machine_busy']:.0%}; Python loop {r.get('machine_speed_ms', '?')} ms",
         flush=True,
     )
     for e in r["error_samples"]:
@@ -320,10 +322,11 @@ async def steps(setup: common.Setup, web: common.Web, worker, args) -> list[dict
             common.log(f"seeding {count} customers, then {rate:g} payments/s for {args.seconds:g} s")
             await asyncio.to_thread(common.seed_customers, setup, count, first_key)
             await asyncio.to_thread(common.settle, setup.url)
+            speed = common.machine_speed_ms()
             cpu = common.CpuMeter({"web": web.pid, "worker": worker.pid})
             t = time.monotonic()
             step = await run_step(web, setup, receiver, hook, rate, args.seconds, first_key, f"r{rate:g}")
-            row = summarize(step, receiver, cpu.stop(time.monotonic() - t))
+            row = summarize(step, receiver, cpu.stop(time.monotonic() - t)) | {"machine_speed_ms": speed}
             print_row(row)
             rows.append(row)
             first_key += count
