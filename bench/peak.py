@@ -150,7 +150,10 @@ class Receiver:
         return self.server.sockets[0].getsockname()[1]
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+        # CancelledError too: at the end a kept-alive connection's handler is cancelled, and
+        # Python 3.11's stream protocol prints a cancelled handler's "exception" otherwise.
+        quiet = (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.CancelledError)
+        with contextlib.suppress(*quiet):
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 length = int(header(head, b"content-length") or 0)
