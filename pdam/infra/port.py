@@ -333,11 +333,22 @@ class AsyncDb:
             plan.close()
 
     async def do(self, op: Op):
+        if type(op) is Fetch and not self.same(op.on):  # the billing ledger's own connection
+            return await (op.on if isinstance(op.on, AsyncDb) else AsyncDb(op.on)).do(op._replace(on=None))
+        conn = self.conn
+        idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        alone = type(op) is Fetch and op.alone
+        if idle and conn.autocommit and not alone:
+            # A transaction begins with this step, as psycopg begins one on a connection out
+            # of autocommit; the caller commits it. The job server's pool hands out autocommit
+            # connections (Procrastinate's own statements each commit alone) and puts
+            # autocommit back when one is returned (``jobs.make_pool``).
+            await conn.set_autocommit(False)
         if type(op) is Defer:
-            job = _async_app.configure_task(op.task, **_job_options(op, self.conn))
+            job = _async_app.configure_task(op.task, **_job_options(op, conn))
             return await job.defer_async(**op.kwargs)
         if type(op) is Copy:
-            async with self.conn.cursor() as cur, cur.copy(op.statement.text) as out:
+            async with conn.cursor() as cur, cur.copy(op.statement.text) as out:
                 for chunk in _chunks(op):
                     for row in chunk:
                         await out.write_row(row)
@@ -346,12 +357,7 @@ class AsyncDb:
             return None
         if type(op) is Stream:
             return self.stream(op)
-        if not self.same(op.on):  # the billing ledger's own connection
-            return await (op.on if isinstance(op.on, AsyncDb) else AsyncDb(op.on)).do(op._replace(on=None))
-        conn = self.conn
-        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            return await self._execute(op)  # in the caller's transaction, alone or not
-        if op.alone and not conn.autocommit:
+        if idle and alone and not conn.autocommit:
             await conn.set_autocommit(True)
             try:
                 return await self._execute(op)
@@ -360,13 +366,7 @@ class AsyncDb:
                 # a connection that cannot switch back is broken, and the pool replaces it.
                 with contextlib.suppress(psycopg.Error):
                     await conn.set_autocommit(False)
-        if not op.alone and conn.autocommit:
-            # A transaction begins with this statement, as psycopg begins one on a connection
-            # out of autocommit; the caller commits it. The job server's pool hands out
-            # autocommit connections (Procrastinate's own statements each commit alone) and
-            # puts autocommit back when one is returned (``jobs.make_pool``).
-            await conn.set_autocommit(False)
-        return await self._execute(op)
+        return await self._execute(op)  # in the caller's transaction (or alone, in autocommit)
 
     def stream(self, op: Stream):
         conn = self.conn

@@ -103,6 +103,18 @@ def test_on_an_autocommit_connection_a_plans_statements_begin_its_transaction(ap
     assert partners(run_sql, "06") == partners(run_sql, "07") == 0
 
 
+def test_on_an_autocommit_connection_a_job_deferred_is_in_the_plans_transaction(app, run_sql):
+    from pdam.infra import queue
+
+    async def steps(db):
+        await db.do(port.defer(queue.POST_PAYMENT, queue=queue.POSTING_QUEUE, payment_id=1))
+        await db.conn.rollback()
+
+    jobs_before = run_sql("select count(*) from procrastinate_jobs")
+    assert _on_async(app, steps) == (None, False, "IDLE")
+    assert run_sql("select count(*) from procrastinate_jobs") == jobs_before
+
+
 def test_on_an_autocommit_connection_a_statement_alone_commits_alone(app, run_sql):
     async def steps(db):
         return (await db.do(port.one(ADD, {"code": "08", "name": "H"}, alone=True))).code
