@@ -157,9 +157,10 @@ HISTORY = (Path(__file__).parent / "history.sql").read_text(encoding="utf-8")
 
 def seed_history(setup: Setup, partner: str, count: int) -> None:
     """``count`` payments of an earlier day, posted (with their inquiries, periods, posting
-    jobs and delivered callbacks), as a service that has run for a while holds them. Plans made on empty tables that then
-    grow by thousands of rows a minute scan them until autovacuum's first ANALYZE; with a
-    history the statistics describe tables like production's, as after that ANALYZE."""
+    jobs and delivered callbacks: ``bench/history.sql``), as a service that has run for a
+    while holds them. Plans made on empty tables that then grow by thousands of rows a
+    minute scan them until autovacuum's first ANALYZE; with a history the statistics
+    describe tables like production's, as after that ANALYZE."""
     day = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0) - dt.timedelta(days=2)
     with psycopg.connect(setup.url, autocommit=True) as conn:
         conn.execute(HISTORY, {"partner": partner, "day": day, "count": count})

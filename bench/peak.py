@@ -20,8 +20,9 @@ of each process group (``web``: gunicorn, ``worker``: the job server, ``postgres
 database's backends, ``client``: this process, the receiver included; ``other``: anything
 else on the machine), and how fast the machine ran Python just before the step (``Python
 loop``: ms for a million additions, ``common.machine_speed_ms``; a shared machine's speed
-drifts, and figures of different days compare only with it). ``--json`` keeps the figures; ``--plot`` draws latency p50/p99 and
-the final callback's delay against R, with earlier runs (``--compare``) beside it.
+drifts, and figures of different days compare only with it). ``--json`` keeps the
+figures; ``--plot`` draws latency p50/p99 and the final callback's delay against R, with
+earlier runs (``--compare``) beside it.
 
     .venv/bin/python bench/peak.py [--start 20] [--step 20] [--seconds 30] \\
         [--json peak.json] [--plot peak.png] [--compare before.json] [--label after]

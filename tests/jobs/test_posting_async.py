@@ -116,7 +116,7 @@ def test_what_the_job_says_of_the_callback_changes_no_outcome(
 ):
     """Told right, wrong (a job's arguments are data) or not at all (a job queued before the
     hint, ``payment requeue``): posted once, the final callback recorded exactly when the
-    payment has one, the pool's connection back in autocommit."""
+    payment has one."""
     from jobs import posting as job
     from tests.factories import run_job
 
@@ -127,6 +127,30 @@ def test_what_the_job_says_of_the_callback_changes_no_outcome(
     finals = run_sql("select event from webhook_delivery where event <> 'created'")
     assert finals == ([("accepted",)] if hook else [])
     assert run_sql("select count(*) from bill where paid_by is not null") == [(1,)]
+
+
+def test_after_a_posting_in_a_transaction_the_connection_is_back_in_autocommit(
+    partner_headers, example_bill, pay, app, run_sql
+):
+    """The pool's one connection: the posting with its callback began a transaction on it
+    and committed; the pool's ``reset`` puts autocommit back for Procrastinate's next
+    statement."""
+    import jobs
+    from jobs import posting as job
+
+    pay(partner_headers, per=[201903], x_async=HOOK)
+    (payment_id,) = payment_ids(run_sql)
+    rt = app.extensions["pdam.runtime"]
+
+    async def scenario():
+        pool = jobs.make_pool(rt.database.url, rt.settings, open=False, min_size=1, max_size=1)
+        async with pool:
+            status = await job.run(rt, pool.connection, payment_id, 1, True)
+            async with pool.connection() as conn:
+                return status, conn.autocommit, conn.info.transaction_status.name
+
+    assert asyncio.run(scenario()) == ("accepted", True, "IDLE")
+    assert run_sql("select event from webhook_delivery order by id") == [("created",), ("accepted",)]
 
 
 def test_a_payment_with_a_callback_is_never_posted_alone(partner_headers, example_bill, pay, run_sql):
