@@ -80,11 +80,11 @@ def make_pool(url: str, conf, **kwargs) -> psycopg_pool.AsyncConnectionPool:
 
     Its connections are in autocommit, so each of Procrastinate's statements (fetch a job,
     finish it) is one round trip instead of three (BEGIN, the statement, COMMIT). The plans
-    of the core begin their transaction with their first statement that is not ``alone``
-    (``port.AsyncDb``), as on a connection out of autocommit; a connection comes back to
-    the pool in autocommit again (``reset``). (Set by ``configure``, not in the connection
-    arguments: Procrastinate opens its LISTEN session with those and ``autocommit`` of its
-    own.)"""
+    of the core begin their transaction with their first step that is not a statement
+    ``alone`` (``port.AsyncDb``), as on a connection out of autocommit; a connection comes
+    back to the pool in autocommit again (``reset``). (Set by ``configure``, not in the
+    connection arguments: Procrastinate opens its LISTEN session with those and
+    ``autocommit`` of its own.)"""
     timeout = 5 * max(1, conf["DB_CONNECT_TIMEOUT"])
     session = {"options": db.session_options(conf)}
     kwargs["check"] = db.check_async
