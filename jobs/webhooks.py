@@ -7,9 +7,9 @@ No queue job sends a callback: each worker process runs a dispatcher beside its
 Procrastinate run loop, on the same pool. It hears every lane announced when a callback
 commits (LISTEN), takes the lane (an advisory lock on a session of its own: one sender per
 lane across every process, let go if the process dies), drains it on one of
-WEBHOOK_CONCURRENCY slots and holds it HOLD_SECONDS more; a retry comes back at its time, and a sweep
-finds any lane whose first callback is due (missed while no dispatcher listened, or left by
-a worker that died). The HTTP call alone runs in a thread (urllib3, guarded and bounded by
+WEBHOOK_CONCURRENCY slots and holds it HOLD_SECONDS more; a retry comes back at its time,
+and a sweep finds any lane whose first callback is due (missed while no dispatcher
+listened, or left by a worker that died). The HTTP call alone runs in a thread (urllib3, guarded and bounded by
 WEBHOOK_TIMEOUT_SECONDS), and no pool connection is held while it runs.
 """
 
@@ -66,9 +66,9 @@ async def drain(
 ) -> Drained:
     """Send ``lane``'s pending deliveries in order, one attempt each, over a kept-alive
     connection to their receiver (``sender``, else one of its own). Ends when the lane is
-    empty; when its first delivery must wait (a retry: the lane waits behind it, keeping each payment's
-    callbacks in order); after DRAIN_SECONDS; or when ``stopping()`` (checked between
-    attempts). The caller must be the lane's sender (``webhooks.take_lane``). A database
+    empty; when its first delivery must wait (a retry: the lane waits behind it, keeping
+    each payment's callbacks in order); after DRAIN_SECONDS; or when ``stopping()``
+    (checked between attempts). The caller must be the lane's sender (``webhooks.take_lane``). A database
     that cannot be reached raises ``Retry``; a delivery that cannot be sent for any other
     reason is marked failed and the lane goes on; one whose sending killed its worker
     STALLED_MAX_RETRIES times is given up."""
