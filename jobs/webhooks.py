@@ -9,8 +9,9 @@ commits (LISTEN), takes the lane (an advisory lock on a session of its own: one 
 lane across every process, let go if the process dies), drains it on one of
 WEBHOOK_CONCURRENCY slots and holds it HOLD_SECONDS more; a retry comes back at its time,
 and a sweep finds any lane whose first callback is due (missed while no dispatcher
-listened, or left by a worker that died). The HTTP call alone runs in a thread (urllib3, guarded and bounded by
-WEBHOOK_TIMEOUT_SECONDS), and no pool connection is held while it runs.
+listened, or left by a worker that died). The HTTP call runs on the loop itself (infra's
+guarded client, bounded by WEBHOOK_TIMEOUT_SECONDS), and no pool connection is held while it
+runs.
 """
 
 from __future__ import annotations
@@ -198,9 +199,7 @@ async def _attempt(rt: Runtime, connect: Connect, row: webhooks.Delivery, sender
     if row.sandbox:  # every protocol's sandbox callbacks say so (contract 14.1)
         headers["X-Sandbox"] = "true"
     started = time.monotonic()
-    outcome = await asyncio.to_thread(
-        sender.send, row.url, raw_body, headers, timeout=settings["WEBHOOK_TIMEOUT_SECONDS"]
-    )
+    outcome = await sender.send(row.url, raw_body, headers, timeout=settings["WEBHOOK_TIMEOUT_SECONDS"])
     duration_ms = int((time.monotonic() - started) * 1000)
     attempts = row.attempts + 1
     status = webhooks.status_after(

@@ -121,8 +121,8 @@ async def _main(conf) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    # A callback's HTTP call runs on the loop's default executor (urllib3 is sync): a thread
-    # for every slot, so a callback never waits for a thread.
+    # A callback's name look-up (getaddrinfo) runs on the loop's default executor: a thread
+    # for every slot, so a slow resolver never makes another callback wait for a thread.
     loop.set_default_executor(
         concurrent.futures.ThreadPoolExecutor(conf["WORKER_CONCURRENCY"] + conf["WEBHOOK_CONCURRENCY"] + 2)
     )

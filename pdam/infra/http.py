@@ -1,26 +1,29 @@
 """An HTTP client that calls only the addresses it may: the webhook sender's.
 
-urllib3 on connections that resolve the host themselves and check every
-address before connecting: a host name that resolves to any refused address
-(loopback, private, link-local, multicast, reserved, or an IPv4 address of
-those inside IPv6) is refused whole, unless private networks are allowed.
-The address checked is the address connected to, whatever way the URL spells
-it, so DNS rebinding does not help. Redirects are not followed, proxies from
-the environment are not used, and one deadline bounds the whole attempt. A ``Sender``
-keeps its connections alive between attempts (a callback lane's drain sends its callbacks
-over one); ``send`` is one attempt on a connection of its own.
+asyncio streams and h11 (HTTP/1.1) on connections made here: the host is resolved once and
+every address it resolves to is checked before connecting; a host name that resolves to any
+refused address (loopback, private, link-local, multicast, reserved, or an IPv4 address of
+those inside IPv6) is refused whole, unless private networks are allowed. The address
+checked is the address connected to, whatever way the URL spells it, so DNS rebinding does
+not help. Redirects are not followed, proxies from the environment are not used, and one
+time limit bounds the whole attempt (connection, request and answer: a receiver that
+dribbles its answer gets no longer). A ``Sender`` keeps its connections alive between
+attempts (a callback lane's drain sends its callbacks over one); ``send`` is one attempt on a
+connection of its own. Everything runs on the caller's event loop: no thread per attempt.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+import functools
 import ipaddress
 import re
 import socket
-import threading
+import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import h11
 import urllib3
 from urllib3.util import parse_url
 
@@ -96,48 +99,6 @@ def check_for(allow_private: bool):
     return private_network_refusal if allow_private else refusal
 
 
-class _GuardedConnectionMixin:
-    """Resolve the host here, check every address, connect only to an allowed one."""
-
-    def __init__(self, *args, allow_private: bool = False, deadline: Deadline | None = None, **kwargs):
-        self.allow_private = allow_private
-        self.deadline = deadline
-        super().__init__(*args, **kwargs)
-
-    def _new_conn(self) -> socket.socket:
-        host = self._dns_host.strip("[]")
-        check = check_for(self.allow_private)
-        try:
-            infos = socket.getaddrinfo(host, self.port, socket.AF_UNSPEC, socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            raise urllib3.exceptions.NameResolutionError(host, self, exc) from exc
-        # Every address first: a name that leads anywhere refused is refused whole.
-        refused = [reason for info in infos if (reason := check(_address(info)))]
-        if refused:
-            raise AddressRefused(f"{host} is not called: " + "; ".join(dict.fromkeys(refused)))
-        last_error: OSError | None = None
-        for family, socktype, proto, _canon, sockaddr in infos:
-            if self.deadline is not None and self.deadline.expired:
-                break
-            sock = socket.socket(family, socktype, proto)
-            try:
-                for option in self.socket_options or ():  # urllib3's own, e.g. TCP_NODELAY
-                    sock.setsockopt(*option)
-                sock.settimeout(self.timeout)
-                sock.connect(sockaddr)
-                if self.deadline is not None:
-                    self.deadline.watch(sock)
-                return sock
-            except OSError as exc:
-                sock.close()
-                last_error = exc
-        if last_error is None or isinstance(last_error, TimeoutError):
-            raise urllib3.exceptions.ConnectTimeoutError(
-                self, f"connection to {host} timed out (connect timeout={self.timeout})"
-            ) from last_error
-        raise urllib3.exceptions.NewConnectionError(self, f"cannot connect to {host}: {last_error}")
-
-
 #: Names that are loopback by definition (RFC 6761 6.3), judged as the address they reach.
 LOOPBACK_NAMES = ("localhost", "localhost.")
 LEGACY_IPV4_RE = re.compile(r"(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}", re.IGNORECASE)
@@ -189,79 +150,6 @@ def _address(info) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     return ipaddress.ip_address(info[4][0].split("%", 1)[0])
 
 
-class Deadline:
-    """The whole attempt's time limit. A read timeout bounds each read, so a receiver
-    that sends its answer a byte at a time would hold a worker slot for ever; when the
-    time is up this shuts the connection down, and the blocked read returns."""
-
-    def __init__(self, seconds: float):
-        self.expired = False
-        self._sock: socket.socket | None = None
-        self._done = False
-        self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def watch(self, sock: socket.socket) -> None:
-        # A duplicate descriptor of the same connection: TLS takes the original over.
-        with self._lock:
-            self._sock = sock.dup()
-            if self.expired:
-                self._shutdown()
-
-    def _shutdown(self) -> None:
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:  # already closed by the other side
-            pass
-
-    def _expire(self) -> None:
-        with self._lock:
-            if self._done:
-                return
-            self.expired = True
-            if self._sock is not None:
-                self._shutdown()
-
-    def cancel(self) -> None:
-        self._timer.cancel()
-        with self._lock:
-            self._done = True
-            if self._sock is not None:
-                self._sock.close()
-
-
-class GuardedHTTPConnection(_GuardedConnectionMixin, urllib3.connection.HTTPConnection):
-    pass
-
-
-class GuardedHTTPSConnection(_GuardedConnectionMixin, urllib3.connection.HTTPSConnection):
-    pass
-
-
-class _AttemptDeadlineMixin:
-    """A kept-alive pool: each attempt's ``deadline`` watches the connection it takes,
-    whether made now (``_new_conn``) or kept from an earlier attempt."""
-
-    deadline: Deadline | None = None
-
-    def _get_conn(self, timeout=None):
-        conn = super()._get_conn(timeout)
-        conn.deadline = self.deadline
-        if conn.sock is not None and self.deadline is not None:
-            self.deadline.watch(conn.sock)
-        return conn
-
-
-class GuardedHTTPConnectionPool(_AttemptDeadlineMixin, urllib3.HTTPConnectionPool):
-    ConnectionCls = GuardedHTTPConnection
-
-
-class GuardedHTTPSConnectionPool(_AttemptDeadlineMixin, urllib3.HTTPSConnectionPool):
-    ConnectionCls = GuardedHTTPSConnection
-
-
 @dataclass(frozen=True)
 class Outcome:
     """One attempt: ``result`` is delivered, refused or retry."""
@@ -271,28 +159,147 @@ class Outcome:
     error: str | None = None
 
 
-def _snippet(response) -> str:
-    try:
-        data = response.read(SNIPPET_BYTES, decode_content=False)
-    except Exception:  # the status is what matters; a broken body is not worth an error
-        return ""
-    return data.decode("utf-8", "replace").strip()
-
-
 #: An answer's unread rest up to this size is read so that its connection can be kept;
 #: a longer one (or one of unknown length) closes it.
 KEEP_ALIVE_DRAIN_BYTES = 64 * 1024
+#: Bytes asked of the socket at a time.
+READ_BYTES = 64 * 1024
+
+
+class Unreachable(Exception):
+    """No connection to the receiver: its name does not resolve, or no address answered."""
+
+
+async def connect(host: str, port: int, *, tls: bool, allow_private: bool) -> _Connection:
+    """A connection to ``host``: resolved here, every address checked (``check_for``; one
+    refused address refuses the name whole), and made to an address that was checked, in
+    the resolver's order. Raises ``AddressRefused`` or ``Unreachable``."""
+    loop = asyncio.get_running_loop()
+    check = check_for(allow_private)
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise Unreachable(f"cannot resolve {host}: {exc}") from exc
+    refused = [reason for info in infos if (reason := check(_address(info)))]
+    if refused:
+        raise AddressRefused(f"{host} is not called: " + "; ".join(dict.fromkeys(refused)))
+    last_error: OSError | None = None
+    for family, socktype, proto, _canon, sockaddr in infos:
+        sock = socket.socket(family, socktype, proto)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            await loop.sock_connect(sock, sockaddr)
+            reader, writer = await asyncio.open_connection(
+                sock=sock, ssl=_tls_context() if tls else None, server_hostname=host if tls else None
+            )
+        except OSError as exc:
+            sock.close()
+            last_error = exc
+            continue
+        except BaseException:  # the attempt's time is up (CancelledError)
+            sock.close()
+            raise
+        return _Connection(reader, writer)
+    raise Unreachable(f"cannot connect to {host}: {last_error or 'no address'}")
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The system's trusted certificates, the host name checked (``ssl``'s defaults)."""
+    return ssl.create_default_context()
+
+
+class _Connection:
+    """One HTTP/1.1 connection (h11's state machine over asyncio streams)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.reader, self.writer = reader, writer
+        self.http = h11.Connection(h11.CLIENT)
+        self.received = False
+
+    def reusable(self) -> bool:
+        """Between two exchanges, not closed by the other side meanwhile."""
+        return self.http.our_state is h11.IDLE and not self.reader.at_eof() and not self.writer.is_closing()
+
+    def unanswered(self) -> bool:
+        """Not a byte came back since the last request began."""
+        return not self.received
+
+    def close(self) -> None:
+        self.writer.close()
+
+    async def _event(self):
+        while True:
+            event = self.http.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            data = await self.reader.read(READ_BYTES)  # b"": closed
+            self.received |= bool(data)
+            self.http.receive_data(data)
+
+    async def post(self, target: str, host: str, body: bytes, headers: dict) -> Outcome:
+        """POST ``body``; the answer's status (and a short part of a failure's body). Leaves
+        the connection ready for the next exchange when the answer was read whole (a short
+        one), else closed."""
+        self.received = False
+        request = h11.Request(
+            method="POST",
+            target=target,
+            headers=[("Host", host), *headers.items(), ("Content-Length", str(len(body)))],
+        )
+        self.writer.write(
+            self.http.send(request) + self.http.send(h11.Data(data=body)) + self.http.send(h11.EndOfMessage())
+        )
+        await self.writer.drain()
+        response = await self._event()
+        while isinstance(response, h11.InformationalResponse):  # 100 Continue and the like
+            response = await self._event()
+        if not isinstance(response, h11.Response):
+            raise h11.RemoteProtocolError(f"no answer but {type(response).__name__}")
+        status = response.status_code
+        length = dict(response.headers).get(b"content-length")
+        short = length is not None and int(length) <= KEEP_ALIVE_DRAIN_BYTES
+        snippet = await self._read(whole=short, wanted=0 if 200 <= status < 300 else SNIPPET_BYTES)
+        if self.http.their_state is h11.DONE and self.http.our_state is h11.DONE:
+            self.http.start_next_cycle()
+        else:
+            self.close()
+        return _outcome(status, response.headers, snippet)
+
+    async def _read(self, *, whole: bool, wanted: int) -> bytes:
+        """The answer's body up to ``wanted`` bytes; the rest read too when ``whole``."""
+        kept = bytearray()
+        while whole or len(kept) < wanted:
+            event = await self._event()
+            if not isinstance(event, h11.Data):
+                break  # EndOfMessage (or the connection's end)
+            if len(kept) < wanted:
+                kept += event.data[: wanted - len(kept)]
+        return bytes(kept)
+
+
+def _outcome(status: int, headers, snippet: bytes) -> Outcome:
+    if 200 <= status < 300:
+        return Outcome("delivered", http_status=status)
+    if 300 <= status < 400:
+        location = dict(headers).get(b"location", b"").decode("latin-1")
+        return Outcome("refused", status, f"redirect to {location[:200]} not followed")
+    text = snippet.decode("utf-8", "replace").strip()
+    error = f"HTTP {status}: {text}" if text else f"HTTP {status}"
+    return Outcome("refused" if status < 500 else "retry", status, error)
 
 
 class Sender:
     """Sends attempts over kept-alive connections, one per receiver (scheme, host, port):
     a callback lane's drain sends its callbacks over one connection. Every connection is
-    made through the guard (the address connected to is the address checked); a kept one
-    is used again only while the same Sender lives. ``close()`` (or ``with``) closes them."""
+    made through the guard (``connect``: the address connected to is the address checked);
+    a kept one is used again only while the same Sender lives. ``close()`` (or ``with``)
+    closes them."""
 
     def __init__(self, *, allow_private: bool):
         self.allow_private = allow_private
-        self._pools: dict[tuple, urllib3.HTTPConnectionPool] = {}
+        self._kept: dict[tuple, _Connection] = {}
 
     def __enter__(self) -> Sender:
         return self
@@ -301,96 +308,67 @@ class Sender:
         self.close()
 
     def close(self) -> None:
-        for pool in self._pools.values():
-            pool.close()
-        self._pools.clear()
+        for conn in self._kept.values():
+            conn.close()
+        self._kept.clear()
 
-    def _pool(self, parts, timeout: float) -> urllib3.HTTPConnectionPool:
-        key = (parts.scheme, parts.host, parts.port, timeout)
-        pool = self._pools.get(key)
-        if pool is None:
-            pool_cls = GuardedHTTPSConnectionPool if parts.scheme == "https" else GuardedHTTPConnectionPool
-            pool = pool_cls(
-                parts.host,
-                parts.port,
-                timeout=urllib3.Timeout(connect=timeout, read=timeout),
-                retries=False,
-                maxsize=1,
-                allow_private=self.allow_private,
-            )
-            self._pools[key] = pool
-        return pool
-
-    def send(self, url: str, raw_body: bytes, headers: dict, *, timeout: float) -> Outcome:
+    async def send(self, url: str, raw_body: bytes, headers: dict, *, timeout: float) -> Outcome:
         """POST ``raw_body`` to ``url`` once, the whole attempt within ``timeout`` seconds:
-        no redirects, no proxies, only addresses that pass the guard."""
+        no redirects, no proxies, only addresses that pass the guard. A kept connection that
+        the receiver closed as it was used (no answer at all) is replaced by a new one within
+        the same attempt."""
         reason = url_refusal(url, allow_private=self.allow_private)
         if reason is not None:
             return Outcome("refused", error=f"refused: {reason}")
-        parts = parse_url(url)
-        deadline = Deadline(timeout)
-        pool = self._pool(parts, timeout)
-        pool.deadline = deadline
+        parts = urlsplit(url)
+        tls = parts.scheme == "https"
+        port = parts.port or (443 if tls else 80)
+        key = (parts.scheme, parts.hostname, port)
+        conn = self._kept.pop(key, None)
+        if conn is not None and not conn.reusable():
+            conn.close()
+            conn = None
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         try:
-            response = pool.urlopen(
-                "POST",
-                parts.request_uri,
-                body=raw_body,
-                headers=headers,
-                retries=False,
-                redirect=False,
-                assert_same_host=False,
-                preload_content=False,
-            )
-            try:
-                return _outcome(response)
-            finally:
-                _release(response)
+            async with asyncio.timeout(timeout):
+                outcome = None
+                if conn is not None:
+                    try:
+                        outcome = await conn.post(target, parts.netloc, raw_body, headers)
+                    except (OSError, h11.RemoteProtocolError):
+                        if not conn.unanswered():
+                            raise
+                        # closed by the receiver as it was used again: once more on a new one
+                        conn.close()
+                        conn = None
+                if conn is None:
+                    conn = await connect(parts.hostname, port, tls=tls, allow_private=self.allow_private)
+                    outcome = await conn.post(target, parts.netloc, raw_body, headers)
         except AddressRefused as exc:
             return Outcome("refused", error=f"refused: {exc}")
-        except urllib3.exceptions.NewConnectionError as exc:  # before TimeoutError: a subclass of it
+        except Unreachable as exc:
             return Outcome("retry", error=f"connection error: {exc}")
-        except (urllib3.exceptions.TimeoutError, TimeoutError) as exc:
-            return Outcome("retry", error=f"timeout: {exc}")
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            if deadline.expired:  # the connection was shut down by the deadline
-                return Outcome("retry", error=f"timeout: no complete answer within {timeout} s")
-            return Outcome("retry", error=f"connection error: {exc}")
-        finally:
-            deadline.cancel()
-            pool.deadline = None
+        except TimeoutError:
+            self._close(conn)
+            what = "no complete answer" if conn is not None else f"no connection to {parts.hostname}"
+            return Outcome("retry", error=f"timeout: {what} within {timeout} s")
+        except (OSError, h11.RemoteProtocolError) as exc:
+            self._close(conn)
+            return Outcome("retry", error=f"connection error: {exc!r}")
+        except BaseException:
+            self._close(conn)
+            raise
+        if conn.reusable():
+            self._kept[key] = conn
+        return outcome
+
+    @staticmethod
+    def _close(conn: _Connection | None) -> None:
+        if conn is not None:
+            conn.close()
 
 
-def _outcome(response) -> Outcome:
-    status = response.status
-    if 200 <= status < 300:
-        return Outcome("delivered", http_status=status)
-    if 300 <= status < 400:
-        location = response.headers.get("Location", "")
-        return Outcome("refused", status, f"redirect to {location[:200]} not followed")
-    snippet = _snippet(response)
-    error = f"HTTP {status}: {snippet}" if snippet else f"HTTP {status}"
-    return Outcome("refused" if status < 500 else "retry", status, error)
-
-
-def _release(response) -> None:
-    """Give the connection back for the next attempt when the answer's rest is short and
-    read in time, else close it. Never raises: the attempt's outcome is known already."""
-    try:
-        remaining = response.length_remaining
-        if remaining is not None and remaining <= KEEP_ALIVE_DRAIN_BYTES:
-            response.drain_conn()
-        if response.length_remaining != 0:
-            response.close()
-    except Exception:
-        with contextlib.suppress(Exception):
-            response.close()
-    finally:
-        with contextlib.suppress(Exception):
-            response.release_conn()
-
-
-def send(url: str, raw_body: bytes, headers: dict, *, timeout: float, allow_private: bool) -> Outcome:
+async def send(url: str, raw_body: bytes, headers: dict, *, timeout: float, allow_private: bool) -> Outcome:
     """One attempt on a connection of its own (``Sender.send``)."""
     with Sender(allow_private=allow_private) as sender:
-        return sender.send(url, raw_body, headers, timeout=timeout)
+        return await sender.send(url, raw_body, headers, timeout=timeout)

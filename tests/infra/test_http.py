@@ -10,6 +10,7 @@ refused address is refused whole); redirects never followed. Two end-to-end deli
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 import threading
@@ -25,8 +26,9 @@ from tests.conftest import HOOK
 BODY, HEADERS = b'{"status":"accepted"}', {"Content-Type": "application/json"}
 
 
-def send(url: str, allow_private: bool = False) -> http.Outcome:
-    return http.send(url, BODY, HEADERS, timeout=2, allow_private=allow_private)
+def send(url: str, allow_private: bool = False, headers: dict = HEADERS) -> http.Outcome:
+    """One attempt (``http.send``) on an event loop of its own."""
+    return asyncio.run(http.send(url, BODY, headers, timeout=2, allow_private=allow_private))
 
 
 # -- refusal(ip): the matrix of addresses ------------------------------------------------------
@@ -235,10 +237,8 @@ def test_a_public_name_connects_to_the_address_checked(resolve, connect_spy):
 def test_private_networks_allowed_connect_to_a_name_on_loopback(resolve, receiver):
     resolve("callback.example.com", "127.0.0.1")
     url = f"http://callback.example.com:{receiver.server.port}{HOOK}"
-    assert http.send(url, BODY, HEADERS, timeout=2, allow_private=False).result == "refused"
-    assert http.send(
-        url, BODY, {**HEADERS, "X-Event-Id": "e1"}, timeout=2, allow_private=True
-    ) == http.Outcome("delivered", 200)
+    assert send(url).result == "refused"
+    assert send(url, True, {**HEADERS, "X-Event-Id": "e1"}) == http.Outcome("delivered", 200)
     assert [c["raw"] for c in receiver.calls] == [BODY]
 
 
@@ -271,12 +271,8 @@ def test_redirect_from_a_public_looking_url_is_not_followed(
 
     monkeypatch.setattr(http, "refusal", relaxed_once)
     connect_spy.allowed = {redirector}
-    outcome = http.send(
-        f"http://callback.example.com:{receiver.server.port}{HOOK}",
-        BODY,
-        {**HEADERS, "X-Event-Id": "e1"},
-        timeout=2,
-        allow_private=False,
+    outcome = send(
+        f"http://callback.example.com:{receiver.server.port}{HOOK}", False, {**HEADERS, "X-Event-Id": "e1"}
     )
     assert outcome == http.Outcome("refused", 302, f"redirect to http://127.0.0.1:{port}/ not followed")
     assert connect_spy.seen == [redirector]
@@ -287,7 +283,7 @@ def test_redirect_from_a_public_looking_url_is_not_followed(
 def test_redirect_not_followed_even_when_private_networks_are_allowed(receiver, canary):
     port, hits = canary
     receiver.answer = lambda call: Response("", 307, headers={"Location": f"http://127.0.0.1:{port}/"})
-    outcome = http.send(receiver.url(), BODY, {**HEADERS, "X-Event-Id": "e1"}, timeout=2, allow_private=True)
+    outcome = send(receiver.url(), True, {**HEADERS, "X-Event-Id": "e1"})
     assert outcome.result == "refused" and outcome.http_status == 307
     assert hits() == 0 and len(receiver.calls) == 1
 
@@ -326,11 +322,22 @@ def keep_alive():
     server.server_close()
 
 
+def _with_sender(scenario):
+    """``scenario(sender)``, a coroutine, on one event loop with a Sender that may send to
+    loopback; closed after."""
+
+    async def run():
+        with http.Sender(allow_private=True) as sender:
+            return await scenario(sender)
+
+    return asyncio.run(run())
+
+
 def test_a_sender_keeps_its_connection_between_attempts(keep_alive):
-    with http.Sender(allow_private=True) as sender:
-        assert [sender.send(keep_alive.url, BODY, HEADERS, timeout=2).result for _ in range(3)] == [
-            "delivered"
-        ] * 3
+    async def three(sender):
+        return [(await sender.send(keep_alive.url, BODY, HEADERS, timeout=2)).result for _ in range(3)]
+
+    assert _with_sender(three) == ["delivered"] * 3
     assert len(set(keep_alive.peers)) == 1
     send(keep_alive.url, allow_private=True)  # a one-shot attempt: a connection of its own
     assert len(set(keep_alive.peers)) == 2
@@ -338,19 +345,25 @@ def test_a_sender_keeps_its_connection_between_attempts(keep_alive):
 
 def test_a_kept_connection_is_still_bounded_by_each_attempts_deadline(keep_alive):
     keep_alive.answers = [(0, b"ok"), (3, b"late"), (0, b"ok")]
-    with http.Sender(allow_private=True) as sender:
-        assert sender.send(keep_alive.url, BODY, HEADERS, timeout=1).result == "delivered"
+
+    async def scenario(sender):
+        assert (await sender.send(keep_alive.url, BODY, HEADERS, timeout=1)).result == "delivered"
         started = time.monotonic()
-        late = sender.send(keep_alive.url, BODY, HEADERS, timeout=1)
+        late = await sender.send(keep_alive.url, BODY, HEADERS, timeout=1)
         assert time.monotonic() - started < 1.8
         assert late.result == "retry" and late.error.startswith("timeout")
-        assert sender.send(keep_alive.url, BODY, HEADERS, timeout=1).result == "delivered"  # a new connection
+        # a new connection
+        assert (await sender.send(keep_alive.url, BODY, HEADERS, timeout=1)).result == "delivered"
+
+    _with_sender(scenario)
     assert len(set(keep_alive.peers)) == 2
 
 
 def test_a_long_answer_is_not_read_to_keep_its_connection(keep_alive):
     keep_alive.answers = [(0, b"x" * (http.KEEP_ALIVE_DRAIN_BYTES + 1)), (0, b"ok")]
-    with http.Sender(allow_private=True) as sender:
-        assert sender.send(keep_alive.url, BODY, HEADERS, timeout=2).result == "delivered"
-        assert sender.send(keep_alive.url, BODY, HEADERS, timeout=2).result == "delivered"
+
+    async def twice(sender):
+        return [(await sender.send(keep_alive.url, BODY, HEADERS, timeout=2)).result for _ in range(2)]
+
+    assert _with_sender(twice) == ["delivered"] * 2
     assert len(set(keep_alive.peers)) == 2

@@ -4,6 +4,8 @@ rule the delivery applies). Nothing is recorded for a refused payment."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from pdam.infra import http
@@ -90,7 +92,7 @@ def test_a_literal_address_refused_in_production_is_a_400(
     message = refused(pay, partner_headers, inquire, run_sql, url, token="Bearer t", app=production)
     assert message == f"X-Async: {url} is not called: {reason}" or reason in message
     # One rule: the delivery refuses the same URL for the same reason, before connecting.
-    outcome = http.send(url, b"{}", {}, timeout=1, allow_private=False)
+    outcome = asyncio.run(http.send(url, b"{}", {}, timeout=1, allow_private=False))
     assert outcome.result == "refused" and reason in outcome.error
 
 
@@ -147,6 +149,6 @@ def test_url_refusal_is_the_one_rule():
 def test_the_delivery_refuses_the_same_urls_with_private_networks_allowed(url, connect_spy):
     """A URL stored before these checks (or a resend) is refused at delivery too, before any
     connection, where tests allow private networks."""
-    outcome = http.send(url, b"{}", {}, timeout=1, allow_private=True)
+    outcome = asyncio.run(http.send(url, b"{}", {}, timeout=1, allow_private=True))
     assert outcome.result == "refused" and outcome.error.startswith("refused: ")
     assert connect_spy.seen == []

@@ -1,0 +1,234 @@
+"""The guarded HTTP client's side of an exchange (pdam/infra/http.py): answers it cannot
+use, connections the receiver closes, and TLS. Receivers here are raw sockets that answer
+exactly the bytes a test gives them, so nothing is tidied up by an HTTP server library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ipaddress
+import socket
+import ssl
+import threading
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from pdam.infra import http
+
+BODY, HEADERS = b'{"status":"accepted"}', {"Content-Type": "application/json"}
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+class Scripted:
+    """A loopback receiver: each connection reads requests and answers them from ``answers``
+    in turn (bytes; ``None``: close the connection instead of answering; ``(bytes,)``: answer,
+    then close it). ``peers`` holds each connection's client port, once per request."""
+
+    def __init__(self, answers: list[bytes | None], tls: ssl.SSLContext | None = None):
+        self.answers, self.tls, self.peers = list(answers), tls, []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.sock.getsockname()[1]}/hook"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, (_, port) = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._talk, args=(conn, port), daemon=True).start()
+
+    def _talk(self, conn: socket.socket, port: int) -> None:
+        try:
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            with conn:
+                while self._request(conn):
+                    self.peers.append(port)
+                    answer = self.answers.pop(0) if self.answers else OK
+                    if answer is None:
+                        return
+                    conn.sendall(answer[0] if isinstance(answer, tuple) else answer)
+                    if isinstance(answer, tuple):
+                        return
+        except OSError:  # the client gave up, or refused the certificate
+            pass
+
+    @staticmethod
+    def _request(conn: socket.socket) -> bool:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return False
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        while len(body) < length:
+            body += conn.recv(65536)
+        return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def scripted():
+    made: list[Scripted] = []
+
+    def make(*answers: bytes | None, tls: ssl.SSLContext | None = None) -> Scripted:
+        made.append(Scripted(list(answers), tls))
+        return made[-1]
+
+    yield make
+    for receiver in made:
+        receiver.close()
+
+
+def attempts(url: str, count: int, timeout: float = 2) -> list[http.Outcome]:
+    """``count`` attempts through one Sender, on one event loop."""
+
+    async def run():
+        with http.Sender(allow_private=True) as sender:
+            return [await sender.send(url, BODY, HEADERS, timeout=timeout) for _ in range(count)]
+
+    return asyncio.run(run())
+
+
+def test_an_answer_that_is_not_http_is_a_connection_error_to_retry(scripted):
+    receiver = scripted(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
+    (outcome,) = attempts(receiver.url, 1)
+    assert outcome.result == "retry" and outcome.error.startswith("connection error: RemoteProtocolError")
+
+
+def test_a_connection_closed_without_an_answer_is_retried(scripted):
+    receiver = scripted(None)
+    (outcome,) = attempts(receiver.url, 1)
+    assert outcome.result == "retry" and outcome.error.startswith("connection error")
+
+
+def test_a_kept_connection_the_receiver_closed_is_not_used_again(scripted):
+    """The receiver closes after its first answer (``Connection: close``, or idle): the next
+    attempt goes over a new connection and is delivered."""
+    receiver = scripted(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok", OK)
+    assert [o.result for o in attempts(receiver.url, 2)] == ["delivered", "delivered"]
+    assert len(set(receiver.peers)) == 2
+
+
+def test_a_kept_connection_closed_as_it_is_used_again_is_replaced_within_the_attempt(scripted):
+    """The receiver closes an idle connection (its keep-alive time) just as the next callback
+    goes over it: no byte comes back, and the attempt goes on over a new connection."""
+    receiver = scripted((OK,), OK)
+
+    async def run():
+        with http.Sender(allow_private=True) as sender:
+            first = await sender.send(receiver.url, BODY, HEADERS, timeout=2)
+            (conn,) = sender._kept.values()
+            conn.reader.at_eof = lambda: False  # the close not seen yet when it is used again
+            return first, await sender.send(receiver.url, BODY, HEADERS, timeout=2)
+
+    assert asyncio.run(run()) == (http.Outcome("delivered", 200), http.Outcome("delivered", 200))
+    assert len(set(receiver.peers)) == 2
+
+
+def test_a_kept_connection_that_breaks_mid_answer_is_not_sent_over_again(scripted):
+    """Part of an answer came back: the receiver had the callback, so the attempt ends (a
+    retry later), not a second send at once."""
+    receiver = scripted(OK, (b"HTTP/1.1 200 O",))
+    first, second = attempts(receiver.url, 2)
+    assert first.result == "delivered"
+    assert second.result == "retry" and second.error.startswith("connection error")
+    assert len(receiver.peers) == 2 and len(set(receiver.peers)) == 1
+
+
+def test_an_answer_of_unknown_length_is_delivered_and_its_connection_closed(scripted):
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+    receiver = scripted(chunked, OK)
+    assert [o.result for o in attempts(receiver.url, 2)] == ["delivered", "delivered"]
+    assert len(set(receiver.peers)) == 2
+
+
+def test_a_failures_answer_is_cut_to_a_snippet_and_its_connection_kept(scripted):
+    text = b"busy " * 100
+    receiver = scripted(b"HTTP/1.1 503 Busy\r\nContent-Length: %d\r\n\r\n%s" % (len(text), text), OK)
+    busy, ok = attempts(receiver.url, 2)
+    assert busy == http.Outcome("retry", 503, "HTTP 503: " + text[: http.SNIPPET_BYTES].decode().strip())
+    assert ok.result == "delivered" and len(set(receiver.peers)) == 1
+
+
+def test_an_interim_answer_is_passed_over(scripted):
+    receiver = scripted(b"HTTP/1.1 100 Continue\r\n\r\n" + OK)
+    assert attempts(receiver.url, 1) == [http.Outcome("delivered", 200)]
+
+
+# -- TLS -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory) -> Path:
+    """A self-signed certificate for 127.0.0.1 (and its key) in one PEM file."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pdam test receiver")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.IPv4Address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    path = tmp_path_factory.mktemp("tls") / "receiver.pem"
+    path.write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM)
+        + key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return path
+
+
+@pytest.fixture
+def tls_receiver(scripted, certificate):
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(certificate)
+    return scripted(OK, OK, tls=server)
+
+
+def test_a_certificate_the_system_does_not_trust_is_refused(tls_receiver):
+    (outcome,) = attempts(tls_receiver.url, 1)
+    assert outcome.result == "retry" and "CERTIFICATE_VERIFY_FAILED" in outcome.error
+    assert tls_receiver.peers == []  # nothing was sent
+
+
+def test_a_trusted_certificate_carries_the_callback_over_one_connection(
+    tls_receiver, certificate, monkeypatch
+):
+    trusting = ssl.create_default_context(cafile=certificate)
+    monkeypatch.setattr(http, "_tls_context", lambda: trusting)
+    assert [o.result for o in attempts(tls_receiver.url, 2)] == ["delivered", "delivered"]
+    assert len(tls_receiver.peers) == 2 and len(set(tls_receiver.peers)) == 1
+
+
+def test_a_certificate_for_another_host_is_refused(scripted, certificate, monkeypatch):
+    """The name checked is the URL's host: the certificate names 127.0.0.1, the URL says
+    localhost (resolving to it, private networks allowed)."""
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(certificate)
+    receiver = scripted(OK, tls=server)
+    monkeypatch.setattr(http, "_tls_context", lambda: ssl.create_default_context(cafile=certificate))
+    (outcome,) = attempts(receiver.url.replace("127.0.0.1", "localhost"), 1)
+    assert outcome.result == "retry" and "CERTIFICATE_VERIFY_FAILED" in outcome.error
+    assert receiver.peers == []
