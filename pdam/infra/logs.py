@@ -95,17 +95,31 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=_json_default)
 
 
+class RoutineJobLines(logging.Filter):
+    """Leaves out Procrastinate's lines for a job that starts and one that succeeds: the
+    job's own line says what it did (``posted``), and these two, each carrying the whole
+    job's description, were the longest of a payment's lines. Its retries, failures and the
+    worker's own lines pass."""
+
+    ROUTINE = frozenset({"start_job", "job_success"})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return getattr(record, "action", None) not in self.ROUTINE or not record.name.startswith(
+            "procrastinate."
+        )
+
+
 DICT_CONFIG = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": ContextFilter}},
+    "filters": {"context": {"()": ContextFilter}, "routine_jobs": {"()": RoutineJobLines}},
     "formatters": {"json": {"()": "pdam.infra.logs.JsonFormatter"}},
     "handlers": {
         "stderr": {
             "class": "logging.StreamHandler",
             "stream": "ext://sys.stderr",
             "formatter": "json",
-            "filters": ["context"],
+            "filters": ["routine_jobs", "context"],
         }
     },
     "root": {"level": "INFO", "handlers": ["stderr"]},

@@ -56,3 +56,25 @@ def test_the_context_filter_adds_request_fields_a_call_does_not_override():
         logs.ContextFilter().filter(rec)
     fields = json.loads(logs.JsonFormatter().format(rec))
     assert fields["request_id"] == "r1" and fields["partner"] == "02"
+
+
+def test_procrastinate_s_routine_job_lines_are_left_out_its_retries_and_failures_kept(capsys):
+    logs.configure()
+    worker = logging.getLogger("procrastinate.worker")
+    named = worker.getChild("worker-1")  # a named worker's own logger
+    named.info("Starting job posting.post_payment[1]()", extra={"action": "start_job"})
+    worker.info("Job posting.post_payment[1]() ended with status: Success", extra={"action": "job_success"})
+    worker.info(
+        "Job posting.post_payment[2]() ended with status: Error, to retry",
+        extra={"action": "job_error_retry"},
+    )
+    worker.error("Job posting.post_payment[3]() ended with status: Error", extra={"action": "job_error"})
+    named.info("Starting worker on all queues", extra={"action": "start_worker"})
+    logging.getLogger("jobs.posting").info("posted", extra={"action": "job_success"})  # ours: kept
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(line["logger"], line["action"]) for line in lines] == [
+        ("procrastinate.worker", "job_error_retry"),
+        ("procrastinate.worker", "job_error"),
+        ("procrastinate.worker.worker-1", "start_worker"),
+        ("jobs.posting", "job_success"),
+    ]
