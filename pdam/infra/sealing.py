@@ -16,6 +16,7 @@ never a stream of failed deliveries and signatures.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Mapping
@@ -66,6 +67,10 @@ def parse_keys(text: str) -> list[str]:
     return [key for line in lines for key in re.split(r"[\s,]+", line) if key]
 
 
+#: Opened values a Sealer keeps (``Sealer.open``).
+OPENED_KEPT = 1024
+
+
 class Sealer:
     """Seals under the newest key, opens under any of them."""
 
@@ -83,6 +88,7 @@ class Sealer:
                 ) from None
             self._fernets.setdefault(key_id(key), fernet)
         self.newest = key_id(keys[0])
+        self._opened = functools.lru_cache(maxsize=OPENED_KEPT)(self._open)
 
     @property
     def key_ids(self) -> list[str]:
@@ -93,7 +99,12 @@ class Sealer:
         return f"{PREFIX}.{self.newest}.{token.decode('ascii')}"
 
     def open(self, sealed: str) -> str:
-        """The plaintext of a sealed value. Never returns a value that was not sealed."""
+        """The plaintext of a sealed value. Never returns a value that was not sealed. The
+        last OPENED_KEPT values opened are kept: a partner's webhook secret is opened once,
+        not for every callback (the process holds the keys that open them all anyway)."""
+        return self._opened(sealed)
+
+    def _open(self, sealed: str) -> str:
         match = SEALED_RE.fullmatch(sealed or "")
         if match is None:
             raise SealingError("a secret in the database is not sealed (run: flask --app wsgi db upgrade)")

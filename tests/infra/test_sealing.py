@@ -51,6 +51,22 @@ def test_open_never_returns_what_was_not_sealed_by_these_keys():
         sealer.open(altered)
 
 
+def test_a_value_opened_again_is_not_decrypted_again_and_a_refusal_is_not_kept(monkeypatch):
+    sealer = sealing.Sealer([SECRET_KEYS])
+    sealed = sealer.seal("webhook secret")
+    decrypted = []
+    fernet = sealer._fernets[sealer.newest]
+    real = fernet.decrypt
+    monkeypatch.setattr(fernet, "decrypt", lambda token: decrypted.append(token) or real(token))
+    assert [sealer.open(sealed) for _ in range(3)] == ["webhook secret"] * 3
+    assert len(decrypted) == 1
+    altered = sealed[:-2] + ("AA" if sealed[-2:] != "AA" else "BB")
+    for _ in range(2):  # tried each time: a refusal is never an answer kept
+        with pytest.raises(sealing.SealingError, match="does not open"):
+            sealer.open(altered)
+    assert len(decrypted) == 3
+
+
 @pytest.mark.parametrize(
     "settings, message",
     [
