@@ -123,12 +123,14 @@ def literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address 
     return None
 
 
+@functools.lru_cache(maxsize=256)
 def url_refusal(url: str, *, allow_private: bool) -> str | None:
     """Why the service does not call ``url``, from the URL alone (no DNS): not an absolute
     http(s) URL; credentials in it (``user:pass@``, read by either URL parser: they would
     be stored and shown to operators); a host written as an address the service does not
     call (``check_for``). One rule for the payment that gives the URL and the delivery
-    (which then checks every address the host name resolves to as well)."""
+    (which then checks every address the host name resolves to as well). A function of its
+    arguments alone: the answers for the last 256 URLs are kept."""
     try:
         parts = parse_url(url)
         split = urlsplit(url)
