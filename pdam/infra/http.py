@@ -240,10 +240,8 @@ class _Connection:
             self.received |= bool(data)
             self.http.receive_data(data)
 
-    async def post(self, target: str, host: str, body: bytes, headers: dict) -> Outcome:
-        """POST ``body``; the answer's status (and a short part of a failure's body). Leaves
-        the connection ready for the next exchange when the answer was read whole (a short
-        one), else closed."""
+    async def request(self, target: str, host: str, body: bytes, headers: dict) -> h11.Response:
+        """POST ``body``; the answer's head (interim answers such as 100 Continue passed over)."""
         self.received = False
         request = h11.Request(
             method="POST",
@@ -255,29 +253,29 @@ class _Connection:
         )
         await self.writer.drain()
         response = await self._event()
-        while isinstance(response, h11.InformationalResponse):  # 100 Continue and the like
+        while isinstance(response, h11.InformationalResponse):
             response = await self._event()
         if not isinstance(response, h11.Response):
             raise h11.RemoteProtocolError(f"no answer but {type(response).__name__}")
-        status = response.status_code
-        length = dict(response.headers).get(b"content-length")
-        short = length is not None and int(length) <= KEEP_ALIVE_DRAIN_BYTES
-        snippet = await self._read(whole=short, wanted=0 if 200 <= status < 300 else SNIPPET_BYTES)
-        if self.http.their_state is h11.DONE and self.http.our_state is h11.DONE:
-            self.http.start_next_cycle()
-        else:
-            self.close()
-        return _outcome(status, response.headers, snippet)
+        return response
 
-    async def _read(self, *, whole: bool, wanted: int) -> bytes:
-        """The answer's body up to ``wanted`` bytes; the rest read too when ``whole``."""
+    async def body(self, response: h11.Response) -> bytes:
+        """Up to SNIPPET_BYTES of a failure's body. A short answer (a known length up to
+        KEEP_ALIVE_DRAIN_BYTES) is read whole and the connection made ready for the next
+        exchange; any other is closed."""
+        length = dict(response.headers).get(b"content-length")
+        whole = length is not None and int(length) <= KEEP_ALIVE_DRAIN_BYTES
+        wanted = 0 if 200 <= response.status_code < 300 else SNIPPET_BYTES
         kept = bytearray()
         while whole or len(kept) < wanted:
             event = await self._event()
             if not isinstance(event, h11.Data):
-                break  # EndOfMessage (or the connection's end)
-            if len(kept) < wanted:
-                kept += event.data[: wanted - len(kept)]
+                break  # EndOfMessage
+            kept += event.data[: max(0, wanted - len(kept))]
+        if self.http.their_state is h11.DONE and self.http.our_state is h11.DONE:
+            self.http.start_next_cycle()
+        else:
+            self.close()
         return bytes(kept)
 
 
@@ -331,12 +329,13 @@ class Sender:
             conn.close()
             conn = None
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        deadline = asyncio.get_running_loop().time() + timeout
         try:
-            async with asyncio.timeout(timeout):
-                outcome = None
+            async with asyncio.timeout_at(deadline):
+                response = None
                 if conn is not None:
                     try:
-                        outcome = await conn.post(target, parts.netloc, raw_body, headers)
+                        response = await conn.request(target, parts.netloc, raw_body, headers)
                     except (OSError, h11.RemoteProtocolError):
                         if not conn.unanswered():
                             raise
@@ -345,7 +344,7 @@ class Sender:
                         conn = None
                 if conn is None:
                     conn = await connect(parts.hostname, port, tls=tls, allow_private=self.allow_private)
-                    outcome = await conn.post(target, parts.netloc, raw_body, headers)
+                    response = await conn.request(target, parts.netloc, raw_body, headers)
         except AddressRefused as exc:
             return Outcome("refused", error=f"refused: {exc}")
         except Unreachable as exc:
@@ -360,9 +359,19 @@ class Sender:
         except BaseException:
             self._close(conn)
             raise
+        # The status decides; a body that breaks off or is not over in time only closes the connection.
+        try:
+            async with asyncio.timeout_at(deadline):
+                snippet = await conn.body(response)
+        except (TimeoutError, OSError, h11.RemoteProtocolError):
+            conn.close()
+            snippet = b""
+        except BaseException:
+            conn.close()
+            raise
         if conn.reusable():
             self._kept[key] = conn
-        return outcome
+        return _outcome(response.status_code, response.headers, snippet)
 
     @staticmethod
     def _close(conn: _Connection | None) -> None:

@@ -6,20 +6,20 @@ exactly the bytes a test gives them, so nothing is tidied up by an HTTP server l
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import ipaddress
 import socket
 import ssl
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from pdam.infra import http
+from tests.fixtures.certificates import self_signed
 
 BODY, HEADERS = b'{"status":"accepted"}', {"Content-Type": "application/json"}
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -28,7 +28,7 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 class Scripted:
     """A loopback receiver: each connection reads requests and answers them from ``answers``
     in turn (bytes; ``None``: close the connection instead of answering; ``(bytes,)``: answer,
-    then close it). ``peers`` holds each connection's client port, once per request."""
+    then close it; a function of the socket: it answers, then the connection closes). ``peers`` holds each connection's client port, once per request."""
 
     def __init__(self, answers: list[bytes | None], tls: ssl.SSLContext | None = None):
         self.answers, self.tls, self.peers = list(answers), tls, []
@@ -53,6 +53,9 @@ class Scripted:
                     self.peers.append(port)
                     answer = self.answers.pop(0) if self.answers else OK
                     if answer is None:
+                        return
+                    if callable(answer):  # answers by itself, then the connection closes
+                        answer(conn)
                         return
                     conn.sendall(answer[0] if isinstance(answer, tuple) else answer)
                     if isinstance(answer, tuple):
@@ -147,6 +150,36 @@ def test_a_kept_connection_that_breaks_mid_answer_is_not_sent_over_again(scripte
     assert len(receiver.peers) == 2 and len(set(receiver.peers)) == 1
 
 
+def test_the_status_decides_when_the_body_then_breaks_off(scripted):
+    receiver = scripted((b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial",), OK)
+    assert [o.result for o in attempts(receiver.url, 2)] == ["delivered", "delivered"]
+    assert len(set(receiver.peers)) == 2  # the broken connection was not kept
+
+
+def test_a_body_dribbled_past_the_deadline_is_cut_and_the_status_stands(scripted):
+    def dribble(conn):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+        for _ in range(30):
+            conn.sendall(b"x")
+            time.sleep(0.1)
+
+    receiver = scripted(dribble)
+    started = time.monotonic()
+    assert attempts(receiver.url, 1, timeout=1) == [http.Outcome("delivered", 200)]
+    assert time.monotonic() - started < 1.8
+
+
+def test_a_head_dribbled_past_the_deadline_is_a_timeout(scripted):
+    def dribble(conn):
+        for byte in b"HTTP/1.1 200 OK\r\n":
+            conn.sendall(bytes([byte]))
+            time.sleep(0.1)
+
+    receiver = scripted(dribble)
+    (outcome,) = attempts(receiver.url, 1, timeout=1)
+    assert outcome.result == "retry" and outcome.error == "timeout: no complete answer within 1 s"
+
+
 def test_an_answer_of_unknown_length_is_delivered_and_its_connection_closed(scripted):
     chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
     receiver = scripted(chunked, OK)
@@ -174,21 +207,9 @@ def test_an_interim_answer_is_passed_over(scripted):
 def certificate(tmp_path_factory) -> Path:
     """A self-signed certificate for 127.0.0.1 (and its key) in one PEM file."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pdam test receiver")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.IPv4Address("127.0.0.1"))]), False
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
+    san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.IPv4Address("127.0.0.1"))])
+    cert = self_signed(
+        key, "pdam test receiver", (san, False), (x509.BasicConstraints(ca=True, path_length=None), True)
     )
     path = tmp_path_factory.mktemp("tls") / "receiver.pem"
     path.write_bytes(

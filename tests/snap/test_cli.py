@@ -5,12 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 
 from tests.factories import SEALER
+from tests.fixtures.certificates import self_signed
 
 from .conftest import Bank, public_pem, register
 
@@ -96,18 +95,7 @@ def test_register_accepts_pkcs1_and_certificates(app, add_partner, tmp_path, rsa
         ).exit_code
         == 0
     )
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bank")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(rsa_keys[1].public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(rsa_keys[1], hashes.SHA256())
-    )
+    cert = self_signed(rsa_keys[1], "bank")
     crt = tmp_path / "bank.crt"
     crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     res = run(
