@@ -9,7 +9,8 @@ not help. Redirects are not followed, proxies from the environment are not used,
 time limit bounds the whole attempt (connection, request and answer: a receiver that
 dribbles its answer gets no longer). A ``Sender`` keeps its connections alive between
 attempts (a callback lane's drain sends its callbacks over one); ``send`` is one attempt on a
-connection of its own. Everything runs on the caller's event loop: no thread per attempt.
+connection of its own. It runs on the caller's event loop (the name look-up alone on the
+loop's executor): no thread per attempt.
 """
 
 from __future__ import annotations
@@ -240,13 +241,19 @@ class _Connection:
             self.received |= bool(data)
             self.http.receive_data(data)
 
-    async def request(self, target: str, host: str, body: bytes, headers: dict) -> h11.Response:
-        """POST ``body``; the answer's head (interim answers such as 100 Continue passed over)."""
+    async def request(self, target: str, host: bytes, body: bytes, headers: dict) -> h11.Response:
+        """POST ``body``; the answer's head (interim answers such as 100 Continue passed over).
+        Header values go out as Latin-1, as http.client sends them (a partner's token is
+        whatever its request carried)."""
         self.received = False
         request = h11.Request(
             method="POST",
             target=target,
-            headers=[("Host", host), *headers.items(), ("Content-Length", str(len(body)))],
+            headers=[
+                (b"Host", host),
+                *((name, value.encode("latin-1")) for name, value in headers.items()),
+                (b"Content-Length", b"%d" % len(body)),
+            ],
         )
         self.writer.write(
             self.http.send(request) + self.http.send(h11.Data(data=body)) + self.http.send(h11.EndOfMessage())
@@ -277,6 +284,15 @@ class _Connection:
         else:
             self.close()
         return bytes(kept)
+
+
+def _authority(parts) -> bytes:
+    """The Host header of a URL: its host in ASCII (IDNA for a name in another script, as
+    the resolver and TLS see it), and its port when the URL gives one."""
+    host = parts.hostname.encode("ascii") if parts.hostname.isascii() else parts.hostname.encode("idna")
+    if b":" in host:
+        host = b"[" + host + b"]"
+    return host + (b":%d" % parts.port if parts.port else b"")
 
 
 def _outcome(status: int, headers, snippet: bytes) -> Outcome:
@@ -335,7 +351,7 @@ class Sender:
                 response = None
                 if conn is not None:
                     try:
-                        response = await conn.request(target, parts.netloc, raw_body, headers)
+                        response = await conn.request(target, _authority(parts), raw_body, headers)
                     except (OSError, h11.RemoteProtocolError):
                         if not conn.unanswered():
                             raise
@@ -344,7 +360,7 @@ class Sender:
                         conn = None
                 if conn is None:
                     conn = await connect(parts.hostname, port, tls=tls, allow_private=self.allow_private)
-                    response = await conn.request(target, parts.netloc, raw_body, headers)
+                    response = await conn.request(target, _authority(parts), raw_body, headers)
         except AddressRefused as exc:
             return Outcome("refused", error=f"refused: {exc}")
         except Unreachable as exc:

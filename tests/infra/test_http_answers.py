@@ -31,7 +31,7 @@ class Scripted:
     then close it; a function of the socket: it answers, then the connection closes). ``peers`` holds each connection's client port, once per request."""
 
     def __init__(self, answers: list[bytes | None], tls: ssl.SSLContext | None = None):
-        self.answers, self.tls, self.peers = list(answers), tls, []
+        self.answers, self.tls, self.peers, self.heads = list(answers), tls, [], []
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.sock.getsockname()[1]}/hook"
         threading.Thread(target=self._serve, daemon=True).start()
@@ -49,8 +49,9 @@ class Scripted:
             if self.tls is not None:
                 conn = self.tls.wrap_socket(conn, server_side=True)
             with conn:
-                while self._request(conn):
+                while (head := self._request(conn)) is not None:
                     self.peers.append(port)
+                    self.heads.append(head)
                     answer = self.answers.pop(0) if self.answers else OK
                     if answer is None:
                         return
@@ -64,18 +65,19 @@ class Scripted:
             pass
 
     @staticmethod
-    def _request(conn: socket.socket) -> bool:
+    def _request(conn: socket.socket) -> bytes | None:
+        """A request's head, its body read; None when the connection ends."""
         data = b""
         while b"\r\n\r\n" not in data:
             chunk = conn.recv(65536)
             if not chunk:
-                return False
+                return None
             data += chunk
         head, _, body = data.partition(b"\r\n\r\n")
         length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
         while len(body) < length:
             body += conn.recv(65536)
-        return True
+        return head
 
     def close(self) -> None:
         self.sock.close()
@@ -102,6 +104,28 @@ def attempts(url: str, count: int, timeout: float = 2) -> list[http.Outcome]:
             return [await sender.send(url, BODY, HEADERS, timeout=timeout) for _ in range(count)]
 
     return asyncio.run(run())
+
+
+def test_the_request_names_its_host_in_ascii_and_sends_header_values_as_latin_1(scripted, monkeypatch):
+    receiver = scripted(OK)
+    port = receiver.sock.getsockname()[1]
+    real = socket.getaddrinfo
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda host, *a, **k: real("127.0.0.1" if host == "bücher.example" else host, *a, **k),
+    )
+    url = f"http://Bücher.example:{port}/hook?x=1"
+    assert attempts(url, 1) == [http.Outcome("delivered", 200)]
+    lines = receiver.heads[0].split(b"\r\n")
+    assert lines[0] == b"POST /hook?x=1 HTTP/1.1"
+    assert f"host: xn--bcher-kva.example:{port}".encode() in [line.lower() for line in lines]
+    receiver.answers.append(OK)
+    with_token = asyncio.run(
+        http.send(receiver.url, BODY, {"Authorization": "Token café"}, timeout=2, allow_private=True)
+    )
+    assert with_token.result == "delivered"
+    assert b"Authorization: Token caf\xe9" in receiver.heads[1].split(b"\r\n")
 
 
 def test_an_answer_that_is_not_http_is_a_connection_error_to_retry(scripted):
