@@ -348,10 +348,10 @@ class Sender:
         deadline = asyncio.get_running_loop().time() + timeout
         try:
             async with asyncio.timeout_at(deadline):
-                response = None
+                host = _authority(parts)
                 if conn is not None:
                     try:
-                        response = await conn.request(target, _authority(parts), raw_body, headers)
+                        response = await conn.request(target, host, raw_body, headers)
                     except (OSError, h11.RemoteProtocolError):
                         if not conn.unanswered():
                             raise
@@ -360,7 +360,7 @@ class Sender:
                         conn = None
                 if conn is None:
                     conn = await connect(parts.hostname, port, tls=tls, allow_private=self.allow_private)
-                    response = await conn.request(target, _authority(parts), raw_body, headers)
+                    response = await conn.request(target, host, raw_body, headers)
         except AddressRefused as exc:
             return Outcome("refused", error=f"refused: {exc}")
         except Unreachable as exc:
