@@ -121,8 +121,9 @@ async def _main(conf) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    # A callback's name look-up (getaddrinfo) runs on the loop's default executor: a thread
-    # for every slot, so a slow resolver never makes another callback wait for a thread.
+    # Name look-ups run on the loop's default executor: a callback's (pdam/infra/http.py)
+    # and psycopg's when a slot opens a connection (a posting's ledger connection, the
+    # pool's). A thread for every slot, so a slow resolver never makes another slot wait.
     loop.set_default_executor(
         concurrent.futures.ThreadPoolExecutor(conf["WORKER_CONCURRENCY"] + conf["WEBHOOK_CONCURRENCY"] + 2)
     )
