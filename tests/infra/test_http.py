@@ -22,6 +22,7 @@ from werkzeug import Response
 
 from pdam.infra import http
 from tests.conftest import HOOK
+from tests.fixtures.network import with_sender
 
 BODY, HEADERS = b'{"status":"accepted"}', {"Content-Type": "application/json"}
 
@@ -322,22 +323,11 @@ def keep_alive():
     server.server_close()
 
 
-def _with_sender(scenario):
-    """``scenario(sender)``, a coroutine, on one event loop with a Sender that may send to
-    loopback; closed after."""
-
-    async def run():
-        with http.Sender(allow_private=True) as sender:
-            return await scenario(sender)
-
-    return asyncio.run(run())
-
-
 def test_a_sender_keeps_its_connection_between_attempts(keep_alive):
     async def three(sender):
         return [(await sender.send(keep_alive.url, BODY, HEADERS, timeout=2)).result for _ in range(3)]
 
-    assert _with_sender(three) == ["delivered"] * 3
+    assert with_sender(three) == ["delivered"] * 3
     assert len(set(keep_alive.peers)) == 1
     send(keep_alive.url, allow_private=True)  # a one-shot attempt: a connection of its own
     assert len(set(keep_alive.peers)) == 2
@@ -355,7 +345,7 @@ def test_a_kept_connection_is_still_bounded_by_each_attempts_deadline(keep_alive
         # a new connection
         assert (await sender.send(keep_alive.url, BODY, HEADERS, timeout=1)).result == "delivered"
 
-    _with_sender(scenario)
+    with_sender(scenario)
     assert len(set(keep_alive.peers)) == 2
 
 
@@ -365,5 +355,5 @@ def test_a_long_answer_is_not_read_to_keep_its_connection(keep_alive):
     async def twice(sender):
         return [(await sender.send(keep_alive.url, BODY, HEADERS, timeout=2)).result for _ in range(2)]
 
-    assert _with_sender(twice) == ["delivered"] * 2
+    assert with_sender(twice) == ["delivered"] * 2
     assert len(set(keep_alive.peers)) == 2

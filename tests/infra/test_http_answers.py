@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from pdam.infra import http
 from tests.fixtures.certificates import self_signed
+from tests.fixtures.network import with_sender
 
 BODY, HEADERS = b'{"status":"accepted"}', {"Content-Type": "application/json"}
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -99,11 +100,10 @@ def scripted():
 def attempts(url: str, count: int, timeout: float = 2) -> list[http.Outcome]:
     """``count`` attempts through one Sender, on one event loop."""
 
-    async def run():
-        with http.Sender(allow_private=True) as sender:
-            return [await sender.send(url, BODY, HEADERS, timeout=timeout) for _ in range(count)]
+    async def sends(sender):
+        return [await sender.send(url, BODY, HEADERS, timeout=timeout) for _ in range(count)]
 
-    return asyncio.run(run())
+    return with_sender(sends)
 
 
 def test_the_request_names_its_host_in_ascii_and_sends_header_values_as_latin_1(scripted, monkeypatch):
@@ -153,14 +153,13 @@ def test_a_kept_connection_closed_as_it_is_used_again_is_replaced_within_the_att
     goes over it: no byte comes back, and the attempt goes on over a new connection."""
     receiver = scripted((OK,), OK)
 
-    async def run():
-        with http.Sender(allow_private=True) as sender:
-            first = await sender.send(receiver.url, BODY, HEADERS, timeout=2)
-            (conn,) = sender._kept.values()
-            conn.reader.at_eof = lambda: False  # the close not seen yet when it is used again
-            return first, await sender.send(receiver.url, BODY, HEADERS, timeout=2)
+    async def twice(sender):
+        first = await sender.send(receiver.url, BODY, HEADERS, timeout=2)
+        (conn,) = sender._kept.values()
+        conn.reader.at_eof = lambda: False  # the close not seen yet when it is used again
+        return first, await sender.send(receiver.url, BODY, HEADERS, timeout=2)
 
-    assert asyncio.run(run()) == (http.Outcome("delivered", 200), http.Outcome("delivered", 200))
+    assert with_sender(twice) == (http.Outcome("delivered", 200), http.Outcome("delivered", 200))
     assert len(set(receiver.peers)) == 2
 
 
